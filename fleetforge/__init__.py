@@ -1,0 +1,1 @@
+"""Shared plumbing for FleetForge's packages: errors, external tools, paths, progress."""

@@ -1,0 +1,5 @@
+"""Shared test configuration: the repository root is importable."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
