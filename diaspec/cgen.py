@@ -24,6 +24,11 @@ from diaspec.model import (
 )
 from diaspec.naming import c_ident, py_name
 
+
+def field_name(name: str) -> str:
+    """An index field of an event or entry struct, clear of the fixed `sender` and `value` fields."""
+    return name + "_" if name in ("sender", "value") else c_ident(name)
+
 _PRIMITIVE_C = {"Boolean": "bool", "Integer": "int32_t", "Float": "float", "String": "const char *", "Binary": "ds_binary"}
 
 
@@ -53,7 +58,7 @@ class CGenerator:
         if resolved is None:
             return "int32_t"
         if resolved.dims:
-            self.arrays.add((resolved.name, resolved.dims))
+            self.arrays.update((resolved.name, d) for d in range(1, resolved.dims + 1))
             return self.array_name(resolved.name, resolved.dims)
         return self.base_c(resolved.name)
 
@@ -80,7 +85,8 @@ class CGenerator:
         bodies: list[str] = []
         for struct in self._structs_in_value_order():
             fields = "".join(f"    {self.ctype(f.type)} {c_ident(f.name.text)};\n" for f in struct.fields)
-            bodies.append(f"struct {c_ident(struct.name.text)} {{\n{fields or '    uint8_t ds_reserved;\n'}}};\n")
+            fields = fields or "    uint8_t ds_reserved;\n"
+            bodies.append(f"struct {c_ident(struct.name.text)} {{\n{fields}}};\n")
         aliases = [
             f"typedef {self.ctype(a.target)} {c_ident(a.name.text)};\n" for a in self.design.of_kind(TypeAlias)
         ]
@@ -170,11 +176,11 @@ class CGenerator:
         for device, source in self.source_topics():
             decl = self.index.device(device)
             spec = next(s for s in decl.sources if s.name.text == source)
-            idx = "".join(f"    {self.ctype(i.type)} {c_ident(i.name.text)};\n" for i in spec.indices)
+            idx = "".join(f"    {self.ctype(i.type)} {field_name(i.name.text)};\n" for i in spec.indices)
             out.append(f"typedef struct {{\n    ds_device_id sender;\n    {self.ctype(spec.type)} value;\n{idx}}} {self.event_type(device, source)};\n")
         for context in self.design.contexts:
             if context.indices:
-                keys = "".join(f"    {self.ctype(i.type)} {c_ident(i.name.text)};\n" for i in context.indices)
+                keys = "".join(f"    {self.ctype(i.type)} {field_name(i.name.text)};\n" for i in context.indices)
                 out.append(f"/* {context.name.text} is indexed: each publication is one entry */\n"
                            f"typedef struct {{\n{keys}    {self.ctype(context.type)} value;\n}} {self.value_type(context.name.text)};\n")
             else:
@@ -188,7 +194,7 @@ class CGenerator:
             decl = self.index.device(device)
             spec = next(s for s in decl.sources if s.name.text == source)
             idx = "".join(f", {self.ctype(i.type)} {c_ident(i.name.text)}" for i in spec.indices)
-            out.append(f"void {c_ident(device)}_publish_{source}(ds_device_id sender, {self.ctype(spec.type)} value{idx});\n")
+            out.append(f"void {c_ident(device)}_publish_{source}(ds_device_id ds_sender, {self.ctype(spec.type)} ds_value{idx});\n")
         out.append("\n#endif\n")
         return "".join(out)
 
@@ -205,14 +211,14 @@ class CGenerator:
         return f"{c_ident(action)}_{method}"
 
     def method_params(self, method) -> str:
-        return "ds_device_id device" + "".join(f", {self.ctype(p.type)} {c_ident(p.name.text)}" for p in method.params)
+        return "ds_device_id ds_device" + "".join(f", {self.ctype(p.type)} {c_ident(p.name.text)}" for p in method.params)
 
     def action_stub(self, action) -> str:
         out = [f"/* Action {action.name.text}: your board code (generated once, then yours). */\n",
                f"#include \"act_{action.name.text}.h\"\n\n"]
         for m in action.methods:
             unused = "".join(f"    (void){c_ident(p.name.text)};\n" for p in m.params)
-            out.append(f"void {self.action_fn(action.name.text, m.name.text)}({self.method_params(m)})\n{{\n    (void)device;\n{unused}}}\n\n")
+            out.append(f"void {self.action_fn(action.name.text, m.name.text)}({self.method_params(m)})\n{{\n    (void)ds_device;\n{unused}}}\n\n")
         return "".join(out)
 
     # -- contexts --
@@ -296,7 +302,7 @@ class CGenerator:
         for contract in controller.contracts:
             cb = controller_callback(contract)
             members = "".join(
-                f"    void (*{member})({self.method_params(m).replace('ds_device_id device', 'ds_device_id target')});\n"
+                f"    void (*{member})({self.method_params(m).replace('ds_device_id ds_device', 'ds_device_id ds_target')});\n"
                 for member, _, m in self.order_members(contract)
             )
             out.append(f"typedef struct {{\n{members}    uint8_t ds_reserved;\n}} {self.discover_type(name, cb.method)};\n")
@@ -360,15 +366,15 @@ class CGenerator:
             decl = index.device(d)
             spec = next(x for x in decl.sources if x.name.text == s)
             idx = "".join(f", {self.ctype(i.type)} {c_ident(i.name.text)}" for i in spec.indices)
-            assign = "".join(f"    event.payload.{c_ident(d)}_{s}.{c_ident(i.name.text)} = {c_ident(i.name.text)};\n" for i in spec.indices)
+            assign = "".join(f"    ds_ev.payload.{c_ident(d)}_{s}.{field_name(i.name.text)} = {c_ident(i.name.text)};\n" for i in spec.indices)
             out.append(
-                f"void {c_ident(d)}_publish_{s}(ds_device_id sender, {self.ctype(spec.type)} value{idx})\n{{\n"
-                "    ds_event event;\n    if (sender >= DS_MAX_DEVICES) {\n        return;\n    }\n"
-                "    memset(&event, 0, sizeof event);\n"
-                f"    event.topic = DS_TOPIC_{c_ident(d)}_{s};\n    event.payload.{c_ident(d)}_{s}.sender = sender;\n"
-                f"    event.payload.{c_ident(d)}_{s}.value = value;\n{assign}"
-                f"    ds_last_{c_ident(d)}_{s}[sender] = event.payload.{c_ident(d)}_{s};\n"
-                f"    ds_have_{c_ident(d)}_{s}[sender] = true;\n    ds_post(&event);\n}}\n\n"
+                f"void {c_ident(d)}_publish_{s}(ds_device_id ds_sender, {self.ctype(spec.type)} ds_value{idx})\n{{\n"
+                "    ds_event ds_ev;\n    if (ds_sender >= DS_MAX_DEVICES) {\n        return;\n    }\n"
+                "    memset(&ds_ev, 0, sizeof ds_ev);\n"
+                f"    ds_ev.topic = DS_TOPIC_{c_ident(d)}_{s};\n    ds_ev.payload.{c_ident(d)}_{s}.sender = ds_sender;\n"
+                f"    ds_ev.payload.{c_ident(d)}_{s}.value = ds_value;\n{assign}"
+                f"    ds_last_{c_ident(d)}_{s}[ds_sender] = ds_ev.payload.{c_ident(d)}_{s};\n"
+                f"    ds_have_{c_ident(d)}_{s}[ds_sender] = true;\n    ds_post(&ds_ev);\n}}\n\n"
             )
         # publishing a context value
         for context in design.contexts:
@@ -384,13 +390,13 @@ class CGenerator:
                     fn = f"ds_order_{c_ident(order.device.text)}_{c_ident(order.action.text)}_{m.name.text}"
                     if fn in order_fns:
                         continue
-                    params = self.method_params(m).replace("ds_device_id device", "ds_device_id target")
+                    params = self.method_params(m).replace("ds_device_id ds_device", "ds_device_id ds_target")
                     args = "".join(f", {c_ident(p.name.text)}" for p in m.params)
                     order_fns[fn] = (
                         f"static void {fn}({params})\n{{\n"
-                        "    for (ds_device_id id = 0; id < DS_MAX_DEVICES; id++) {\n"
-                        f"        if ((target == DS_ALL_DEVICES || target == id) && ds_is_a(ds_types[id], DS_DEVICE_{c_ident(order.device.text)})) {{\n"
-                        f"            {self.action_fn(order.action.text, m.name.text)}(id{args});\n        }}\n    }}\n}}\n\n"
+                        "    for (ds_device_id ds_id = 0; ds_id < DS_MAX_DEVICES; ds_id++) {\n"
+                        f"        if ((ds_target == DS_ALL_DEVICES || ds_target == ds_id) && ds_is_a(ds_types[ds_id], DS_DEVICE_{c_ident(order.device.text)})) {{\n"
+                        f"            {self.action_fn(order.action.text, m.name.text)}(ds_id{args});\n        }}\n    }}\n}}\n\n"
                     )
         out.extend(order_fns.values())
         # pulls and discover instances, in an order C accepts (a pull is defined before use)
