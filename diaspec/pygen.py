@@ -309,6 +309,15 @@ def _attribute_converter(index: DesignIndex, ref: TypeRef) -> str:
     return f"R.ArrayOf({base}, {resolved.dims})" if resolved.dims else base
 
 
+def _typed_params(index: DesignIndex, device: str, method: str) -> str:
+    """`, v: Velocity, times: int` for an action method of a device (its types from the design)."""
+    for action in index.device_actions(device):
+        for m in index.action(action).methods:
+            if py_name(m.name.text) == method:
+                return "".join(f", {py_name(p.name.text)}: {py_type(p.type)}" for p in m.params)
+    return ""
+
+
 def devices_module(checked: CheckedDesign) -> str:
     design, index = checked.design, checked.index
     out = [header(checked), '"""Abstract device classes (drivers subclass them) and simulated devices."""\n',
@@ -351,7 +360,7 @@ def devices_module(checked: CheckedDesign) -> str:
                 f"        return self._last_value({sname!r}, {idx_dict})\n"
             )
         for cb in device_action_callbacks(index, name, inherited=False):
-            params = "".join(f", {p}" for p in cb.params)
+            params = _typed_params(index, name, cb.method)
             out.append(
                 f"\n    @_abc.abstractmethod\n    def {cb.method}(self{params}) -> None:\n"
                 f'        """{cb.contract}"""\n'
@@ -370,7 +379,7 @@ def devices_module(checked: CheckedDesign) -> str:
         for cb in cbs:
             params = "".join(f", {p}" for p in cb.params)
             out.append(
-                f"\n    def {cb.method}(self{params}) -> None:\n"
+                f"\n    def {cb.method}(self{_typed_params(index, name, cb.method)}) -> None:\n"
                 f"        self._record({action_of.get(cb.method, '')!r}, {cb.method!r}{params})\n"
             )
         if not cbs:
