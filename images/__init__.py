@@ -1,0 +1,1 @@
+"""Firmware images: layered configuration realised into a bootable disk image (offline backend)."""
