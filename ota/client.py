@@ -128,7 +128,21 @@ def _request_reboot(conn: Connection, options: SshOptions) -> None:
         pass  # the link going down is what a reboot looks like
 
 
+def device_chunks(conn: Connection, options: SshOptions, bases: tuple[Bundle, ...]) -> dict[str, int]:
+    """Chunks the device already has in its booted slot: its own record of the last install, or,
+    for a factory-flashed slot, a local bundle whose image the device proves it holds (slot-hash)."""
+    have = parse_device_index(_checked(conn, options, ["index"]))
+    if have:
+        return have
+    for base in bases:
+        size = str(base.manifest.rootfs_size)
+        if _checked(conn, options, ["slot-hash", size]).strip() == base.manifest.rootfs_sha256:
+            return {c.sha256: c.offset for c in reversed(base.manifest.chunks)}
+    return {}
+
+
 def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_downgrade: bool = False,
+             bases: tuple[Bundle, ...] = (),
              show_progress: bool = True, cut_after: int | None = None) -> DeployResult:
     """Begin (device verifies signature, compatible, version), then stream the missing segments and
     activate. Safe to call again after any failure: the device resumes at its first unverified
@@ -141,7 +155,7 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     answer = _checked(conn, options, args, stdin=bundle.manifest_bytes + bundle.signature)
     fields = dict(f.split("=", 1) for f in answer.split() if "=" in f)
     first = int(fields.get("SEG_DONE", "0"))
-    have = parse_device_index(_checked(conn, options, ["index"]))
+    have = device_chunks(conn, options, bases)
     plans = [plan_segment(manifest, s, have) for s in range(first, manifest.segment_count)]
     to_send = sum(p.length for plan in plans for p in plan if p.kind == "send")
     sent = 0
@@ -159,6 +173,7 @@ def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
     """Send segments `first`.. on one `receive` channel; returns the bundle bytes sent."""
     manifest = bundle.manifest
     sent = 0
+    acks = _Acks(first)
     channel = conn.open_command(agent_command(options, "receive"), timeout=max(conn.timeout, 120))
     progress = transfer_progress() if show_progress else None
     try:
@@ -183,11 +198,17 @@ def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
                             sent += len(block)
                             if progress:
                                 progress.update(task, completed=sent)
+                acks.sent(index)
+                # Stay at most MAX_AHEAD segments ahead of the device's verified writes: a drop
+                # then loses little, and a device that stops answering trips the channel timeout
+                # (the progress watchdog) instead of hanging.
+                while acks.unacked > MAX_AHEAD and not channel.exit_status_ready():
+                    acks.wait(channel)
                 if channel.exit_status_ready():
                     break  # the device gave up (its reason is on stderr)
             channel.sendall(protocol.END)
             channel.shutdown_write()
-            channel.makefile("rb").read()
+            acks.feed(channel.makefile("rb").read())
             err = channel.makefile_stderr("rb").read().decode("utf-8", "replace")
             code = channel.recv_exit_status()
     except ConnectionLost:
@@ -203,6 +224,39 @@ def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
         reason = [l.removeprefix("ERR ") for l in err.splitlines() if l.strip()]
         raise UserError(f"device refused: {reason[-1] if reason else code}", where=str(conn.target))
     return sent
+
+
+MAX_AHEAD = 2
+
+
+class _Acks:
+    """Tracks the device's `OK <segment>` lines on the receive channel's stdout."""
+
+    def __init__(self, first: int) -> None:
+        self.last_sent = first - 1
+        self.last_acked = first - 1
+        self.buffer = b""
+
+    def sent(self, index: int) -> None:
+        self.last_sent = index
+
+    @property
+    def unacked(self) -> int:
+        return self.last_sent - self.last_acked
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 2 and fields[0] == b"OK":
+                self.last_acked = max(self.last_acked, int(fields[1]))
+
+    def wait(self, channel: paramiko.Channel) -> None:
+        data = channel.recv(4096)
+        if not data and not channel.exit_status_ready():
+            raise EOFError("the device closed the stream")
+        self.feed(data)
 
 
 def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 600) -> DeviceStatus:
@@ -227,11 +281,12 @@ def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 60
 
 def deploy(target: Target, options: SshOptions, bundle: Bundle, *, reboot: bool = True,
            allow_downgrade: bool = False, show_progress: bool = True,
-           boot_timeout: float = 600, cut_after: int | None = None) -> DeployResult:
+           boot_timeout: float = 600, cut_after: int | None = None,
+           bases: tuple[Bundle, ...] = ()) -> DeployResult:
     started = time.monotonic()
     with options.connect(target) as conn:
         result = transfer(conn, options, bundle, allow_downgrade=allow_downgrade,
-                          show_progress=show_progress, cut_after=cut_after)
+                          show_progress=show_progress, cut_after=cut_after, bases=bases)
         if reboot:
             _request_reboot(conn, options)
         result.wire_bytes = conn.wire_bytes

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -194,8 +195,29 @@ class FakeDevice:
         """Run the agent locally (as the device's init scripts do), not over SSH."""
         return subprocess.run([self.agent, *args], input=stdin, capture_output=True, timeout=timeout)
 
+    def wait_unlocked(self, timeout: float = 20) -> None:
+        """Wait until no agent holds the device's update lock."""
+        deadline = time.monotonic() + timeout
+        while (self.root / "run" / "ota" / "lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def kill_processes(self) -> None:
+        """Stop every process running from this device's files (what a power cut does to them)."""
+        marker = str(self.root).encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                if marker in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
+
     def power_cycle(self, *, run_boot_step: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[bytes] | None:
-        """A reboot: the boot selection picks a slot, then the agent's boot step runs."""
+        """A reboot: running agents die, /run is emptied, the boot selection picks a slot, then
+        the agent's boot step runs (as the image's init script does)."""
+        self.kill_processes()
+        shutil.rmtree(self.root / "run" / "ota", ignore_errors=True)
         (self.root / "reboot-requested").unlink(missing_ok=True)
         subprocess.run(["busybox", "sh", str(BOOT_SELECT), str(self.boot_dir),
                         str(self.root / "run" / "booted-slot")], check=True)
