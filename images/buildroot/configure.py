@@ -9,7 +9,7 @@ from fleetforge.errors import UserError
 from images.buildroot.defconfig import BuildrootDefconfig, compose_defconfig
 from images.buildroot.external import render_external_tree, write_external_tree
 from images.buildroot.make import BuildrootBuild, run_make
-from images.buildroot.toolchain import ToolchainChoice, detect_cross_toolchain
+from images.buildroot.toolchain import ToolchainChoice, choose_toolchain
 from images.buildroot.tree import BuildrootTree
 from images.kconfig_check import (
     SymbolProblem,
@@ -84,7 +84,7 @@ def configure(
     toolchain: ToolchainChoice | None = None,
 ) -> ConfigureResult:
     """Write the external tree and defconfig, run `make defconfig`, check every symbol."""
-    choice = toolchain or detect_cross_toolchain(config.board.debian_arch)
+    choice = toolchain or choose_toolchain(config.board.arch)
     defconfig = compose_defconfig(config, choice)
     build = buildroot_build(tree, workspace)
     write_external_tree(render_external_tree(config, defconfig, workspace), build.external)

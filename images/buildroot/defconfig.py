@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.paths import REPO_ROOT
-from images.buildroot.toolchain import ToolchainChoice
+from images.buildroot.toolchain import ToolchainChoice, chosen_by_layers
 from images.layers import MergedConfig, Origin, Setting
 
 # The BR2_EXTERNAL tree's name; Buildroot then defines $(BR2_EXTERNAL_FLEETFORGE_PATH).
@@ -37,8 +37,7 @@ def _quoted(text: str) -> str:
 def generated_settings(config: MergedConfig, toolchain: ToolchainChoice) -> list[Setting]:
     """The symbols FleetForge adds so Buildroot builds what the layers describe."""
     settings: list[Setting] = []
-    if toolchain.toolchain is not None:
-        settings += [_generated(n, v, "toolchain") for n, v in toolchain.toolchain.symbols()]
+    settings += [_generated(n, v, "toolchain") for n, v in toolchain.symbols]
     overlays = " ".join(str(p) for p in config.root_overlays)
     if overlays:
         settings.append(_generated("BR2_ROOTFS_OVERLAY", _quoted(overlays), "root overlays"))
@@ -96,8 +95,8 @@ def compose_defconfig(config: MergedConfig, toolchain: ToolchainChoice) -> Build
     entirely, so the two never mix.
     """
     layer_toolchain = any(name.startswith("BR2_TOOLCHAIN_") for name in config.buildroot)
-    if layer_toolchain and toolchain.toolchain is not None:
-        toolchain = ToolchainChoice(None, "chosen by the layers' BR2_TOOLCHAIN_* symbols")
+    if layer_toolchain:
+        toolchain = chosen_by_layers()
     settings: dict[str, Setting] = {}
     for setting in generated_settings(config, toolchain):
         settings[setting.name] = setting

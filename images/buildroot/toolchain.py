@@ -1,98 +1,47 @@
-"""Choose the Buildroot toolchain: Debian's preinstalled cross compiler where Buildroot accepts it."""
+"""Choose the Buildroot toolchain so a build skips compiling its own cross compiler where it can.
+
+Debian's cross compilers (gcc-aarch64-linux-gnu, ...) cannot be used: Buildroot's external-toolchain
+check rejects every distribution toolchain ("Distribution toolchains are unsuitable for use by
+Buildroot", toolchain/helpers.mk check_unusable_toolchain; verified against Buildroot 2026.02.3
+with Debian bookworm's aarch64-linux-gnu-gcc 12). FleetForge therefore selects Bootlin's prebuilt
+glibc toolchain, as Buildroot's own raspberrypi4_64_defconfig does: downloaded once into
+Buildroot's dl/ directory, never built.
+"""
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
-# Debian's cross compilers (gcc-<triplet> packages) by Debian architecture. amd64 is absent on
-# purpose: the host's native gcc keeps its libc in /usr/lib/x86_64-linux-gnu, which Buildroot's
-# sysroot discovery (toolchain_find_sysroot) cannot map to a sysroot, so Buildroot builds its own.
-DEBIAN_CROSS_TRIPLETS: dict[str, str] = {
-    "arm64": "aarch64-linux-gnu",
-    "armhf": "arm-linux-gnueabihf",
+# Bootlin's "glibc stable" toolchain for each board architecture (Buildroot symbol suffix).
+BOOTLIN_STABLE: dict[str, str] = {
+    "aarch64": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_AARCH64_GLIBC_STABLE",
+    "x86_64": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_X86_64_GLIBC_STABLE",
+    "arm": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_ARMV7_EABIHF_GLIBC_STABLE",
 }
 
-
-@dataclass(frozen=True)
-class CrossToolchain:
-    """A Debian cross toolchain as Buildroot's "custom external toolchain" must describe it."""
-
-    triplet: str  # e.g. aarch64-linux-gnu
-    gcc_major: int  # e.g. 12
-    headers: tuple[int, int]  # kernel headers the C library was built against, e.g. (6, 1)
-    cxx: bool  # g++-<triplet> is installed
-
-    @property
-    def debian_packages(self) -> str:
-        return f"gcc-{self.triplet}, libc6-dev-{_debian_arch_of(self.triplet)}-cross"
-
-    def symbols(self) -> list[tuple[str, str]]:
-        """BR2_* symbol values selecting this toolchain (value as written in a defconfig)."""
-        major, minor = self.headers
-        return [
-            ("BR2_TOOLCHAIN_EXTERNAL", "y"),
-            ("BR2_TOOLCHAIN_EXTERNAL_CUSTOM", "y"),
-            ("BR2_TOOLCHAIN_EXTERNAL_PREINSTALLED", "y"),
-            ("BR2_TOOLCHAIN_EXTERNAL_PATH", '"/usr"'),
-            ("BR2_TOOLCHAIN_EXTERNAL_CUSTOM_PREFIX", f'"{self.triplet}"'),
-            (f"BR2_TOOLCHAIN_EXTERNAL_GCC_{self.gcc_major}", "y"),
-            (f"BR2_TOOLCHAIN_EXTERNAL_HEADERS_{major}_{minor}", "y"),
-            ("BR2_TOOLCHAIN_EXTERNAL_CUSTOM_GLIBC", "y"),
-            # glibc >= 2.32 ships no Sun RPC; Buildroot's default (y for glibc) would fail its check.
-            ("BR2_TOOLCHAIN_EXTERNAL_INET_RPC", "n"),
-            ("BR2_TOOLCHAIN_EXTERNAL_CXX", "y" if self.cxx else "n"),
-        ]
+DEBIAN_REJECTED = ("Debian's cross compilers are not used: Buildroot rejects distribution "
+                   "toolchains")
 
 
 @dataclass(frozen=True)
 class ToolchainChoice:
-    """What the defconfig says about the toolchain, and why (shown to the user)."""
+    """What the defconfig says about the toolchain (symbol, value) and why (shown to the user)."""
 
-    toolchain: CrossToolchain | None  # None: Buildroot builds its own (internal toolchain)
+    symbols: tuple[tuple[str, str], ...]  # empty: Buildroot's default (it builds its own)
     note: str
 
 
-def _debian_arch_of(triplet: str) -> str:
-    return next((arch for arch, t in DEBIAN_CROSS_TRIPLETS.items() if t == triplet), "?")
-
-
-def _headers_version(include_dir: Path) -> tuple[int, int] | None:
-    try:
-        text = (include_dir / "linux" / "version.h").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    found = re.search(r"LINUX_VERSION_CODE (\d+)", text)
-    if not found:
-        return None
-    code = int(found.group(1))
-    return code >> 16, (code >> 8) & 0xFF
-
-
-def detect_cross_toolchain(debian_arch: str, usr: Path = Path("/usr")) -> ToolchainChoice:
-    """Look for Debian's cross compiler for `debian_arch` on this host."""
-    triplet = DEBIAN_CROSS_TRIPLETS.get(debian_arch)
-    if triplet is None:
-        return ToolchainChoice(None, f"no Debian cross toolchain layout Buildroot accepts for "
-                                     f"{debian_arch}; Buildroot builds its own toolchain")
-    gcc = shutil.which(f"{triplet}-gcc", path=str(usr / "bin"))
-    if gcc is None:
-        return ToolchainChoice(None, f"{triplet}-gcc is not installed (apt-get install "
-                                     f"gcc-{triplet} libc6-dev-{debian_arch}-cross to skip the "
-                                     f"toolchain build); Buildroot builds its own toolchain")
-    version = subprocess.run([gcc, "-dumpversion"], capture_output=True, text=True, check=False)
-    headers = _headers_version(usr / triplet / "include")
-    if version.returncode != 0 or headers is None:
-        return ToolchainChoice(None, f"{triplet}-gcc is incomplete (no C library headers; apt-get "
-                                     f"install libc6-dev-{debian_arch}-cross); Buildroot builds "
-                                     f"its own toolchain")
-    toolchain = CrossToolchain(
-        triplet=triplet,
-        gcc_major=int(version.stdout.strip().split(".")[0]),
-        headers=headers,
-        cxx=shutil.which(f"{triplet}-g++", path=str(usr / "bin")) is not None,
+def choose_toolchain(arch: str) -> ToolchainChoice:
+    """Bootlin's prebuilt toolchain for `arch`, or Buildroot's internal one with the reason."""
+    variant = BOOTLIN_STABLE.get(arch)
+    if variant is None:
+        return ToolchainChoice((), f"Buildroot builds its own toolchain (no prebuilt Bootlin "
+                                   f"toolchain known for {arch}; {DEBIAN_REJECTED})")
+    return ToolchainChoice(
+        (("BR2_TOOLCHAIN_EXTERNAL", "y"), ("BR2_TOOLCHAIN_EXTERNAL_BOOTLIN", "y"), (variant, "y")),
+        f"Bootlin's prebuilt glibc toolchain, downloaded once, no toolchain build "
+        f"({DEBIAN_REJECTED})",
     )
-    return ToolchainChoice(toolchain, f"Debian's {triplet}-gcc {toolchain.gcc_major} "
-                                      f"(external toolchain: no toolchain build)")
+
+
+def chosen_by_layers() -> ToolchainChoice:
+    return ToolchainChoice((), "chosen by the layers' BR2_TOOLCHAIN_* symbols")
