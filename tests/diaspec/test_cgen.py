@@ -30,8 +30,9 @@ def _generate(spec: Path, out: Path) -> list[Path]:
         EXAMPLES / "mobile_robot" / "mobile_robot.diaspec",
         EXAMPLES / "pick_and_place" / "pick_and_place.diaspec",
         HERE / "all_constructs.diaspec",
+        HERE / "keyword_names.diaspec",
     ],
-    ids=["mobile_robot", "pick_and_place", "all_constructs"],
+    ids=["mobile_robot", "pick_and_place", "all_constructs", "keyword_names"],
 )
 def test_generated_c_and_stubs_compile_warning_free(tmp_path, spec):
     sources = _generate(spec, tmp_path / "c")

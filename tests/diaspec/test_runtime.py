@@ -253,3 +253,19 @@ def test_generated_types(tmp_path):
     assert not fw.types.MISSING_IMPORTS
     assert dataclasses.is_dataclass(fw.types) is False
     assert fw.SPEC_SHA256 and len(fw.SPEC_SHA256) == 64
+
+
+def test_names_that_are_python_keywords_generate_a_working_app(tmp_path):
+    spec = Path(__file__).with_name("keyword_names.diaspec")
+    checked = check_spec(spec)
+    assert checked.ok, checked.diagnostics.render()
+    generate_python(checked, tmp_path / "kw_app")
+    assert (tmp_path / "kw_app" / "components" / "from_.py").read_text().count("class from_(Abstractfrom):") == 1
+    fw = import_app(tmp_path, "kw_app")
+    lines: list[str] = []
+    app = fw.build("kw_app", clock=fw.VirtualClock(), trace=lines.append)
+    t = fw.types
+    app.devices_of("class")[0].publish_lambda(t.int_(default=1.0, class_=2), value=t.None_.if_, sender=3)
+    assert any(line.endswith("-> double.on_lambda_from_class") for line in lines), lines
+    assert any(line.endswith("-> from.on_lambda_from_class") for line in lines)
+    assert app.failures == []
