@@ -41,10 +41,19 @@ def run_check(spec: str) -> int:
 
 
 def run_generate(spec: str, out: str, lang: str = "python") -> int:
-    if lang not in ("python", "c"):
-        raise UserError(f"unknown language '{lang}' (choose python or c)")
+    if lang not in ("python", "c", "ros2"):
+        raise UserError(f"unknown language '{lang}' (choose python, c or ros2)")
     checked = _checked_or_exit(spec)
     out_dir = Path(out)
+    if lang == "ros2":
+        from diaspec.rosgen import generate_ros2
+        from diaspec.usercheck import check_user_code
+
+        packages = generate_ros2(checked, out_dir)
+        print(f"wrote {packages.interfaces_dir} ({len(packages.messages)} messages) and {packages.node_dir}")
+        user = check_user_code(checked, packages.app_dir)
+        _report(user)
+        return EXIT_ERRORS if user.has_errors else 0
     if lang == "c":
         from diaspec.cgen import generate_c
 
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     generate = commands.add_parser("generate", help="generate the framework of a design")
     generate.add_argument("spec")
     generate.add_argument("--out", required=True, help="output folder (a Python package for --lang python)")
-    generate.add_argument("--lang", default="python", choices=["python", "c"])
+    generate.add_argument("--lang", default="python", choices=["python", "c", "ros2"])
     graph = commands.add_parser("graph", help="draw a design as DOT and SVG")
     graph.add_argument("spec")
     graph.add_argument("--out", required=True, help="FILE.svg (FILE.dot is written beside it)")

@@ -351,6 +351,8 @@ class Runtime:
         self._pullers: dict[str, Callable[[str], Any]] = {}
         self.failures: list[Failure] = []
         self.values: dict[str, Any] = {}  # last published value of each context
+        # called with (context, value) on every publication (a ROS 2 node forwards them to topics)
+        self.observers: list[Callable[[str, Any], None]] = []
         self._bind()
 
     # -- wiring --------------------------------------------------------------------------------
@@ -500,6 +502,8 @@ class Runtime:
             if spec.indexed and not isinstance(result, Mapping):
                 raise ContractViolation(f"{where}: {name} is indexed, so it must return a {{key: value}} mapping")
             self.values[name] = result
+            for observer in self.observers:
+                observer(name, result)
             if self._trace:
                 self._emit_trace(f"publish {name} = {result!r}")
             for handler in routes.get(name, ()):
@@ -596,6 +600,15 @@ class Runtime:
         self._seq += 1
         timer.seq = self._seq
         heapq.heappush(self._timers, timer)
+
+    def poll(self) -> int:
+        """Fire the periodic contracts due now (for a host loop that owns the timing, e.g. ROS 2)."""
+        fired = 0
+        now = self.clock.now()
+        while self._timers and self._timers[0].due_ms <= now:
+            self._fire(heapq.heappop(self._timers))
+            fired += 1
+        return fired
 
     def run_for(self, seconds: float) -> None:
         """Run periodic contracts in real time for a while (a robot's main loop)."""

@@ -15,7 +15,7 @@ def check(c, spec):
     _exit(cli.main(["check", spec]))
 
 
-@task(help={"spec": "the .diaspec file", "out": "output folder", "lang": "python (default) or c"})
+@task(help={"spec": "the .diaspec file", "out": "output folder", "lang": "python (default), c or ros2"})
 def generate(c, spec, out, lang="python"):
     """Generate the framework of a design (user code is written once and kept)."""
     _exit(cli.main(["generate", spec, "--out", out, "--lang", lang]))

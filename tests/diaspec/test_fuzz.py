@@ -14,7 +14,7 @@ from diaspec.pygen import framework_files, user_files
 
 from ds_helpers import EXAMPLES
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 TOKENS = [
     "include", "import", "as", "type", "enumeration", "structure", "action", "device", "entity", "extends",
@@ -146,7 +146,7 @@ def test_a_random_design_can_be_valid():
         assert check_spec(Path(tmp) / "v.diaspec").diagnostics.items == []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(random_design())
 def test_every_valid_random_design_generates_an_app_that_runs(text):
     """A freshly generated app (stubs, default deployment, simulated devices) runs as is."""
