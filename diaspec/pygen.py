@@ -90,7 +90,7 @@ def types_module(checked: CheckedDesign) -> str:
     design, index = checked.design, checked.index
     out = [header(checked), '"""Data types of the design."""\n', "from __future__ import annotations\n\n",
            "import dataclasses as _dataclasses\nimport enum as _enum\nimport importlib as _importlib\n\n",
-           "MISSING_IMPORTS: list[str] = []\n\n"]
+           "MISSING_IMPORTS: list[str] = []\n\n\n"]
     names: list[str] = []
     for decl in design.declarations:
         if isinstance(decl, ImportType):

@@ -131,3 +131,12 @@ def test_huge_and_deep_specs_compile(tmp_path):
     assert checked.ok
     assert checked.index.resolve(checked.index.by_name["A1500"].target).name == "Float"
     assert len(checked.index.ancestors("E1500")) == 1500
+
+
+def test_include_chains_deeper_than_the_limit_are_one_error(tmp_path):
+    for i in range(120):
+        write(tmp_path, f"f{i}.diaspec", f'include "f{i + 1}.diaspec";\n')
+    write(tmp_path, "f120.diaspec", "device D { }\n")
+    checked = check_spec(tmp_path / "f0.diaspec")
+    lines = [str(d).replace(str(tmp_path) + "/", "") for d in checked.diagnostics.errors]
+    assert lines == ["f99.diaspec:1:9: error: includes nested deeper than 100 files"]

@@ -269,3 +269,23 @@ def test_names_that_are_python_keywords_generate_a_working_app(tmp_path):
     assert any(line.endswith("-> double.on_lambda_from_class") for line in lines), lines
     assert any(line.endswith("-> from.on_lambda_from_class") for line in lines)
     assert app.failures == []
+
+
+def test_aliases_in_any_order_and_nested_types(tmp_path):
+    spec = write(tmp_path, "ty.diaspec", """\
+type Track as Lap[];
+type Lap as Point[];
+structure Point { x as Float; label as Name; }
+type Name as String;
+device Gps { source track as Track; }
+context Length as Integer { when provided track from Gps always publish; }
+controller Log { when provided Length do Note on Gps; }
+action Note { note(n as Integer); }
+device Pad { action Note; }
+""".replace("do Note on Gps", "do Note on Pad"))
+    checked = check_spec(spec)
+    assert checked.ok, checked.diagnostics.render()
+    generate_python(checked, tmp_path / "ty_app")
+    fw = import_app(tmp_path, "ty_app")
+    assert fw.types.Track == tuple[tuple[fw.types.Point, ...], ...]
+    assert fw.types.Name is str
