@@ -442,8 +442,16 @@ class Runtime:
 
     def _make_read(self, device_type: str, source: str) -> Callable[[Discover], Any]:
         def bound(discover: Discover) -> Callable[..., tuple[Event, ...]]:
+            known = self.tables.devices[device_type].attributes
+
             def read(**attributes: Any) -> tuple[Event, ...]:
                 discover._check_open()
+                unknown = [name for name in attributes if name not in known]
+                if unknown:
+                    raise ContractViolation(
+                        f"{discover._where}: {device_type} has no attribute '{unknown[0]}' "
+                        f"(it has: {', '.join(known) or 'none'})"
+                    )
                 readings: list[Event] = []
                 for device in self.devices_of(device_type):
                     if all(getattr(device, k, None) == v for k, v in attributes.items()):

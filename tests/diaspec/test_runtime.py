@@ -164,13 +164,16 @@ def test_periodic_contracts_follow_the_virtual_clock(tmp_path):
         ("show", "class Show(AbstractShow):\n    def on_alarm(self, value, discover):\n        discover.led.beep()\n"
                  "    def on_pings(self, value, discover):\n        pass\n",
          "Show: may order Led only blink (action Blink); 'beep' is not allowed by the design"),
+        ("quiet", "class Quiet(AbstractQuiet):\n    def on_level_from_sensor(self, event, discover):\n        pass\n"
+                  "    def when_required(self, discover):\n        return float(len(discover.ping_from_sensor(floor=2)))\n",
+         "Quiet.when_required (when required get ping from Sensor): Sensor has no attribute 'floor' (it has: room)"),
         ("show", "class Show(AbstractShow):\n    def on_alarm(self, value, discover):\n"
                  "        discover.led.where(colour='red').blink(1)\n"
                  "    def on_pings(self, value, discover):\n        pass\n",
          "Show: Led has no attribute 'colour' (it has: room)"),
     ],
     ids=["always-none", "no-with-value", "indexed-not-mapping", "get-not-declared", "order-other-device",
-         "order-other-action", "select-unknown-attribute"],
+         "order-other-action", "get-unknown-attribute", "select-unknown-attribute"],
 )
 def test_contract_violations_name_the_contract(tmp_path, name, body, message):
     fw, build = make_app(tmp_path, {name: body})
