@@ -1,13 +1,18 @@
 """Fixtures of the DiaSpec tests."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from ds_helpers import EXAMPLES
+
+# hypothesis keeps caches in ./.hypothesis by default; keep the checkout clean
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "fleetforge-hypothesis"))
 
 
 @pytest.fixture
