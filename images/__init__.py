@@ -1,1 +1,1 @@
-"""Firmware images: layered configuration realised into a bootable disk image (offline backend)."""
+"""The image engine: resolves and merges layers, then realises them with a backend."""

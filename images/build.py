@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from images.debian import DebianArchive, DebPackage
 from images.genimage import DiskLayout, run_genimage
 from images.initramfs import build_initramfs
 from images.kernel import fetch_kernel, read_module_lists
-from images.layers import DEFAULT_LAYERS, load_config
+from images.layers import load_config
 from images.manifest import (BoardRecord, Manifest, PackageRecord, describe_artifacts,
                              write_manifest)
 from images.packages import debian_packages
@@ -53,7 +53,7 @@ class _Stages:
         return result
 
 
-def build(layers: str = DEFAULT_LAYERS, *, workspace: Workspace, backend: str = "offline",
+def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, backend: str = "offline",
           strict: bool = False, refresh: bool = False) -> BuildResult:
     """Build the image for `layers` into `workspace`; raise UserError on any bad input."""
     if backend not in BACKENDS:

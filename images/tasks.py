@@ -1,22 +1,47 @@
-"""Root invoke tasks of the image builder: build, qemu, clean, cmd (thin: logic is in images/)."""
+"""Root invoke tasks of layers and images: layers, config, build, qemu, clean, cmd (thin: logic is in images/)."""
 from __future__ import annotations
 
 from invoke import task
+from rich.console import Console
 
 from fleetforge.errors import exit_on_user_error
-from images.layers import DEFAULT_LAYERS
+from images.config_view import layers_table, print_config, print_conflict_warnings
+from images.layers import DEFAULT_LAYERS, load_all_layers, load_config
 from images.workspace import DEFAULT_WORKSPACE, Workspace
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@task
+@exit_on_user_error
+def layers(c):
+    """List the layers with their descriptions and dependencies."""
+    stdout.print(layers_table(load_all_layers()))
 
 
 @task(help={
-    "layers": f"comma-separated layers, applied in order (default: {DEFAULT_LAYERS})",
+    "layers": "comma-separated layer list, e.g. qemu/aarch64,core/minimal (default: the default build)",
+    "show": "print every merged value with the layer, file and line that set it",
+    "strict": "fail when two layers set one symbol differently",
+})
+@exit_on_user_error
+def config(c, layers=None, show=False, strict=False):
+    """Print the merged configuration of a layer list, with provenance and overrides."""
+    merged = load_config(layers, strict=strict)
+    print_conflict_warnings(merged, stderr)
+    print_config(merged, stdout, show_all=show)
+
+
+@task(help={
+    "layers": f"comma-separated layers, applied in order (default: {','.join(DEFAULT_LAYERS)})",
     "backend": "offline (Debian binary packages, default) or buildroot",
     "workspace": "workspace name: builds go to workspaces/NAME/",
     "strict": "two layers setting one symbol differently is an error, not a warning",
     "refresh": "refresh the Debian package lists before resolving",
 })
 @exit_on_user_error
-def build(c, layers=DEFAULT_LAYERS, backend="offline", workspace=DEFAULT_WORKSPACE, strict=False,
+def build(c, layers=",".join(DEFAULT_LAYERS), backend="offline", workspace=DEFAULT_WORKSPACE, strict=False,
           refresh=False):
     """Build a firmware image into workspaces/NAME/images/ (disk.img, manifest.json, ...)."""
     from images.build import build as run_build
@@ -68,4 +93,4 @@ def cmd(c, layer, name, args=""):
     raise SystemExit(run_layer_command(layer, name, args))
 
 
-ROOT_TASKS = [build, qemu, clean, cmd]
+ROOT_TASKS = [layers, config, build, qemu, clean, cmd]

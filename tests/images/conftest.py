@@ -24,7 +24,7 @@ def workspaces_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build_workspace(workspaces_dir: Path) -> Callable[..., BuildResult]:
     """Build `layers` into temp workspace `name` (once per session for the same arguments)."""
 
-    def _build(layers: str = DEFAULT_LAYERS, name: str = "default") -> BuildResult:
+    def _build(layers: str = ",".join(DEFAULT_LAYERS), name: str = "default") -> BuildResult:
         return build_once(layers, name, workspaces_dir)
 
     return _build

@@ -66,7 +66,7 @@ def test_rootfs_is_small_pruned_and_has_the_workspace_key(built_image):
     assert (tree / "bin/sh").is_symlink() and (tree / "sbin/init").is_symlink()
     assert (tree / "usr/sbin/dropbear").is_file()
     assert (tree / "root/.ssh/authorized_keys").read_text() == ws.ssh_key.with_suffix(".pub").read_text()
-    assert (tree / "etc/hostname").read_text() == "fleetforge\n"
+    assert (tree / "etc/hostname").read_text() == "robot\n"  # BR2_TARGET_GENERIC_HOSTNAME of core/minimal
 
 
 def test_initramfs_has_init_modules_in_dependency_order_and_console(built_image):
@@ -106,7 +106,7 @@ def test_disk_has_the_ab_partitions(built_image):
 @pytest.mark.qemu
 def test_boots_healthy_and_ssh_accepts_the_workspace_key(booted_machine):
     check = booted_machine.check
-    assert check.hostname == "fleetforge"
+    assert check.hostname == "robot"
     assert check.slot == "A"
     assert check.ssh_seconds < 120
     client = booted_machine.ssh()
@@ -118,7 +118,7 @@ def test_boots_healthy_and_ssh_accepts_the_workspace_key(booted_machine):
             return out
 
         assert run("cat /run/fleetforge/booted-slot").strip() == "A"
-        assert run("hostname").strip() == "fleetforge"
+        assert run("hostname").strip() == "robot"
         mounts = run("cat /proc/mounts")
         assert " / squashfs ro" in mounts
         assert " /persist ext4 rw" in mounts and " /boot ext4 rw" in mounts
