@@ -103,7 +103,10 @@ class DebianArchive:
         found = []
         for record in records:
             deb = self.archives / record["file"]
-            if not deb.is_file() or _sha256(deb) != record["sha256"]:
+            if not deb.is_file():
+                return None
+            if _sha256(deb) != record["sha256"]:
+                deb.unlink()  # damaged since apt checked it: let apt fetch and verify it again
                 return None
             found.append(DebPackage(record["name"], record["version"], record["arch"], deb))
         return found
@@ -149,7 +152,7 @@ class DebianArchive:
                 raise UserError(f"apt cannot resolve {' '.join(packages)} for {self.arch}: {error}") from None
             found = [DebPackage(n, v, a, self.archives / deb_filename(n, v, a))
                      for n, v, a in _INST.findall(plan)]
-            if any(not p.path.exists() for p in found):
+            if found:  # apt re-checks archives already present against the signed indexes
                 try:
                     self._apt("install", "-d", "-y", "--no-install-recommends", *packages)
                 except ToolFailedError as error:
@@ -186,13 +189,14 @@ class DebianArchive:
             else:
                 raise UserError(f"apt did not plan to install '{package}' for {self.arch}")
             deb = DebPackage(name, version, arch, self.archives / deb_filename(name, version, arch))
-            if not deb.path.exists():
-                try:
-                    self._apt("download", f"{name}={version}")
-                except ToolFailedError as error:
-                    if not refresh:
-                        return self._retry_exact(package)
-                    raise UserError(f"downloading {name} failed: {error}") from None
+            # apt re-checks a file already present against the signed index and re-fetches it
+            # when it differs, so this is cheap for a cached file and safe for a damaged one.
+            try:
+                self._apt("download", f"{name}={version}")
+            except ToolFailedError as error:
+                if not refresh:
+                    return self._retry_exact(package)
+                raise UserError(f"downloading {name} failed: {error}") from None
             self._save_memo(memo, [deb])
             return deb
 
