@@ -137,11 +137,23 @@ def explain(name: str, wanted: str, model: "kconfiglib.Kconfig") -> str:
         return "forced on by select from " + ", ".join(selectors)
     if sym.orig_type in (kconfiglib.BOOL, kconfiglib.TRISTATE) and wanted not in ("y", "m", "n"):
         return f"type mismatch: {name} is a {kconfiglib.TYPE_TO_STR[sym.orig_type]}"
+    if sym.orig_type in (kconfiglib.INT, kconfiglib.HEX):
+        for low, high, cond in sym.ranges:
+            if kconfiglib.expr_value(cond) and not (
+                    _number(low.str_value) <= _number(wanted) <= _number(high.str_value)):
+                return f"out of range {low.str_value}..{high.str_value}"
     if not sym.visibility:
         return "not user-settable here (no prompt is visible); its default applies"
     if wanted == "m" and sym.orig_type == kconfiglib.BOOL:
         return "type mismatch: bool cannot be m"
     return f"the configuration resolved it to {sym.str_value or 'n'}"
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return 0
 
 
 @contextmanager
