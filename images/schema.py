@@ -64,6 +64,8 @@ BOARD_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("kernel", one_of("debian", "source"), "debian",
                 "debian: Debian's prebuilt kernel package; source: built with the layers' fragments"),
     SettingSpec("kernel_package", parse_str, "", "Debian kernel package (kernel = debian)"),
+    SettingSpec("kernel_image", parse_str, "vmlinuz",
+                "kernel file name prefix under /boot in the kernel package (kernel = debian)"),
     SettingSpec("kernel_defconfig", parse_str, "defconfig", "base kernel config (kernel = source)"),
     SettingSpec("boot_tested", parse_bool, False, "whether the image is boot-tested in QEMU"),
 )
@@ -71,7 +73,7 @@ BOARD_SETTINGS: tuple[SettingSpec, ...] = (
 IMAGE_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("partition_table", one_of("gpt", "mbr"), "gpt", "partition table type"),
     SettingSpec("boot_fstype", one_of("ext4", "vfat"), "ext4", "boot partition file system"),
-    SettingSpec("boot_size", parse_size, 32 << 20, "boot partition size"),
+    SettingSpec("boot_size", parse_size, 64 << 20, "boot partition size"),
     SettingSpec("rootfs_format", one_of("squashfs", "ext4"), "squashfs", "root slot file system"),
     SettingSpec("rootfs_size", parse_size, 64 << 20, "size of each root slot (A and B)"),
     SettingSpec("persist_size", parse_size, 32 << 20, "persistent data partition size"),
@@ -94,6 +96,7 @@ class Board:
     console: str
     kernel: str
     kernel_package: str
+    kernel_image: str
     kernel_defconfig: str
     boot_tested: bool
 
