@@ -81,7 +81,9 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     (extra / "layer.toml").write_text('description = "extra"\ndepends = ["core/minimal"]\n')
     config, defconfig, tree = _render("qemu/aarch64,core/extra", layers)
     settings = defconfig.settings
-    assert settings["BR2_ROOTFS_OVERLAY"].value == f'"{extra / "root_overlay"}"'
+    overlays = " ".join(str(p) for p in config.root_overlays)
+    assert overlays.endswith(str(extra / "root_overlay"))  # last: it wins over core/minimal's
+    assert settings["BR2_ROOTFS_OVERLAY"].value == f'"{overlays}"'
     assert settings["BR2_ROOTFS_POST_IMAGE_SCRIPT"].value == '"board/mine.sh"'
     assert settings["BR2_ROOTFS_POST_IMAGE_SCRIPT"].origin.layer == "core/extra"
     assert "BR2_TOOLCHAIN_EXTERNAL" not in settings
@@ -96,11 +98,12 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     script = out / "board" / "fleetforge" / "post-build.sh"
     assert os.access(script, os.X_OK)
     target = tmp_path / "target"
-    target.mkdir()
+    (target / "etc").mkdir(parents=True)  # as Buildroot's skeleton leaves it
     import subprocess
     subprocess.run(["sh", str(script), str(target)], check=True,
                    env={**os.environ, "BASE_DIR": str(tmp_path)})
     assert (target / "extra-ran").exists()
+    assert (target / "etc" / "resolv.conf").is_symlink()  # core/minimal's hook ran first
 
 
 def test_writing_replaces_an_old_tree_whole(tmp_path):

@@ -17,4 +17,4 @@ if [ -f "$key" ]; then
 	install -d -m 0700 "$1/root/.ssh"
 	install -m 0600 "$key" "$1/root/.ssh/authorized_keys"
 fi
-# (no layer has a post-build hook)
+sh @REPO@/layers/core/minimal/hooks/post-build.sh "$1"
