@@ -74,11 +74,29 @@ def _busybox_overlay(target: Path, work: Path) -> Path:
     """Buildroot's busybox is dynamically linked: give the initramfs the libraries it needs."""
     overlay = work / "initramfs-libs"
     shutil.rmtree(overlay, ignore_errors=True)
-    for library in _needed_libraries(target / "bin" / "busybox", target):
+    busybox = target / "bin" / "busybox"
+    for library in _needed_libraries(busybox, target):
         dest = overlay / library.relative_to(target)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(library.resolve(), dest)
+    # The kernel loads the interpreter by its exact path (/lib64/ld-linux-x86-64.so.2 on x86_64),
+    # which Buildroot's target provides through a lib64 -> lib link. A copy, not a link: overlays
+    # are copied with links followed, and an absolute link would resolve on the build host.
+    interpreter = _interpreter(busybox)
+    if interpreter is not None:
+        dest = overlay / interpreter.lstrip("/")
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(overlay / "lib" / Path(interpreter).name, dest)
     return overlay
+
+
+def _interpreter(binary: Path) -> str | None:
+    with open(binary, "rb") as handle:
+        for segment in ELFFile(handle).iter_segments():
+            if segment.header.p_type == "PT_INTERP":
+                return segment.get_interp_name()
+    return None
 
 
 def assemble(config: MergedConfig, workspace: Path, binaries: Path, target: Path,

@@ -95,3 +95,31 @@ def test_built_in_modules_are_skipped_not_failed(tmp_path):
     assert kernel.module_closure(["squashfs", "virtio-pci"]) == []
     with pytest.raises(Exception, match="no module 'virtio_blk'"):
         kernel.module_closure(["squashfs", "virtio_blk"])
+
+
+def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
+    """Buildroot's busybox is dynamically linked; the post-image step finds what it needs.
+
+    A host binary in a Buildroot-shaped target root (libraries in /lib) stands in for it.
+    """
+    import shutil
+
+    from images.buildroot.post_image import _busybox_overlay, _needed_libraries
+
+    target = tmp_path / "target"
+    (target / "bin").mkdir(parents=True)
+    (target / "lib").mkdir()
+    shutil.copy2("/usr/bin/dash", target / "bin" / "busybox")
+    for library in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
+        shutil.copy2(Path(library).resolve(), target / "lib" / Path(library).name)
+    found = {p.name for p in _needed_libraries(target / "bin" / "busybox", target)}
+    assert found == {"libc.so.6", "ld-linux-x86-64.so.2"}
+    overlay = _busybox_overlay(target, tmp_path / "work")
+    assert sorted(p.name for p in (overlay / "lib").iterdir()) == ["ld-linux-x86-64.so.2",
+                                                                  "libc.so.6"]
+    interpreter = overlay / "lib64" / "ld-linux-x86-64.so.2"
+    assert interpreter.is_file() and not interpreter.is_symlink()
+    assert interpreter.read_bytes() == (overlay / "lib" / "ld-linux-x86-64.so.2").read_bytes()
+    (target / "lib" / "libc.so.6").unlink()
+    with pytest.raises(Exception, match="needs libc.so.6, which is not in the target root"):
+        _needed_libraries(target / "bin" / "busybox", target)
