@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
 from fleetforge.paths import CACHE_DIR
-from fleetforge.progress import step_progress
 from fleetforge.tools import require_tool, run_tool
 from images.kconfig_check import (
     SymbolProblem,
@@ -124,8 +124,13 @@ def build_kernel_from_source(
     strict: bool = False,
     jobs: int | None = None,
     log_file: Path | None = None,
+    on_step: Callable[[str], None] = lambda step: None,
 ) -> KernelArtifacts:
-    """The board's kernel (kernel = "source"), from the cache when its inputs are unchanged."""
+    """The board's kernel (kernel = "source"), from the cache when its inputs are unchanged.
+
+    `on_step` hears each step's name (the caller owns the progress display: the offline
+    backend's build already shows one, and rich allows one live display at a time).
+    """
     arch = KERNEL_ARCHES.get(config.board.arch)
     if arch is None:
         raise KernelBuildError(f"no kernel build recipe for architecture {config.board.arch}")
@@ -147,41 +152,42 @@ def build_kernel_from_source(
     jobs = jobs or max(os.cpu_count() or 1, 1)
     make = ["make", "-C", tree, f"O={build_dir}", f"-j{jobs}"]
     targets = config.board.kernel_defconfig.split()
-    with step_progress() as progress:
-        steps = progress.add_task(f"kernel {package.version} ({config.board.arch})", total=4)
-        progress.update(steps, description=f"kernel: base config {' + '.join(targets)}")
-        run_tool([*make, *targets], debian_package="make", env=env, log_file=log)
-        progress.update(steps, advance=1, description="kernel: merge the layers' fragments")
-        # merge_config.sh -m merges without running make; -O puts the result in the build dir.
-        run_tool(["sh", tree / "scripts/kconfig/merge_config.sh", "-m", "-O", build_dir,
-                  build_dir / ".config", fragment], debian_package="dash", env=env,
-                 cwd=tree, log_file=log)
-        run_tool([*make, "olddefconfig"], debian_package="make", env=env, log_file=log)
-        problems = compare_symbols(config.kernel, read_dotconfig(build_dir / ".config"),
-                                   symbol_prefix="CONFIG_")
-        problems = _explain(problems, config, tree, build_dir, arch)
-        fail_if_strict(problems, "the kernel dropped or changed options the layers asked for",
-                       strict)
-        progress.update(steps, advance=1, description="kernel: build")
-        modules = read_dotconfig(build_dir / ".config").get("CONFIG_MODULES") == "y"
-        run_tool([*make, Path(arch.image).name, *(["modules"] if modules else [])],
-                 debian_package="make", env=env, log_file=log)
-        progress.update(steps, advance=1, description="kernel: install modules")
-        staging = workdir / "kernel-install"
-        shutil.rmtree(staging, ignore_errors=True)
-        (staging / "modules").mkdir(parents=True)
-        if modules:
-            run_tool([*make, "modules_install", f"INSTALL_MOD_PATH={staging / 'modules'}",
-                      "INSTALL_MOD_STRIP=1"], debian_package="make", env=env, log_file=log)
-        release = run_tool([*make, "-s", "kernelrelease"], debian_package="make",
-                           env=env).strip().splitlines()[-1]
-        shutil.copy2(build_dir / arch.image, staging / "image")
-        shutil.copy2(build_dir / ".config", staging / "config")
-        (staging / "release").write_text(release + "\n", encoding="utf-8")
-        (staging / "report").write_text(format_report(problems, "kernel") + "\n",
-                                        encoding="utf-8")
-        (staging / "done").write_text(source + "\n", encoding="utf-8")
-        progress.update(steps, advance=1, description=f"kernel {release}: done")
+    on_step(f"kernel: base config {' + '.join(targets)}")
+    run_tool([*make, *targets], debian_package="make", env=env, log_file=log)
+    on_step("kernel: merge the layers' fragments")
+    # merge_config.sh -m merges without running make; -O puts the result in the build dir.
+    run_tool(["sh", tree / "scripts/kconfig/merge_config.sh", "-m", "-O", build_dir,
+              build_dir / ".config", fragment], debian_package="dash", env=env,
+             cwd=tree, log_file=log)
+    run_tool([*make, "olddefconfig"], debian_package="make", env=env, log_file=log)
+    problems = compare_symbols(config.kernel, read_dotconfig(build_dir / ".config"),
+                               symbol_prefix="CONFIG_")
+    problems = _explain(problems, config, tree, build_dir, arch)
+    fail_if_strict(problems, "the kernel dropped or changed options the layers asked for",
+                   strict)
+    on_step("kernel: build")
+    modules = read_dotconfig(build_dir / ".config").get("CONFIG_MODULES") == "y"
+    run_tool([*make, Path(arch.image).name, *(["modules"] if modules else [])],
+             debian_package="make", env=env, log_file=log)
+    on_step("kernel: install modules")
+    staging = workdir / "kernel-install"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "modules").mkdir(parents=True)
+    if modules:
+        run_tool([*make, "modules_install", f"INSTALL_MOD_PATH={staging / 'modules'}",
+                  "INSTALL_MOD_STRIP=1"], debian_package="make", env=env, log_file=log)
+    release = run_tool([*make, "-s", "--no-print-directory", "kernelrelease"], debian_package="make",
+                       env=env).strip().splitlines()[-1]
+    for link in ("build", "source"):
+        # modules_install links these to the build tree; a root filesystem must not carry them.
+        (staging / "modules" / "lib" / "modules" / release / link).unlink(missing_ok=True)
+    shutil.copy2(build_dir / arch.image, staging / "image")
+    shutil.copy2(build_dir / ".config", staging / "config")
+    (staging / "release").write_text(release + "\n", encoding="utf-8")
+    (staging / "report").write_text(format_report(problems, "kernel") + "\n",
+                                    encoding="utf-8")
+    (staging / "done").write_text(source + "\n", encoding="utf-8")
+    on_step(f"kernel {release}: done")
     entry.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(entry, ignore_errors=True)
     shutil.move(str(staging), entry)  # the cache entry appears only when complete
