@@ -117,6 +117,14 @@ def explain(name: str, wanted: str, model: "kconfiglib.Kconfig") -> str:
     """Why symbol `name` did not take value `wanted`, from an evaluated kconfiglib model."""
     import kconfiglib
 
+    def named(sc: object) -> str:  # symbols as the .config spells them (CONFIG_ for Linux)
+        if isinstance(sc, kconfiglib.Symbol) and not sc.is_constant:
+            return model.config_prefix + sc.name
+        return kconfiglib.standard_sc_expr_str(sc)
+
+    def text(expr: object) -> str:
+        return kconfiglib.expr_str(expr, named)
+
     sym = model.syms.get(name)
     if sym is None or not sym.nodes:
         close = difflib.get_close_matches(name, [s for s, v in model.syms.items() if v.nodes],
@@ -124,14 +132,14 @@ def explain(name: str, wanted: str, model: "kconfiglib.Kconfig") -> str:
         hint = f"; did you mean {model.config_prefix}{close[0]}?" if close else ""
         return f"unknown symbol{hint}"
     if kconfiglib.expr_value(sym.direct_dep) == 0:
-        unmet = [kconfiglib.expr_str(term)
+        unmet = [text(term)
                  for term in kconfiglib.split_expr(sym.direct_dep, kconfiglib.AND)
                  if kconfiglib.expr_value(term) == 0]
         return "unmet dependency: depends on " + " && ".join(unmet)
     if sym.choice is not None and sym.choice.selection not in (None, sym):
         return f"another choice member is selected: {model.config_prefix}{sym.choice.selection.name}"
     if wanted == "n" and kconfiglib.expr_value(sym.rev_dep) > 0:
-        selectors = [kconfiglib.expr_str(term)
+        selectors = [text(term)
                      for term in kconfiglib.split_expr(sym.rev_dep, kconfiglib.OR)
                      if kconfiglib.expr_value(term) > 0]
         return "forced on by select from " + ", ".join(selectors)
@@ -171,15 +179,34 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _linux_compatible_kconfig() -> type:
+    """kconfiglib 14.1 (its last release) predates Linux's `modules` keyword (5.13+, the
+    former `option modules`); this reads Linux's Kconfig files with the old spelling."""
+    import io
+
+    import kconfiglib
+
+    class LinuxKconfig(kconfiglib.Kconfig):
+        def _open(self, filename, mode):
+            handle = super()._open(filename, mode)
+            text = handle.read()
+            handle.close()
+            return io.StringIO(re.sub(r"(?m)^(\s+)modules\s*$", r"\1option modules", text))
+
+    return LinuxKconfig
+
+
 def load_model(
-    kconfig_file: Path, *, env: Mapping[str, str] | None = None, config: Path | None = None
+    kconfig_file: Path, *, env: Mapping[str, str] | None = None, config: Path | None = None,
+    linux: bool = False,
 ) -> "kconfiglib.Kconfig":
     """Parse a Kconfig tree with kconfiglib and (optionally) load a resolved .config into it."""
     import kconfiglib
 
+    kind = _linux_compatible_kconfig() if linux else kconfiglib.Kconfig
     with _environment(dict(env or {})):
         try:
-            model = kconfiglib.Kconfig(str(kconfig_file), warn=False)
+            model = kind(str(kconfig_file), warn=False)
             if config is not None:
                 model.load_config(str(config), replace=True)
         except kconfiglib.KconfigError as error:

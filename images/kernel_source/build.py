@@ -105,11 +105,15 @@ def _explain(problems: list[SymbolProblem], config: MergedConfig, source_tree: P
     if not problems:
         return problems
     src_arch = {"x86_64": "x86", "arm64": "arm64", "arm": "arm"}[arch.make_arch]
+    # What the kernel's Makefile exports to its Kconfig (its $(shell,...) macros probe the compiler).
     env = {"srctree": str(source_tree), "ARCH": arch.make_arch, "SRCARCH": src_arch,
            "CC": f"{arch.cross_compile}gcc", "LD": f"{arch.cross_compile}ld",
-           "KERNELVERSION": "6", "CONFIG_": "CONFIG_"}
+           "HOSTCC": "gcc", "HOSTCXX": "g++", "KERNELVERSION": "6", "CONFIG_": "CONFIG_",
+           "CC_VERSION_TEXT": run_tool([f"{arch.cross_compile}gcc", "--version"],
+                                       debian_package=arch.cross_package).splitlines()[0]}
     try:
-        model = load_model(source_tree / "Kconfig", env=env, config=build_dir / ".config")
+        model = load_model(source_tree / "Kconfig", env=env, config=build_dir / ".config",
+                           linux=True)
     except UserError:
         return problems
     return compare_symbols(config.kernel, read_dotconfig(build_dir / ".config"), model,
