@@ -189,6 +189,8 @@ def _linux_compatible_kconfig() -> type:
     class LinuxKconfig(kconfiglib.Kconfig):
         def _open(self, filename, mode):
             handle = super()._open(filename, mode)
+            if "r" not in mode:  # also used to write .config files
+                return handle
             text = handle.read()
             handle.close()
             return io.StringIO(re.sub(r"(?m)^(\s+)modules\s*$", r"\1option modules", text))
@@ -220,10 +222,16 @@ def load_model(
 
 
 def evaluate_defconfig(
-    kconfig_file: Path, defconfig: Path, output: Path, *, env: Mapping[str, str] | None = None
+    kconfig_file: Path, defconfig: Path, output: Path, *, env: Mapping[str, str] | None = None,
+    linux: bool | None = None,
 ) -> "kconfiglib.Kconfig":
-    """`make defconfig` without make: resolve `defconfig` against the tree and write `output`."""
-    model = load_model(kconfig_file, env=env, config=defconfig)
+    """`make defconfig` without make: resolve `defconfig` against the tree and write `output`.
+
+    `linux` (default: when the .config prefix is CONFIG_) reads Linux's newer Kconfig syntax.
+    """
+    if linux is None:
+        linux = (env or {}).get("CONFIG_", os.environ.get("CONFIG_", "CONFIG_")) == "CONFIG_"
+    model = load_model(kconfig_file, env=env, config=defconfig, linux=linux)
     with _environment(dict(env or {})):
         model.write_config(str(output), save_old=False)
     return model

@@ -118,3 +118,26 @@ def test_not_set_request_is_satisfied_by_absence(evaluated):
     assert compare_symbols({zlib.name: zlib}, {}) == []
     assert compare_symbols({zlib.name: zlib}, {zlib.name: "n"}) == []
     assert len(compare_symbols({zlib.name: zlib}, {zlib.name: "y"})) == 1
+
+
+def test_linux_style_tree_with_the_modules_keyword(tmp_path):
+    """Linux's Kconfig (CONFIG_ prefix, `modules` keyword) is evaluated and explained too."""
+    from images.layers import Origin, Setting
+
+    fragment = tmp_path / "fragment.config"
+    fragment.write_text("CONFIG_MODULES=y\nCONFIG_SQUASHFS=y\nCONFIG_DUMMY=m\n")
+    requested = {
+        name: Setting(name, value, Origin("board/toy", fragment, line))
+        for line, (name, value) in enumerate(
+            [("CONFIG_MODULES", "y"), ("CONFIG_SQUASHFS", "y"), ("CONFIG_DUMMY", "m")], 1)
+    }
+    env = {"CONFIG_": "CONFIG_"}
+    kconfig = DATA / "linux-kconfig" / "Kconfig"
+    model = evaluate_defconfig(kconfig, fragment, tmp_path / ".config", env=env)
+    with pytest.raises(Exception, match="modules"):
+        evaluate_defconfig(kconfig, fragment, tmp_path / "x", env=env, linux=False)
+    resolved = read_dotconfig(tmp_path / ".config")
+    assert resolved["CONFIG_DUMMY"] == "m"  # tristate works: `modules` was understood
+    problems = compare_symbols(requested, resolved, model, symbol_prefix="CONFIG_")
+    assert [(p.setting.name, p.reason) for p in problems] == [
+        ("CONFIG_SQUASHFS", "unmet dependency: depends on CONFIG_MISC_FILESYSTEMS")]
