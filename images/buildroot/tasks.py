@@ -20,8 +20,8 @@ from images.buildroot.tree import PINNED_RELEASE, fetch_release, locate_tree
 from images.kconfig_check import format_report
 from images.layers import discover_layers, find_layer, load_config
 
-stdout = Console()
-stderr = Console(stderr=True)
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 SAVED_FRAGMENT = "zz-savedefconfig.conf"  # sorts last, so the saved changes win within the layer
 
