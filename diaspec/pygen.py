@@ -81,7 +81,9 @@ def default_value(index: DesignIndex, ref: TypeRef, depth: int = 0) -> str:
 def _doc(text: str, indent: str) -> str:
     if not text:
         return ""
-    body = text.replace('"""', "'''").replace("\\", "\\\\")
+    body = text.replace("\\", "\\\\").replace('"""', "'''")
+    if body.endswith('"'):
+        body += " "  # a `"` right before the closing quotes would end the string early
     return f'{indent}"""{body}"""\n'
 
 

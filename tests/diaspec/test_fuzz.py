@@ -22,6 +22,7 @@ TOKENS = [
     "periodic", "get", "from", "do", "on", "always", "maybe", "no", "publish", "grouped", "ms", "s", "min",
     "h", "{", "}", "(", ")", "[", "]", ";", ",", ".", "<", ">", '"t.diaspec"', "Float", "Integer", "String",
     "Boolean", "Binary", "A", "B", "C", "D", "x", "y", "0", "100", "1.5", "//c\n", "/*c*/", "\n", "\x00", "é",
+    '// say "hi"\n', '/* \\ "*/', '/*"""*/', "// '''\n",
 ]
 
 SEEDS = [
