@@ -7,7 +7,9 @@ import re
 _C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if "
     "inline int long register restrict return short signed sizeof static struct switch typedef "
-    "union unsigned void volatile while bool true false main NULL".split()
+    "union unsigned void volatile while bool true false main NULL "
+    # names the generated C uses from <stddef.h>, <stdint.h> and <string.h>
+    "size_t int32_t uint8_t uint16_t uint32_t memset".split()
 )
 
 

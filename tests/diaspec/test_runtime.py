@@ -292,3 +292,16 @@ device Pad { action Note; }
     fw = import_app(tmp_path, "ty_app")
     assert fw.types.Track == tuple[tuple[fw.types.Point, ...], ...]
     assert fw.types.Name is str
+
+
+def test_doc_comments_with_quotes_and_backslashes(tmp_path):
+    spec = write(tmp_path, "doc.diaspec", '// He said "hi" \\\ndevice A { source s as Float; }\n'
+                 '/* a """ b \\ c" */\nstructure S { x as Float; }\n'
+                 "context C as S { when provided s from A always publish; }\n"
+                 "action Go { go(); }\ndevice B { action Go; }\ncontroller K { when provided C do Go on B; }\n")
+    checked = check_spec(spec)
+    assert checked.ok, checked.diagnostics.render()
+    generate_python(checked, tmp_path / "doc_app")
+    fw = import_app(tmp_path, "doc_app")
+    assert fw.devices.AbstractA.__doc__ == 'He said "hi" \\'
+    assert fw.types.S.__doc__ == "a \'\'\' b \\ c\" "
