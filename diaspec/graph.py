@@ -24,7 +24,7 @@ def design_dot(checked: CheckedDesign) -> str:
                for s in ([k.input] if isinstance(k, WhenProvided) else [k.source] if isinstance(k, WhenPeriodic) and k.source else []) + list(k.gets)
                if isinstance(s, SourceInput)}
     ordered = {(o.device.text, o.action.text) for c in design.controllers for k in c.contracts for o in k.orders}
-    used_devices = {d for d, _ in sensing} | {d for d, _ in ordered}
+    used_devices = {d for d, _ in sensing}  # ordered devices appear with their actions, on the right
     lines.append('  subgraph cluster_devices { label="devices (sources)"; style=rounded; color=gray;')
     for device in design.devices:
         if device.name.text in used_devices or not design.contexts:
