@@ -350,14 +350,14 @@ class CGenerator:
                    "typedef void (*ds_handler)(const ds_event *event);\n\n"
                    "static ds_event ds_queue[DS_QUEUE_LENGTH];\nstatic uint32_t ds_head, ds_count, ds_dropped;\n"
                    "static ds_device_type ds_types[DS_MAX_DEVICES];\n\n")
-        out.append("static inline bool ds_is_a(ds_device_type type, ds_device_type ancestor)\n{\n    switch (type) {\n")
+        out.append("static inline bool ds_is_a(ds_device_type type, ds_device_type ancestor)\n{\n    (void)ancestor;\n    switch (type) {\n")
         for device in design.devices:
             if index.device(device.name.text) is not device:
                 continue
             lineage = " || ".join(f"ancestor == DS_DEVICE_{c_ident(a)}" for a in index.lineage(device.name.text))
             out.append(f"    case DS_DEVICE_{c_ident(device.name.text)}: return {lineage};\n")
         out.append("    default: return false;\n    }\n}\n\n")
-        out.append("static void ds_post(const ds_event *event)\n{\n    if (ds_count == DS_QUEUE_LENGTH) {\n"
+        out.append("static inline void ds_post(const ds_event *event)\n{\n    if (ds_count == DS_QUEUE_LENGTH) {\n"
                    "        ds_dropped++;\n        return;\n    }\n"
                    "    ds_queue[(ds_head + ds_count) % DS_QUEUE_LENGTH] = *event;\n    ds_count++;\n}\n\n")
         out.append("uint32_t ds_dropped_events(void)\n{\n    return ds_dropped;\n}\n\n")

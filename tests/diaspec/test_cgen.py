@@ -77,3 +77,28 @@ def test_mobile_robot_in_c_runs_on_the_host_and_links_for_cortex_m(tmp_path):
              debian_package="gcc-arm-none-eabi")
     header = elf.read_bytes()[:20]
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 40  # EM_ARM
+
+
+EDGE_DESIGNS = {
+    "empty": "",
+    "one-bare-device": "device D { }\n",
+    "empty-structure-context-controller": "structure S { }\ncontext C as S { }\ncontroller K { }\n",
+    "periodic-only": (
+        "action A { go(); }\ndevice D { action A; }\n"
+        "context T as Integer { when periodic <1 ms> always publish; }\ncontroller K { when provided T do A on D; }\n"
+    ),
+    "binary-arrays-indexed": (
+        "device D { attribute g as Integer; source s as Binary[] indexed by k as String; }\n"
+        "context C as Binary indexed by k as Boolean { when provided s from D get s from D no publish; "
+        "when periodic s from D <1 h> grouped by g maybe publish; }\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_DESIGNS))
+def test_edge_designs_compile_warning_free(tmp_path, name):
+    spec = tmp_path / "edge.diaspec"
+    spec.write_text(EDGE_DESIGNS[name])
+    sources = _generate(spec, tmp_path / "c")
+    for compiler, flags, package in (("gcc", [], "gcc"), ("arm-none-eabi-gcc", CORTEX_M4, "gcc-arm-none-eabi")):
+        run_tool([compiler, *flags, *WARNINGS, "-fsyntax-only", *sources], debian_package=package, cwd=tmp_path / "c")

@@ -171,3 +171,21 @@ def test_every_valid_random_design_generates_an_app_that_runs(text):
             assert app.failures == []
         finally:
             sys.path.remove(tmp)
+
+
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(random_design())
+def test_valid_random_designs_generate_warning_free_c(text):
+    from diaspec.cgen import generate_c
+    from fleetforge.tools import run_tool
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fz.diaspec"
+        path.write_text(text)
+        checked = check_spec(path)
+        if not checked.ok:
+            return
+        generate_c(checked, Path(tmp) / "c")
+        sources = sorted((Path(tmp) / "c").glob("*.c"))
+        run_tool(["gcc", "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wconversion", "-Wshadow",
+                  "-fsyntax-only", *sources], debian_package="gcc")
