@@ -174,7 +174,7 @@ def test_every_valid_random_design_generates_an_app_that_runs(text):
 
 
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(random_design())
+@given(st.one_of(random_design(), mutated()))
 def test_valid_random_designs_generate_warning_free_c(text):
     from diaspec.cgen import generate_c
     from fleetforge.tools import run_tool
