@@ -15,6 +15,19 @@ from ds_helpers import EXAMPLES
 HERE = Path(__file__).parent
 WARNINGS = ["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wconversion", "-Wshadow"]
 CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb"]
+# what board.c prints, on the host and on the emulated Cortex-M4 alike
+HOST_OUTPUT = [
+    "-- near obstacle",
+    "order 2 Drive.setVelocity(0.0, 0.8)",
+    "order 3 Blink.setPattern(avoid, 3)",
+    "-- bumper",
+    "order 2 Drive.stop()",
+    "order 3 Blink.setPattern(stopped, 0)",
+    "-- 400 ms",
+    "order 3 Blink.setPattern(clearance, 2)",
+    "order 3 Blink.setPattern(clearance, 2)",
+    "dropped 0",
+]
 
 
 def _generate(spec: Path, out: Path) -> list[Path]:
@@ -52,7 +65,7 @@ def test_generated_c_and_stubs_compile_warning_free(tmp_path, spec):
                      debian_package=package, cwd=tmp_path / "c")
 
 
-def test_mobile_robot_in_c_runs_on_the_host_and_links_for_cortex_m(tmp_path):
+def test_mobile_robot_in_c_runs_on_the_host(tmp_path):
     root = tmp_path / "mobile_robot"
     shutil.copytree(EXAMPLES / "mobile_robot", root, ignore=shutil.ignore_patterns("framework", "__pycache__"))
     user_code = {p.name: p.read_bytes() for p in (root / "c").glob("*.c")}
@@ -60,23 +73,25 @@ def test_mobile_robot_in_c_runs_on_the_host_and_links_for_cortex_m(tmp_path):
     assert {p.name: p.read_bytes() for p in (root / "c").glob("*.c") if p.name in user_code} == user_code
     run_tool(["gcc", *WARNINGS, "-O2", *sources, "-o", root / "robot"], debian_package="gcc")
     output = run_tool([root / "robot"], debian_package="gcc").splitlines()
-    assert output == [
-        "-- near obstacle",
-        "order 2 Drive.setVelocity(0.0, 0.8)",
-        "order 3 Blink.setPattern(avoid, 3)",
-        "-- bumper",
-        "order 2 Drive.stop()",
-        "order 3 Blink.setPattern(stopped, 0)",
-        "-- 400 ms",
-        "order 3 Blink.setPattern(clearance, 2)",
-        "order 3 Blink.setPattern(clearance, 2)",
-        "dropped 0",
-    ]
-    elf = root / "robot.elf"
-    run_tool(["arm-none-eabi-gcc", *CORTEX_M4, *WARNINGS, "-Os", "--specs=nosys.specs", *sources, "-o", elf],
-             debian_package="gcc-arm-none-eabi")
+    assert output == HOST_OUTPUT
+
+
+@pytest.mark.qemu
+def test_mobile_robot_in_c_runs_on_an_emulated_cortex_m4(tmp_path):
+    """The same C app, cross-compiled for the MPS2 AN386 board (Cortex-M4) and run in QEMU."""
+    root = tmp_path / "mobile_robot"
+    shutil.copytree(EXAMPLES / "mobile_robot", root, ignore=shutil.ignore_patterns("framework", "__pycache__"))
+    sources = _generate(root / "mobile_robot.diaspec", root / "c")
+    board = root / "c" / "cortex_m"
+    elf = tmp_path / "robot.elf"
+    run_tool(["arm-none-eabi-gcc", *CORTEX_M4, *WARNINGS, "-Os", "-nostartfiles", "-T", board / "mps2.ld",
+              "--specs=nano.specs", "--specs=nosys.specs", "-u", "_printf_float",
+              board / "startup_mps2.c", *sources, "-o", elf], debian_package="gcc-arm-none-eabi")
     header = elf.read_bytes()[:20]
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 40  # EM_ARM
+    output = run_tool(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting", "-monitor", "none",
+                       "-serial", "none", "-kernel", elf], debian_package="qemu-system-arm", timeout=60)
+    assert output.splitlines() == HOST_OUTPUT
 
 
 EDGE_DESIGNS = {
