@@ -559,3 +559,55 @@ def generate_c(checked: CheckedDesign, out_dir: Path) -> tuple[list[Path], list[
             path.write_text(text, encoding="utf-8")
             created.append(path)
     return generated, created
+
+
+def check_c_user_code(checked: CheckedDesign, out_dir: Path) -> "Diagnostics":
+    """What the user must change in the C files after regeneration: missing callbacks or action
+    functions (errors), functions and files the design no longer calls (warnings). Signatures are
+    left to the C compiler, which sees the generated prototypes."""
+    import re
+
+    from diaspec.diagnostics import Diagnostics, Pos
+
+    generator = CGenerator(checked)
+    diags = Diagnostics()
+    expected: dict[str, dict[str, str]] = {}  # file -> function -> prototype
+    for context in checked.design.contexts:
+        expected[f"ctx_{context.name.text}.c"] = {
+            f"{c_ident(context.name.text)}_{context_callback(k).method}": generator.context_signature(context, k)
+            for k in context.contracts
+        }
+    for controller in checked.design.controllers:
+        expected[f"ctl_{controller.name.text}.c"] = {
+            f"{c_ident(controller.name.text)}_{controller_callback(k).method}": generator.controller_signature(controller, k)
+            for k in controller.contracts
+        }
+    for action in checked.design.actions:
+        expected[f"act_{action.name.text}.c"] = {
+            generator.action_fn(action.name.text, m.name.text): f"void {generator.action_fn(action.name.text, m.name.text)}({generator.method_params(m)})"
+            for m in action.methods
+        }
+    out_dir = Path(out_dir)
+    for path in sorted(out_dir.glob("*.c")):
+        if path.name == "diaspec_runtime.c" or not path.name.startswith(("ctx_", "ctl_", "act_")):
+            continue
+        if path.name not in expected:
+            diags.warning(Pos(str(path), 1, 1), f"{path.stem[4:]} is no longer in the design; this file is not used (delete it)")
+    for name, functions in expected.items():
+        path = out_dir / name
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        prefix = name[4:-2]
+        defined: dict[str, Pos] = {}
+        for match in re.finditer(rf"^[ \t]*(?:bool|void)\s+({re.escape(c_ident(prefix))}_\w+)\s*\(", text, re.MULTILINE):
+            line = text.count("\n", 0, match.start(1)) + 1
+            column = match.start(1) - (text.rfind("\n", 0, match.start(1)) + 1) + 1
+            defined.setdefault(match.group(1), Pos(str(path), line, column))
+        for function, prototype in functions.items():
+            if function not in defined:
+                diags.error(Pos(str(path), 1, 1), f"missing {prototype}")
+        for function, pos in defined.items():
+            if function not in functions:
+                diags.warning(pos, f"{function} is no longer called: its contract left the design (remove it)")
+    return diags

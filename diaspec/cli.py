@@ -57,11 +57,15 @@ def run_generate(spec: str, out: str, lang: str = "python") -> int:
     if lang == "c":
         from diaspec.cgen import generate_c
 
+        from diaspec.cgen import check_c_user_code
+
         generated, created = generate_c(checked, out_dir)
         print(f"wrote {len(generated)} generated C files to {out_dir}")
         for path in created:
             print(f"created {path} (yours to edit)")
-        return 0
+        user = check_c_user_code(checked, out_dir)
+        _report(user)
+        return EXIT_ERRORS if user.has_errors else 0
     from diaspec.pygen import generate_python
     from diaspec.usercheck import check_user_code
 

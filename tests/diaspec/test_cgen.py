@@ -117,3 +117,29 @@ def test_edge_designs_compile_warning_free(tmp_path, name):
     sources = _generate(spec, tmp_path / "c")
     for compiler, flags, package in (("gcc", [], "gcc"), ("arm-none-eabi-gcc", CORTEX_M4, "gcc-arm-none-eabi")):
         run_tool([compiler, *flags, *WARNINGS, "-fsyntax-only", *sources], debian_package=package, cwd=tmp_path / "c")
+
+
+def test_c_regeneration_keeps_user_files_and_reports_changes(tmp_path):
+    from diaspec.cgen import check_c_user_code
+
+    root = tmp_path / "mobile_robot"
+    shutil.copytree(EXAMPLES / "mobile_robot", root, ignore=shutil.ignore_patterns("framework", "__pycache__"))
+    spec = root / "mobile_robot.diaspec"
+    checked = check_spec(spec)
+    _generate(spec, root / "c")
+    assert check_c_user_code(checked, root / "c").items == []
+    kept = {p: p.read_bytes() for p in (root / "c").glob("*.c") if not p.name.startswith("diaspec_")}
+    # DriveMode stops listening to Collision and ticks instead; Dashboard becomes Horn
+    text = spec.read_text().replace("    when provided Collision maybe publish;\n", "    when periodic <100 ms> maybe publish;\n")
+    spec.write_text(text.replace("controller Dashboard", "controller Horn"))
+    checked = check_spec(spec)
+    _generate(spec, root / "c")
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    c = str(root / "c")
+    lines = [str(d).replace(c + "/", "") for d in check_c_user_code(checked, root / "c").sorted()]
+    assert lines == [
+        "ctl_Dashboard.c:1:1: warning: Dashboard is no longer in the design; this file is not used (delete it)",
+        "ctx_DriveMode.c:1:1: error: missing bool DriveMode_on_every_100ms(const DriveMode_on_every_100ms_discover "
+        "*discover, DriveMode_value *out)",
+        "ctx_DriveMode.c:30:6: warning: DriveMode_on_collision is no longer called: its contract left the design (remove it)",
+    ]
