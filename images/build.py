@@ -139,7 +139,8 @@ class _OfflineBuild:
     def _packages(self) -> list[DebPackage]:
         wanted = debian_packages(self.config)
         if not wanted:
-            raise UserError("no BR2_PACKAGE_* symbol is enabled: nothing to put in the root filesystem")
+            raise UserError("no BR2_PACKAGE_* symbol is enabled: nothing to put in the root filesystem "
+                            "(add a system layer, e.g. --layers BOARD,core/minimal)")
         self.busybox_deb = self.archive.fetch_exact("busybox-static", refresh=self.refresh)
         return self.archive.resolve(wanted, refresh=self.refresh)
 
