@@ -54,35 +54,41 @@ class _Stages:
 
 
 def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, backend: str = "offline",
-          strict: bool = False, refresh: bool = False) -> BuildResult:
+          strict: bool = False, refresh: bool = False,
+          buildroot_dir: str | None = None) -> BuildResult:
     """Build the image for `layers` into `workspace`; raise UserError on any bad input."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}' (choose one of: {', '.join(BACKENDS)})")
     if backend == "buildroot":
-        return _build_with_buildroot(layers, workspace=workspace, strict=strict)
+        return _build_with_buildroot(layers, workspace=workspace, strict=strict,
+                                     buildroot_dir=buildroot_dir)
     started = time.monotonic()
     with step_progress() as progress:
         stages = _Stages(progress)
         config = stages.run("configuration", lambda: load_config(layers, strict=strict))
-        manifest = _OfflineBuild(config, workspace, layers, refresh).run(stages, started)
+        manifest = _OfflineBuild(config, workspace, layers, refresh, strict).run(stages, started)
     return BuildResult(workspace, manifest, time.monotonic() - started)
 
 
-def _build_with_buildroot(layers: str, *, workspace: Workspace, strict: bool) -> BuildResult:
+def _build_with_buildroot(layers: str, *, workspace: Workspace, strict: bool,
+                          buildroot_dir: str | None) -> BuildResult:
     # The seam for the Buildroot backend (images/buildroot/): same config, same workspace layout.
     try:
         backend = importlib.import_module("images.buildroot.backend")
     except ModuleNotFoundError:
         raise UserError("the buildroot backend is not available in this checkout "
                         "(use --backend offline)") from None
-    return backend.build(layers, workspace=workspace, strict=strict)
+    return backend.build(layers, workspace=workspace, strict=strict, buildroot_dir=buildroot_dir)
 
 
 class _OfflineBuild:
     """The offline backend's stages; each writes below the workspace's build directory."""
 
-    def __init__(self, config, workspace: Workspace, layers: str, refresh: bool) -> None:
+    def __init__(self, config, workspace: Workspace, layers: str, refresh: bool,
+                 strict: bool = False) -> None:
         self.config = config
+        self.strict = strict
+        self.modules_overlay: tuple[Path, ...] = ()  # a source-built kernel's lib/modules
         self.ws = workspace
         self.layers_arg = layers
         self.refresh = refresh
@@ -93,9 +99,6 @@ class _OfflineBuild:
         self.log = workspace.logs_dir / "build.log"
 
     def run(self, stages: _Stages, started: float) -> Manifest:
-        if self.board.kernel != "debian":
-            raise UserError(f"board {self.board.name}: kernel = '{self.board.kernel}' needs "
-                            "--backend buildroot (the offline backend uses Debian's kernel)")
         self.ws.logs_dir.mkdir(parents=True, exist_ok=True)
         self.log.write_text("")
         shutil.rmtree(self.out, ignore_errors=True)
@@ -103,9 +106,7 @@ class _OfflineBuild:
         key = self.ws.ensure_ssh_key()
 
         packages: list[DebPackage] = stages.run("Debian packages", self._packages)
-        kernel = stages.run("kernel", lambda: fetch_kernel(
-            self.archive, self.board.kernel_package, self.board.kernel_image,
-            self.archive.root / "unpacked"))
+        kernel = stages.run("kernel", self._kernel)
         stages.run("initramfs", lambda: self._initramfs(kernel))
         rootfs_name = f"rootfs.{self.config.image.rootfs_format}"
         stages.run("root filesystem", lambda: self._rootfs(packages, key, rootfs_name))
@@ -144,6 +145,16 @@ class _OfflineBuild:
         self.busybox_deb = self.archive.fetch_exact("busybox-static", refresh=self.refresh)
         return self.archive.resolve(wanted, refresh=self.refresh)
 
+    def _kernel(self):
+        if self.board.kernel == "source":
+            # Seam to images/kernel_source/: Debian's Linux source + the layers' fragments.
+            from images.kernel_source.offline import offline_kernel
+            kernel = offline_kernel(self.config, self.build_dir, self.log, strict=self.strict)
+            self.modules_overlay = (kernel.artifacts.modules_root,)
+            return kernel
+        return fetch_kernel(self.archive, self.board.kernel_package, self.board.kernel_image,
+                            self.archive.root / "unpacked")
+
     def _initramfs(self, kernel) -> None:
         overlays = self.config.initramfs_overlays
         modules = kernel.module_closure(read_module_lists(overlays))
@@ -165,7 +176,7 @@ class _OfflineBuild:
             "CONFIG_DIGEST": self.config.digest(),
         }
         inputs = RootfsInputs(
-            packages=tuple(packages), overlays=self.config.root_overlays,
+            packages=tuple(packages), overlays=self.modules_overlay + self.config.root_overlays,
             post_build_hooks=self.config.post_build_hooks, hostname=self.config.hostname,
             authorized_key=key.with_suffix(".pub").read_text(), release=release,
             hook_env=self._hook_env(),

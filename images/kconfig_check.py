@@ -117,6 +117,14 @@ def explain(name: str, wanted: str, model: "kconfiglib.Kconfig") -> str:
     """Why symbol `name` did not take value `wanted`, from an evaluated kconfiglib model."""
     import kconfiglib
 
+    def named(sc: object) -> str:  # symbols as the .config spells them (CONFIG_ for Linux)
+        if isinstance(sc, kconfiglib.Symbol) and not sc.is_constant:
+            return model.config_prefix + sc.name
+        return kconfiglib.standard_sc_expr_str(sc)
+
+    def text(expr: object) -> str:
+        return kconfiglib.expr_str(expr, named)
+
     sym = model.syms.get(name)
     if sym is None or not sym.nodes:
         close = difflib.get_close_matches(name, [s for s, v in model.syms.items() if v.nodes],
@@ -124,24 +132,36 @@ def explain(name: str, wanted: str, model: "kconfiglib.Kconfig") -> str:
         hint = f"; did you mean {model.config_prefix}{close[0]}?" if close else ""
         return f"unknown symbol{hint}"
     if kconfiglib.expr_value(sym.direct_dep) == 0:
-        unmet = [kconfiglib.expr_str(term)
+        unmet = [text(term)
                  for term in kconfiglib.split_expr(sym.direct_dep, kconfiglib.AND)
                  if kconfiglib.expr_value(term) == 0]
         return "unmet dependency: depends on " + " && ".join(unmet)
     if sym.choice is not None and sym.choice.selection not in (None, sym):
         return f"another choice member is selected: {model.config_prefix}{sym.choice.selection.name}"
     if wanted == "n" and kconfiglib.expr_value(sym.rev_dep) > 0:
-        selectors = [kconfiglib.expr_str(term)
+        selectors = [text(term)
                      for term in kconfiglib.split_expr(sym.rev_dep, kconfiglib.OR)
                      if kconfiglib.expr_value(term) > 0]
         return "forced on by select from " + ", ".join(selectors)
     if sym.orig_type in (kconfiglib.BOOL, kconfiglib.TRISTATE) and wanted not in ("y", "m", "n"):
         return f"type mismatch: {name} is a {kconfiglib.TYPE_TO_STR[sym.orig_type]}"
+    if sym.orig_type in (kconfiglib.INT, kconfiglib.HEX):
+        for low, high, cond in sym.ranges:
+            if kconfiglib.expr_value(cond) and not (
+                    _number(low.str_value) <= _number(wanted) <= _number(high.str_value)):
+                return f"out of range {low.str_value}..{high.str_value}"
     if not sym.visibility:
         return "not user-settable here (no prompt is visible); its default applies"
     if wanted == "m" and sym.orig_type == kconfiglib.BOOL:
         return "type mismatch: bool cannot be m"
     return f"the configuration resolved it to {sym.str_value or 'n'}"
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return 0
 
 
 @contextmanager
@@ -159,15 +179,36 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _linux_compatible_kconfig() -> type:
+    """kconfiglib 14.1 (its last release) predates Linux's `modules` keyword (5.13+, the
+    former `option modules`); this reads Linux's Kconfig files with the old spelling."""
+    import io
+
+    import kconfiglib
+
+    class LinuxKconfig(kconfiglib.Kconfig):
+        def _open(self, filename, mode):
+            handle = super()._open(filename, mode)
+            if "r" not in mode:  # also used to write .config files
+                return handle
+            text = handle.read()
+            handle.close()
+            return io.StringIO(re.sub(r"(?m)^(\s+)modules\s*$", r"\1option modules", text))
+
+    return LinuxKconfig
+
+
 def load_model(
-    kconfig_file: Path, *, env: Mapping[str, str] | None = None, config: Path | None = None
+    kconfig_file: Path, *, env: Mapping[str, str] | None = None, config: Path | None = None,
+    linux: bool = False,
 ) -> "kconfiglib.Kconfig":
     """Parse a Kconfig tree with kconfiglib and (optionally) load a resolved .config into it."""
     import kconfiglib
 
+    kind = _linux_compatible_kconfig() if linux else kconfiglib.Kconfig
     with _environment(dict(env or {})):
         try:
-            model = kconfiglib.Kconfig(str(kconfig_file), warn=False)
+            model = kind(str(kconfig_file), warn=False)
             if config is not None:
                 model.load_config(str(config), replace=True)
         except kconfiglib.KconfigError as error:
@@ -181,10 +222,16 @@ def load_model(
 
 
 def evaluate_defconfig(
-    kconfig_file: Path, defconfig: Path, output: Path, *, env: Mapping[str, str] | None = None
+    kconfig_file: Path, defconfig: Path, output: Path, *, env: Mapping[str, str] | None = None,
+    linux: bool | None = None,
 ) -> "kconfiglib.Kconfig":
-    """`make defconfig` without make: resolve `defconfig` against the tree and write `output`."""
-    model = load_model(kconfig_file, env=env, config=defconfig)
+    """`make defconfig` without make: resolve `defconfig` against the tree and write `output`.
+
+    `linux` (default: when the .config prefix is CONFIG_) reads Linux's newer Kconfig syntax.
+    """
+    if linux is None:
+        linux = (env or {}).get("CONFIG_", os.environ.get("CONFIG_", "CONFIG_")) == "CONFIG_"
+    model = load_model(kconfig_file, env=env, config=defconfig, linux=linux)
     with _environment(dict(env or {})):
         model.write_config(str(output), save_old=False)
     return model

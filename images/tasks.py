@@ -39,16 +39,17 @@ def config(c, layers=None, show=False, strict=False):
     "workspace": "workspace name: builds go to workspaces/NAME/",
     "strict": "two layers setting one symbol differently is an error, not a warning",
     "refresh": "refresh the Debian package lists before resolving",
+    "buildroot_dir": "Buildroot source tree for --backend buildroot (default: $BUILDROOT_DIR)",
 })
 @exit_on_user_error
 def build(c, layers=",".join(DEFAULT_LAYERS), backend="offline", workspace=DEFAULT_WORKSPACE, strict=False,
-          refresh=False):
+          refresh=False, buildroot_dir=None):
     """Build a firmware image into workspaces/NAME/images/ (disk.img, manifest.json, ...)."""
     from images.build import build as run_build
     from images.report import print_build_summary
 
     result = run_build(layers, workspace=Workspace.named(workspace), backend=backend,
-                       strict=strict, refresh=refresh)
+                       strict=strict, refresh=refresh, buildroot_dir=buildroot_dir)
     print_build_summary(result)
 
 

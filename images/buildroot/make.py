@@ -60,14 +60,19 @@ def parse_step(line: str) -> PackageStep | None:
     return PackageStep(*found.groups()) if found else None
 
 
+_MAKE_OWN = re.compile(r"^make(\[\d+\])?: ")
+
+
 def _cause(output: str) -> str:
-    """The line that says why make failed (Buildroot's own errors first, then make's)."""
-    lines = [_ANSI.sub("", line).strip() for line in output.splitlines() if line.strip()]
-    for marker in ("*** ", "ERROR", "Error", "error:", "No rule to make target"):
-        for line in reversed(lines):
-            if marker in line:
-                return line
-    return lines[-1] if lines else "no output"
+    """The line that says why make failed: the tool's own error, not make's "Error 1" summary."""
+    lines = [_ANSI.sub("", line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line and not _MAKE_OWN.match(line)][-20:]
+    for line in reversed(lines):
+        if any(marker in line for marker in ("*** ", "error:", "Error", "ERROR", "No rule to")):
+            return line
+    # Buildroot's checks print a short paragraph (e.g. "Distribution toolchains are unsuitable
+    # ..."): give its last lines, joined.
+    return " ".join(lines[-4:]) if lines else "no output"
 
 
 def run_make(
