@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
-from fleetforge.progress import step_progress
+from fleetforge.progress import console, step_progress
 from fleetforge.tools import run_tool
 from images.debian import DebianArchive, DebPackage
 from images.genimage import DiskLayout, run_genimage
 from images.initramfs import build_initramfs
-from images.kernel import fetch_kernel, read_module_lists
+from images.kernel import fetch_kernel, read_module_lists, unmet_kernel_options
 from images.layers import load_config
 from images.manifest import (BoardRecord, Manifest, PackageRecord, describe_artifacts,
                              write_manifest)
 from images.packages import debian_packages
-from images.rootfs import RootfsInputs, assemble_rootfs, pack_rootfs
+from images.rootfs import RootfsInputs, assemble_rootfs, generic_settings, pack_rootfs
 from images.workspace import Workspace
 
 BACKENDS = ("offline", "buildroot")
@@ -89,6 +89,7 @@ class _OfflineBuild:
         self.config = config
         self.strict = strict
         self.modules_overlay: tuple[Path, ...] = ()  # a source-built kernel's lib/modules
+        self.kernel_warnings: list[str] = []
         self.ws = workspace
         self.layers_arg = layers
         self.refresh = refresh
@@ -152,8 +153,12 @@ class _OfflineBuild:
             kernel = offline_kernel(self.config, self.build_dir, self.log, strict=self.strict)
             self.modules_overlay = (kernel.artifacts.modules_root,)
             return kernel
-        return fetch_kernel(self.archive, self.board.kernel_package, self.board.kernel_image,
-                            self.archive.root / "unpacked")
+        kernel = fetch_kernel(self.archive, self.board.kernel_package, self.board.kernel_image,
+                              self.archive.root / "unpacked")
+        self.kernel_warnings = unmet_kernel_options(kernel, self.config.kernel)
+        for warning in self.kernel_warnings:
+            console.print(f"warning: {warning}", markup=False, highlight=False)
+        return kernel
 
     def _initramfs(self, kernel) -> None:
         overlays = self.config.initramfs_overlays
@@ -179,7 +184,7 @@ class _OfflineBuild:
             packages=tuple(packages), overlays=self.modules_overlay + self.config.root_overlays,
             post_build_hooks=self.config.post_build_hooks, hostname=self.config.hostname,
             authorized_key=key.with_suffix(".pub").read_text(), release=release,
-            hook_env=self._hook_env(),
+            hook_env=self._hook_env(), **generic_settings(self.config.buildroot),
         )
         tree = self.build_dir / "rootfs"
         assemble_rootfs(inputs, tree, self.log)
@@ -230,5 +235,6 @@ class _OfflineBuild:
             config_digest=self.config.digest(),
             packages=records,
             artifacts=describe_artifacts(self.out, names),
-            extra={"initramfs_modules": " ".join(m.name for m in self.initramfs_modules)},
+            extra={"initramfs_modules": " ".join(m.name for m in self.initramfs_modules),
+                   "kernel_config_unmet": "; ".join(self.kernel_warnings)},
         )
