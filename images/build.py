@@ -15,7 +15,7 @@ from images.debian import DebianArchive, DebPackage
 from images.genimage import DiskLayout, run_genimage
 from images.initramfs import build_initramfs
 from images.kernel import fetch_kernel, read_module_lists, unmet_kernel_options
-from images.layers import load_config
+from images.layers import MergedConfig, load_config
 from images.manifest import (BoardRecord, Manifest, PackageRecord, describe_artifacts,
                              write_manifest)
 from images.packages import debian_packages
@@ -84,7 +84,7 @@ def _build_with_buildroot(layers: str, *, workspace: Workspace, strict: bool,
 class _OfflineBuild:
     """The offline backend's stages; each writes below the workspace's build directory."""
 
-    def __init__(self, config, workspace: Workspace, layers: str, refresh: bool,
+    def __init__(self, config: MergedConfig, workspace: Workspace, layers: str, refresh: bool,
                  strict: bool = False) -> None:
         self.config = config
         self.strict = strict

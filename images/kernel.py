@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from elftools.elf.elffile import ELFFile
 from fleetforge.errors import UserError
 from fleetforge.tools import run_tool
 from images.debian import DebianArchive, DebPackage
+from images.layers import Setting
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def read_module_lists(overlays: tuple[Path, ...]) -> list[str]:
     return names
 
 
-def unmet_kernel_options(kernel: Kernel, wanted) -> list[str]:
+def unmet_kernel_options(kernel: Kernel, wanted: Mapping[str, Setting]) -> list[str]:
     """Kernel fragment options (merged `config.kernel`) that Debian's prebuilt kernel lacks.
 
     The offline backend cannot rebuild Debian's kernel, so a layer asking for an option the

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from fleetforge.errors import UserError
 from fleetforge.tools import run_tool
 from images.busybox import install_busybox
 from images.debian import DebPackage
+from images.layers import Setting
 from images.overlay import copy_overlay
 
 # Documentation, translations and charset converters are dead weight on a robot (Buildroot
@@ -42,7 +44,7 @@ class RootfsInputs:
     dhcp_interface: str = ""  # BR2_SYSTEM_DHCP; empty: every interface
 
 
-def generic_settings(buildroot) -> dict[str, str]:
+def generic_settings(buildroot: Mapping[str, Setting]) -> dict[str, str]:
     """RootfsInputs fields from Buildroot's "System configuration" symbols (merged settings)."""
     def text(symbol: str) -> str:
         setting = buildroot.get(symbol)
