@@ -121,17 +121,13 @@ def render_external_tree(
         "external.mk": ExternalFile(
             _header(config) + "include $(sort $(wildcard $(BR2_EXTERNAL_"
             f"{EXTERNAL_NAME}_PATH)/package/*/*.mk))\n"),
-        f"configs/{defconfig_file_name()}": ExternalFile(defconfig.text()),
+        f"configs/{DEFCONFIG_NAME}": ExternalFile(defconfig.text()),
         POST_BUILD_SCRIPT: ExternalFile(_post_build_script(config, workspace), executable=True),
         POST_IMAGE_SCRIPT: ExternalFile(_post_image_script(config, workspace), executable=True),
     }
     if "BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES" in defconfig.settings:
         files[KERNEL_FRAGMENT] = ExternalFile(_kernel_fragment(config))
     return ExternalTree(dict(sorted(files.items())))
-
-
-def defconfig_file_name() -> str:
-    return DEFCONFIG_NAME
 
 
 def write_external_tree(tree: ExternalTree, destination: Path) -> Path:
