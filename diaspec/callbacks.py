@@ -17,7 +17,7 @@ from diaspec.model import (
     WhenProvided,
     WhenRequired,
 )
-from diaspec.naming import period_suffix, py_name
+from diaspec.naming import period_suffix, py_name, snake
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def contract_text(contract: Contract | ControllerContract) -> str:
 def get_member(given: Input) -> str:
     """The `discover` member for a data requirement: `distance_from_sonar()`, `collision()`."""
     if isinstance(given, SourceInput):
-        return f"{py_name(given.source.text)}_from_{py_name(given.device.text)}"
+        return f"{snake(given.source.text)}_from_{snake(given.device.text)}"
     return py_name(given.name.text)
 
 
@@ -62,13 +62,13 @@ def context_callback(contract: Contract) -> Callback:
     if isinstance(contract, WhenProvided):
         given = contract.input
         if isinstance(given, SourceInput):
-            method = f"on_{py_name(given.source.text)}_from_{py_name(given.device.text)}"
+            method = f"on_{snake(given.source.text)}_from_{snake(given.device.text)}"
             return Callback(method, ("event", "discover"), text, contract.emission)
         assert isinstance(given, ContextInput)
-        return Callback(f"on_{py_name(given.name.text)}", ("value", "discover"), text, contract.emission)
+        return Callback(f"on_{snake(given.name.text)}", ("value", "discover"), text, contract.emission)
     assert isinstance(contract, WhenPeriodic)
     if contract.source is not None:
-        method = f"on_periodic_{py_name(contract.source.source.text)}_from_{py_name(contract.source.device.text)}"
+        method = f"on_periodic_{snake(contract.source.source.text)}_from_{snake(contract.source.device.text)}"
         return Callback(method, ("readings", "discover"), text, contract.emission)
     method = f"on_every_{period_suffix(contract.period.amount, contract.period.unit)}"
     return Callback(method, ("discover",), text, contract.emission)
@@ -79,7 +79,7 @@ def context_callbacks(context: Context) -> list[Callback]:
 
 
 def controller_callback(contract: ControllerContract) -> Callback:
-    return Callback(f"on_{py_name(contract.context.text)}", ("value", "discover"), contract_text(contract), "order")
+    return Callback(f"on_{snake(contract.context.text)}", ("value", "discover"), contract_text(contract), "order")
 
 
 def controller_callbacks(controller: Controller) -> list[Callback]:

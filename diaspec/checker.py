@@ -50,6 +50,8 @@ class Checker:
         self.consumed_contexts: set[str] = set()
 
     def run(self) -> DesignIndex:
+        if not self.design.declarations:
+            self.diags.warning(Pos(self.design.main_file, 1, 1), "the design is empty: nothing is declared")
         self.check_names()                # 1
         self.check_types()                # 2, 5
         self.check_devices()              # 3, 4
@@ -73,7 +75,7 @@ class Checker:
                 other = first[name.text]
                 self.diags.error(
                     name.pos,
-                    f"'{name.text}' is already declared as {kind_name(other)} at {_where(other.name.pos)}",
+                    f"'{name.text}' is already declared as {_article(kind_name(other))} at {_where(other.name.pos)}",
                 )
             else:
                 first[name.text] = decl
@@ -145,22 +147,24 @@ class Checker:
         self.check_recursive_structures()
 
     def check_alias_cycles(self) -> None:
-        reported: set[str] = set()
+        settled: set[str] = set()  # aliases known to end in a non-alias (or in a reported cycle)
         for alias in self.design.of_kind(TypeAlias):
-            chain = [alias.name.text]
-            current = alias
-            while isinstance(current, TypeAlias):
-                target = current.target.name
-                if target in chain:
-                    cycle = chain[chain.index(target):] + [target]
-                    if alias.name.text == target and not reported & set(cycle):
-                        self.diags.error(alias.name.pos, "type alias cycle: " + " -> ".join(cycle))
-                        reported.update(cycle)
+            chain: list[str] = []
+            on_chain: set[str] = set()
+            current: object = alias
+            while isinstance(current, TypeAlias) and current.name.text not in settled:
+                name = current.name.text
+                if name in on_chain:
+                    cycle = chain[chain.index(name):] + [name]
+                    first = min((self.index.by_name[n] for n in cycle[:-1]), key=lambda a: a.name.pos)
+                    start = cycle.index(first.name.text)
+                    ordered = cycle[start:-1] + cycle[:start] + [first.name.text]
+                    self.diags.error(first.name.pos, "type alias cycle: " + " -> ".join(ordered))
                     break
-                chain.append(target)
-                current = self.index.by_name.get(target)
-                if current is not None and not isinstance(current, TypeAlias):
-                    break
+                chain.append(name)
+                on_chain.add(name)
+                current = self.index.by_name.get(current.target.name)
+            settled.update(chain)
 
     def _by_value_structure(self, ref: TypeRef) -> str | None:
         resolved = self.index.resolve(ref)
@@ -169,8 +173,9 @@ class Checker:
         return resolved.name if isinstance(self.index.by_name.get(resolved.name), Structure) else None
 
     def check_recursive_structures(self) -> None:
+        reported: set[str] = set()  # one error per cycle, at its first structure
         for struct in self.design.of_kind(Structure):
-            if self.index.by_name.get(struct.name.text) is not struct:
+            if self.index.by_name.get(struct.name.text) is not struct or struct.name.text in reported:
                 continue
             # depth-first over by-value fields, iteratively (specs can be deep)
             stack: list[tuple[str, list[str]]] = [(struct.name.text, [])]
@@ -186,6 +191,7 @@ class Checker:
                         continue
                     step = path + [f"{current}.{f.name.text}"]
                     if inner == struct.name.text:
+                        reported.update(p.split(".")[0] for p in step)
                         self.diags.error(
                             struct.name.pos,
                             f"structure '{struct.name.text}' contains itself by value: "
@@ -222,30 +228,17 @@ class Checker:
                 self.check_method_clashes(device)
 
     def check_inheritance_cycles(self) -> None:
-        reported: set[str] = set()
-        for device in self.design.devices:
-            start = device.name.text
-            if start in reported:
+        edges = {
+            d.name.text: [p.text for p in d.parents if self.index.device(p.text)]
+            for d in self.design.devices
+            if self.index.device(d.name.text) is d
+        }
+        for component in _strongly_connected(edges):
+            if len(component) == 1 and component[0] not in edges.get(component[0], []):
                 continue
-            # depth-first search for a path back to `start`
-            stack: list[tuple[str, list[str]]] = [(start, [start])]
-            seen: set[str] = set()
-            while stack:
-                current, path = stack.pop()
-                decl = self.index.device(current)
-                if decl is None:
-                    continue
-                for parent in decl.parents:
-                    if parent.text == start:
-                        cycle = path + [start]
-                        if not reported & set(cycle):
-                            self.diags.error(device.name.pos, "inheritance cycle: " + " -> ".join(cycle))
-                            reported.update(cycle)
-                        stack.clear()
-                        break
-                    if parent.text not in seen:
-                        seen.add(parent.text)
-                        stack.append((parent.text, path + [parent.text]))
+            first = min((self.index.device(n) for n in component), key=lambda d: d.name.pos)
+            path = _cycle_path(first.name.text, edges, set(component))
+            self.diags.error(first.name.pos, "inheritance cycle: " + " -> ".join(path))
 
     def check_inherited_members(self, device: Device) -> None:
         ancestors = self.index.ancestors(device.name.text)
@@ -333,12 +326,15 @@ class Checker:
         )
         return False
 
-    def check_context_input(self, given: ContextInput, *, pulled: bool) -> Context | None:
+    def check_context_input(self, given: ContextInput, *, pulled: bool, by_controller: bool = False) -> Context | None:
         """Check 7 (and 8 for `get`): a bare name is a context (a pulled one has `when required`)."""
         name = given.name.text
         decl = self.index.by_name.get(name)
         if isinstance(decl, Device):
-            self.diags.error(given.pos, f"'{name}' is a device; write '<source> from {name}'")
+            if by_controller:
+                self.diags.error(given.pos, f"'{name}' is a device; a controller reacts to contexts only")
+            else:
+                self.diags.error(given.pos, f"'{name}' is a device; write '<source> from {name}'")
             return None
         if decl is None:
             self.diags.error(given.pos, f"unknown context '{name}'" + did_you_mean(name, self.index.names_of(Context)))
@@ -443,7 +439,7 @@ class Checker:
                     f"controller '{controller.name.text}' already has a contract 'when provided {name}' at {_where(activations[name])}",
                 )
             activations.setdefault(name, contract.pos)
-            target = self.check_context_input(ContextInput(contract.context), pulled=False)
+            target = self.check_context_input(ContextInput(contract.context), pulled=False, by_controller=True)
             if target is not None:
                 self.check_publishing(target, contract.context.pos, f"controller '{controller.name.text}'")
             seen_orders: set[tuple[str, str]] = set()

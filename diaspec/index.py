@@ -1,6 +1,7 @@
 """Symbol table of a design: names to declarations, inheritance, inherited members, aliases."""
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,6 +46,7 @@ class DesignIndex:
     def __init__(self, design: Design) -> None:
         self.design = design
         self.by_name: dict[str, Declaration] = {}
+        self._ancestors: dict[str, list[str]] = {}
         for decl in design.declarations:
             self.by_name.setdefault(decl.name.text, decl)
 
@@ -71,17 +73,22 @@ class DesignIndex:
     # ---- inheritance ------------------------------------------------------------------------
     def ancestors(self, name: str) -> list[str]:
         """Proper ancestors, nearest first (breadth first; safe on cycles and unknown names)."""
+        cached = self._ancestors.get(name)
+        if cached is not None:
+            return cached
         seen: list[str] = []
-        queue = [name]
+        seen_set = {name}
+        queue = deque([name])
         while queue:
-            current = queue.pop(0)
-            device = self.device(current)
+            device = self.device(queue.popleft())
             if device is None:
                 continue
             for parent in device.parents:
-                if parent.text != name and parent.text not in seen and self.device(parent.text):
+                if parent.text not in seen_set and self.device(parent.text):
+                    seen_set.add(parent.text)
                     seen.append(parent.text)
                     queue.append(parent.text)
+        self._ancestors[name] = seen
         return seen
 
     def lineage(self, name: str) -> list[str]:

@@ -24,9 +24,15 @@ def py_name(name: str) -> str:
     return text + "_" if keyword.iskeyword(text) or keyword.issoftkeyword(text) or text in {"self", "discover"} else text
 
 
+# builtins the generated code names (a design type called `int` must not hide the real one)
+_PY_RESERVED = frozenset({"None", "True", "False", "int", "float", "str", "bool", "bytes", "tuple", "dict",
+                          "list", "object", "type", "Event", "MISSING_IMPORTS"})
+
+
 def py_ident(name: str) -> str:
-    """A Python identifier kept as written (types, enum values), made safe from keywords."""
-    return name + "_" if keyword.iskeyword(name) or name in {"None", "True", "False"} else name
+    """A Python identifier kept as written (types, classes, enum values), safe from keywords and
+    from the builtins the generated code uses."""
+    return name + "_" if keyword.iskeyword(name) or name in _PY_RESERVED else name
 
 
 def c_ident(name: str) -> str:

@@ -100,7 +100,14 @@ def _syntax_message(error: UnexpectedInput) -> str:
         char = error.char
         shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}" if ord(char) < 256 else repr(char)
         return f"unexpected character '{shown}'"
-    expected = sorted({_describe_terminal(t) for t in getattr(error, "expected", set()) or set()})
+    terminals = getattr(error, "expected", set()) or set()
+    interactive = getattr(error, "interactive_parser", None)
+    if interactive is not None:
+        try:  # what the parser state really accepts (LALR lookahead sets are wider)
+            terminals = interactive.accepts() or terminals
+        except Exception:  # noqa: BLE001 - a better message is optional, a crash is not
+            pass
+    expected = sorted({_describe_terminal(t) for t in terminals})
     suffix = f", expected {', '.join(expected[:8])}" if expected else ""
     if len(expected) > 8:
         suffix += ", ..."
@@ -173,7 +180,8 @@ class _Converter:
         for comment in reversed(self.comments):
             if comment.end > end:
                 continue
-            if self.text[comment.end : end].strip():
+            gap = self.text[comment.end : end]
+            if gap.strip() or gap.count("\n") > 1:  # a blank line detaches a comment
                 break
             parts.append(comment.text)
             end = comment.start
@@ -288,7 +296,10 @@ def parse_text(text: str, file: str, diags: Diagnostics) -> tuple[list[Declarati
         tree = _lark().parse(text)
     except UnexpectedInput as error:
         line, col = getattr(error, "line", -1), getattr(error, "column", -1)
-        if not isinstance(line, int) or line < 1:
+        at_end = isinstance(error, UnexpectedEOF) or (
+            isinstance(error, UnexpectedToken) and error.token.type == "$END"
+        )
+        if at_end or not isinstance(line, int) or line < 1:
             line, col = _position_of_offset(text, len(text))
         diags.error(Pos(file, line, col if isinstance(col, int) and col > 0 else 1), _syntax_message(error))
         return [], []

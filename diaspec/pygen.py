@@ -30,7 +30,7 @@ from diaspec.model import (
     WhenProvided,
     WhenRequired,
 )
-from diaspec.naming import py_ident, py_name
+from diaspec.naming import py_ident, py_name, snake
 
 RUNTIME_SOURCE = Path(__file__).with_name("pyruntime.py")
 _PRIMITIVE_PY = {"Boolean": "bool", "Integer": "int", "Float": "float", "String": "str", "Binary": "bytes"}
@@ -146,16 +146,16 @@ def _get_specs(gets: list) -> str:
     parts = []
     for g in gets:
         if isinstance(g, SourceInput):
-            parts.append(f"R.GetSpec({get_member(g)!r}, device={g.device.text!r}, source={py_name(g.source.text)!r})")
+            parts.append(f"_R.GetSpec({get_member(g)!r}, device={g.device.text!r}, source={py_name(g.source.text)!r})")
         else:
-            parts.append(f"R.GetSpec({get_member(g)!r}, context={g.name.text!r})")
+            parts.append(f"_R.GetSpec({get_member(g)!r}, context={g.name.text!r})")
     return "(" + "".join(p + ", " for p in parts) + ")"
 
 
 def design_module(checked: CheckedDesign) -> str:
     design, index = checked.design, checked.index
     out = [header(checked), '"""The design as data: what the runtime wires."""\n',
-           "from . import _runtime as R\n\n", "DEVICES = {\n"]
+           "from . import _runtime as _R\n\n", "DEVICES = {\n"]
     for device in design.devices:
         name = device.name.text
         attrs = {py_name(a): a for a in index.attributes(name)}
@@ -164,20 +164,21 @@ def design_module(checked: CheckedDesign) -> str:
             a: tuple(py_name(m.name.text) for m in index.action(a).methods) for a in index.device_actions(name)
         }
         src = ", ".join(
-            f"{py_name(s)!r}: R.SourceSpec({py_name(s)!r}, {tuple(py_name(i.name.text) for i in sp.indices)!r})"
+            f"{py_name(s)!r}: _R.SourceSpec({py_name(s)!r}, {tuple(py_name(i.name.text) for i in sp.indices)!r}, "
+            f"{'get_' + snake(s)!r})"
             for s, (sp, _) in sources.items()
         )
         out.append(
-            f"    {name!r}: R.DeviceSpec({name!r}, {tuple(index.lineage(name))!r}, {attrs!r}, {{{src}}}, {actions!r}),\n"
+            f"    {name!r}: _R.DeviceSpec({name!r}, {tuple(index.lineage(name))!r}, {attrs!r}, {{{src}}}, {actions!r}),\n"
         )
     out.append("}\n\nCONTEXTS = {\n")
     for context in design.contexts:
-        out.append(f"    {context.name.text!r}: R.ContextSpec({context.name.text!r}, {bool(context.indices)!r}, (\n")
+        out.append(f"    {context.name.text!r}: _R.ContextSpec({context.name.text!r}, {bool(context.indices)!r}, (\n")
         for contract in context.contracts:
             cb = context_callback(contract)
             gets = _get_specs(contract.gets)
             if isinstance(contract, WhenRequired):
-                out.append(f"        R.ContractSpec('required', {cb.method!r}, {cb.contract!r}, gets={gets}),\n")
+                out.append(f"        _R.ContractSpec('required', {cb.method!r}, {cb.contract!r}, gets={gets}),\n")
             elif isinstance(contract, WhenProvided):
                 given = contract.input
                 if isinstance(given, SourceInput):
@@ -187,7 +188,7 @@ def design_module(checked: CheckedDesign) -> str:
                     extra = f"context={given.name.text!r}"
                     kind = "context"
                 out.append(
-                    f"        R.ContractSpec({kind!r}, {cb.method!r}, {cb.contract!r}, {contract.emission!r}, {extra}, gets={gets}),\n"
+                    f"        _R.ContractSpec({kind!r}, {cb.method!r}, {cb.contract!r}, {contract.emission!r}, {extra}, gets={gets}),\n"
                 )
             elif isinstance(contract, WhenPeriodic):
                 extra = f"period_ms={contract.period.milliseconds!r}"
@@ -196,22 +197,22 @@ def design_module(checked: CheckedDesign) -> str:
                 if contract.grouped_by is not None:
                     extra += f", grouped_by={py_name(contract.grouped_by.text)!r}"
                 out.append(
-                    f"        R.ContractSpec('periodic', {cb.method!r}, {cb.contract!r}, {contract.emission!r}, {extra}, gets={gets}),\n"
+                    f"        _R.ContractSpec('periodic', {cb.method!r}, {cb.contract!r}, {contract.emission!r}, {extra}, gets={gets}),\n"
                 )
         out.append("    )),\n")
     out.append("}\n\nCONTROLLERS = {\n")
     for controller in design.controllers:
-        out.append(f"    {controller.name.text!r}: R.ControllerSpec({controller.name.text!r}, (\n")
+        out.append(f"    {controller.name.text!r}: _R.ControllerSpec({controller.name.text!r}, (\n")
         for contract in controller.contracts:
             cb = controller_callback(contract)
             orders = "".join(
-                f"R.OrderSpec({o.action.text!r}, {o.device.text!r}, {py_name(o.device.text)!r}, "
+                f"_R.OrderSpec({o.action.text!r}, {o.device.text!r}, {py_name(o.device.text)!r}, "
                 f"{tuple(py_name(m.name.text) for m in index.action(o.action.text).methods)!r}), "
                 for o in contract.orders
             )
-            out.append(f"        R.ReactionSpec({contract.context.text!r}, {cb.method!r}, {cb.contract!r}, ({orders})),\n")
+            out.append(f"        _R.ReactionSpec({contract.context.text!r}, {cb.method!r}, {cb.contract!r}, ({orders})),\n")
         out.append("    )),\n")
-    out.append(f"}}\n\nTABLES = R.DesignTables({checked.app_name!r}, DEVICES, CONTEXTS, CONTROLLERS)\n")
+    out.append(f"}}\n\nTABLES = _R.DesignTables({checked.app_name!r}, DEVICES, CONTEXTS, CONTROLLERS)\n")
     return "".join(out)
 
 
@@ -306,13 +307,22 @@ def _attribute_converter(index: DesignIndex, ref: TypeRef) -> str:
     if resolved is None:
         return "object"
     base = _PRIMITIVE_PY.get(resolved.name) or py_ident(resolved.name)
-    return f"R.ArrayOf({base}, {resolved.dims})" if resolved.dims else base
+    return f"_R.ArrayOf({base}, {resolved.dims})" if resolved.dims else base
+
+
+def _typed_params(index: DesignIndex, device: str, method: str) -> str:
+    """`, v: Velocity, times: int` for an action method of a device (its types from the design)."""
+    for action in index.device_actions(device):
+        for m in index.action(action).methods:
+            if py_name(m.name.text) == method:
+                return "".join(f", {py_name(p.name.text)}: {py_type(p.type)}" for p in m.params)
+    return ""
 
 
 def devices_module(checked: CheckedDesign) -> str:
     design, index = checked.design, checked.index
     out = [header(checked), '"""Abstract device classes (drivers subclass them) and simulated devices."""\n',
-           "from __future__ import annotations\n\nimport abc as _abc\n\nfrom . import _runtime as R\n"
+           "from __future__ import annotations\n\nimport abc as _abc\n\nfrom . import _runtime as _R\n"
            "from .design import DEVICES as _DEVICES\nfrom .types import *  # noqa: F403\n\n"]
     names: list[str] = []
     ordered = _inheritance_order(index, design.devices)
@@ -320,7 +330,7 @@ def devices_module(checked: CheckedDesign) -> str:
         name = device.name.text
         cls = f"Abstract{name}"
         names.append(cls)
-        parents = [f"Abstract{p}" for p in _parents(index, device)] or ["R.AbstractDevice"]
+        parents = [f"Abstract{p}" for p in _parents(index, device)] or ["_R.AbstractDevice"]
         out.append(f"class {cls}({', '.join(parents)}, metaclass=_abc.ABCMeta):\n")
         out.append(_doc(device.doc or f"Device {name}.", "    "))
         out.append(f"    DEVICE = {name!r}\n    _SOURCES = _DEVICES[{name!r}].sources\n")
@@ -334,7 +344,7 @@ def devices_module(checked: CheckedDesign) -> str:
         values = ", ".join(f"{py_name(a)!r}: {py_name(a)}" for a in attributes)
         out.append(
             f"\n    def __init__(self, device_id: str{star}{kw}) -> None:\n"
-            f"        R.AbstractDevice.__init__(self, device_id, {{{values}}})\n"
+            f"        _R.AbstractDevice.__init__(self, device_id, {{{values}}})\n"
         )
         for source in device.sources:
             sname = py_name(source.name.text)
@@ -343,15 +353,15 @@ def devices_module(checked: CheckedDesign) -> str:
             idx_dict = "{" + ", ".join(f"{py_name(i.name.text)!r}: {py_name(i.name.text)}" for i in source.indices) + "}"
             idx_sig = f"self{idx_star}{idx}" if source.indices else "self"
             out.append(
-                f"\n    def publish_{sname}(self, value: {py_type(source.type)}{idx_star}{idx}) -> None:\n"
+                f"\n    def publish_{snake(source.name.text)}(self, _value: {py_type(source.type)}, /{idx_star}{idx}) -> None:\n"
                 f'        """Publish a new reading of `{source.name.text}` to the contexts that use it."""\n'
-                f"        self._publish({sname!r}, value, {idx_dict})\n"
-                f"\n    def get_{sname}({idx_sig}) -> {py_type(source.type)} | None:\n"
+                f"        self._publish({sname!r}, _value, {idx_dict})\n"
+                f"\n    def get_{snake(source.name.text)}({idx_sig}) -> {py_type(source.type)} | None:\n"
                 f'        """The current `{source.name.text}` (last published; a driver may read hardware here)."""\n'
                 f"        return self._last_value({sname!r}, {idx_dict})\n"
             )
         for cb in device_action_callbacks(index, name, inherited=False):
-            params = "".join(f", {p}" for p in cb.params)
+            params = _typed_params(index, name, cb.method)
             out.append(
                 f"\n    @_abc.abstractmethod\n    def {cb.method}(self{params}) -> None:\n"
                 f'        """{cb.contract}"""\n'
@@ -360,7 +370,7 @@ def devices_module(checked: CheckedDesign) -> str:
     for device in ordered:
         name = device.name.text
         names.append(f"Sim{name}")
-        out.append(f"class Sim{name}(R.SimulatedDevice, Abstract{name}):\n")
+        out.append(f"class Sim{name}(_R.SimulatedDevice, Abstract{name}):\n")
         out.append(f'    """Simulated {name}: tests publish its readings and read `orders`."""\n')
         action_of = {}
         for action in index.device_actions(name):
@@ -370,7 +380,7 @@ def devices_module(checked: CheckedDesign) -> str:
         for cb in cbs:
             params = "".join(f", {p}" for p in cb.params)
             out.append(
-                f"\n    def {cb.method}(self{params}) -> None:\n"
+                f"\n    def {cb.method}(self{_typed_params(index, name, cb.method)}) -> None:\n"
                 f"        self._record({action_of.get(cb.method, '')!r}, {cb.method!r}{params})\n"
             )
         if not cbs:
@@ -400,22 +410,22 @@ def _inheritance_order(index: DesignIndex, devices: list[Device]) -> list[Device
 # ---- framework/app.py and __init__ -----------------------------------------------------------
 def app_module(checked: CheckedDesign) -> str:
     design = checked.design
-    comps = {c.name.text: py_name(c.name.text) for c in design.contexts + design.controllers}
-    devs = {d.name.text: py_name(d.name.text) for d in design.devices}
+    comps = {c.name.text: (py_name(c.name.text), py_ident(c.name.text)) for c in design.contexts + design.controllers}
+    devs = {d.name.text: (py_name(d.name.text), py_ident(d.name.text)) for d in design.devices}
     return (
         header(checked)
         + f'"""Assembles the {checked.app_name} app: user components, deployed devices, the runtime."""\n'
-        + "from __future__ import annotations\n\nfrom . import _runtime as R\nfrom . import design, devices, types\n\n"
+        + "from __future__ import annotations\n\nfrom . import _runtime as _R\nfrom . import design, devices, types\n\n"
         + f"COMPONENT_MODULES = {comps!r}\nDEVICE_MODULES = {devs!r}\n\n\n"
-        + "def build(package: str, deployment=None, *, simulate: bool = True, clock=None, trace=None) -> R.Runtime:\n"
+        + "def build(package: str, deployment=None, *, simulate: bool = True, clock=None, trace=None) -> _R.Runtime:\n"
         + '    """The wired app: user classes from <package>.components, devices from the deployment file."""\n'
         + "    if types.MISSING_IMPORTS:\n"
-        + "        raise R.BindError('imported types are missing: ' + '; '.join(types.MISSING_IMPORTS))\n"
-        + "    return R.assemble(package, design.TABLES, COMPONENT_MODULES, DEVICE_MODULES, devices.SIMULATED,\n"
+        + "        raise _R.BindError('imported types are missing: ' + '; '.join(types.MISSING_IMPORTS))\n"
+        + "    return _R.assemble(package, design.TABLES, COMPONENT_MODULES, DEVICE_MODULES, devices.SIMULATED,\n"
         + "                      deployment, simulate=simulate, clock=clock, trace=trace)\n\n\n"
         + "def main(package: str, argv: list[str] | None = None) -> int:\n"
         + '    """Command line of the app: python -m <package> [--hardware] [--trace] [--seconds N]."""\n'
-        + "    return R.main(build, package, argv)\n"
+        + "    return _R.main(build, package, argv)\n"
     )
 
 
@@ -451,7 +461,7 @@ def _stub_context(checked: CheckedDesign, context: Context) -> str:
            "from __future__ import annotations\n\nfrom typing import Any\n\n",
            f"from ..framework import Abstract{name}, Event  # noqa: F401\n",
            "from ..framework.types import *  # noqa: F401,F403\n\n\n",
-           f"class {name}(Abstract{name}):\n"]
+           f"class {py_ident(name)}(Abstract{name}):\n"]
     for contract in context.contracts:
         cb = context_callback(contract)
         params = _context_params(contract, cb, index).replace("_Any", "Any").replace("_Mapping", "dict")
@@ -472,7 +482,7 @@ def _stub_controller(checked: CheckedDesign, controller: Controller) -> str:
            "from __future__ import annotations\n\nfrom typing import Any\n\n",
            f"from ..framework import Abstract{name}\n",
            "from ..framework.types import *  # noqa: F401,F403\n\n\n",
-           f"class {name}(Abstract{name}):\n"]
+           f"class {py_ident(name)}(Abstract{name}):\n"]
     for contract in controller.contracts:
         cb = controller_callback(contract)
         out.append(f"    def {cb.method}(self, value: Any, discover: Any) -> None:\n        # {cb.contract}\n        pass\n\n")
@@ -486,7 +496,7 @@ def _stub_device(checked: CheckedDesign, device: Device) -> str:
     out = [f'"""{name} driver: your code for real hardware (simulation uses Sim{name})."""\n',
            "from __future__ import annotations\n\nimport logging\n\n",
            f"from ..framework import Abstract{name}\n\nlog = logging.getLogger(__name__)\n\n\n",
-           f"class {name}(Abstract{name}):\n"]
+           f"class {py_ident(name)}(Abstract{name}):\n"]
     cbs = device_action_callbacks(checked.index, name, inherited=True)
     for cb in cbs:
         params = "".join(f", {p}" for p in cb.params)

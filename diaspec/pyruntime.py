@@ -30,6 +30,7 @@ class BindError(RuntimeError):
 class SourceSpec:
     name: str  # python name
     index: tuple[str, ...] = ()
+    getter: str = ""  # the device method that reads it (get_<source>)
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ class AbstractDevice:
         """
         spec = type(self)._SOURCES.get(source)  # type: ignore[attr-defined]
         if spec is not None and not spec.index:
-            value = getattr(self, f"get_{source}")()
+            value = getattr(self, spec.getter)()
             return [] if value is None else [Event(value, {}, self, source)]
         return list(self._last.get(source, {}).values())
 
@@ -716,8 +717,8 @@ def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables
 def assemble(
     package: str,
     tables: DesignTables,
-    component_modules: Mapping[str, str],
-    device_modules: Mapping[str, str],
+    component_modules: Mapping[str, tuple[str, str]],
+    device_modules: Mapping[str, tuple[str, str]],
     simulated: Mapping[str, type],
     deployment: Any = None,
     *,
@@ -733,11 +734,11 @@ def assemble(
     if deployment is None:
         deployment = Path(root.__file__).parent / "deployment.toml"  # type: ignore[arg-type]
     components: dict[str, Any] = {}
-    for name, module in component_modules.items():
+    for name, (module, class_name) in component_modules.items():
         try:
-            cls = getattr(importlib.import_module(f"{package}.components.{module}"), name)
+            cls = getattr(importlib.import_module(f"{package}.components.{module}"), class_name)
         except (ImportError, AttributeError) as error:
-            raise BindError(f"{package}.components.{module}: no class {name} ({error})") from None
+            raise BindError(f"{package}.components.{module}: no class {class_name} ({error})") from None
         try:
             components[name] = cls()
         except TypeError as error:  # abstract methods left unimplemented
@@ -746,11 +747,11 @@ def assemble(
         classes = dict(simulated)
     else:
         classes = {}
-        for name, module in device_modules.items():
+        for name, (module, class_name) in device_modules.items():
             try:
-                classes[name] = getattr(importlib.import_module(f"{package}.devices.{module}"), name)
+                classes[name] = getattr(importlib.import_module(f"{package}.devices.{module}"), class_name)
             except (ImportError, AttributeError) as error:
-                raise BindError(f"{package}.devices.{module}: no driver class {name} ({error})") from None
+                raise BindError(f"{package}.devices.{module}: no driver class {class_name} ({error})") from None
     devices = load_deployment(deployment, classes, tables)
     return Runtime(tables, components, devices, clock=clock, trace=trace)
 

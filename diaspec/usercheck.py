@@ -8,7 +8,7 @@ from pathlib import Path
 from diaspec.callbacks import Callback, context_callbacks, controller_callbacks, device_action_callbacks
 from diaspec.compiler import CheckedDesign
 from diaspec.diagnostics import Diagnostics, Pos
-from diaspec.naming import py_name
+from diaspec.naming import py_ident, py_name
 
 _CALLBACK_PREFIXES = ("on_", "when_required")
 
@@ -87,13 +87,13 @@ def check_user_code(checked: CheckedDesign, package_dir: Path, *, display_root: 
         path = root / "components" / f"{py_name(component.name.text)}.py"
         expected_files.add(path)
         if path.exists():
-            _check_class(path, shown(path), component.name.text, callbacks, diags, callbacks_only=True)
+            _check_class(path, shown(path), py_ident(component.name.text), callbacks, diags, callbacks_only=True)
     for device in design.devices:
         path = root / "devices" / f"{py_name(device.name.text)}.py"
         expected_files.add(path)
         if path.exists():
             cbs = device_action_callbacks(index, device.name.text, inherited=True)
-            _check_class(path, shown(path), device.name.text, cbs, diags, callbacks_only=False)
+            _check_class(path, shown(path), py_ident(device.name.text), cbs, diags, callbacks_only=False)
     for folder in ("components", "devices"):
         for path in sorted((root / folder).glob("*.py")):
             if path.name != "__init__.py" and path not in expected_files:

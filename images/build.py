@@ -42,10 +42,13 @@ class _Stages:
     def __init__(self, progress) -> None:
         self.progress = progress
         self.task = progress.add_task("build", total=len(self.NAMES))
+        self.seconds: dict[str, float] = {}
 
     def run(self, name: str, func: Callable[[], object]) -> object:
         self.progress.update(self.task, description=name)
+        started = time.monotonic()
         result = func()
+        self.seconds[name] = round(time.monotonic() - started, 2)
         self.progress.advance(self.task)
         return result
 
@@ -111,8 +114,10 @@ class _OfflineBuild:
         stages.run("disk image", lambda: self._disk(kernel, cmdline, rootfs_name))
         stages.run("post-image hooks", self._post_image)
         manifest = stages.run("manifest", lambda: self._manifest(packages, kernel, cmdline))
+        timings = " ".join(f"{name.replace(' ', '_')}={secs}" for name, secs in stages.seconds.items())
         manifest = Manifest(**{**manifest.__dict__,
-                               "build_seconds": round(time.monotonic() - started, 2)})
+                               "build_seconds": round(time.monotonic() - started, 2),
+                               "extra": {**manifest.extra, "stage_seconds": timings}})
         write_manifest(manifest, self.out / "manifest.json")
         # Swap the finished images in at the very end: a failed build leaves the old ones.
         shutil.rmtree(self.ws.images_dir, ignore_errors=True)

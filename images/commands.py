@@ -12,7 +12,7 @@ from images.layers import resolve_layers
 
 def run_layer_command(layer: str, name: str, args: str = "") -> int:
     """Run command `name` of `layer` with `args` (a shell-quoted string); return its exit code."""
-    target = resolve_layers(layer)[-1]  # the named layer comes after its dependencies
+    target = resolve_layers([layer])[-1]  # the named layer comes after its dependencies
     commands = target.commands
     if name not in commands:
         known = ", ".join(sorted(commands)) or "none"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -49,6 +51,8 @@ class DebianArchive:
         self.archives = self.root / "archives"
         self.lists = self.root / "lists"
         self.status = self.root / "empty-status"
+        self._lock_depth = 0
+        self._updated = False
 
     def _options(self) -> list[str]:
         return [
@@ -68,13 +72,52 @@ class DebianArchive:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         # Several builds (other workspaces, tests) may share the cache at once.
+        if self._lock_depth:  # re-entered (a retry): flock on a second fd would deadlock
+            yield
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
 
     def _apt(self, *args: str) -> str:
         return run_tool(["apt-get", *self._options(), *args], debian_package="apt", cwd=self.archives)
+
+    def _memo_path(self, kind: str, names: list[str]) -> Path:
+        # Keyed by the query and the package lists in force: an `apt update` invalidates it.
+        lists = sorted((p.name, p.stat().st_mtime_ns) for p in self.lists.glob("*_InRelease"))
+        key = hashlib.sha256(json.dumps([kind, names, lists]).encode()).hexdigest()[:24]
+        return self.root / "resolved" / f"{kind}-{key}.json"
+
+    def _load_memo(self, path: Path) -> list[DebPackage] | None:
+        """A previous resolution whose .debs are all still in the cache, unchanged since apt
+        verified them (their sha256 was recorded then); None if anything differs."""
+        try:
+            records = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        found = []
+        for record in records:
+            deb = self.archives / record["file"]
+            if not deb.is_file():
+                return None
+            if _sha256(deb) != record["sha256"]:
+                deb.unlink()  # damaged since apt checked it: let apt fetch and verify it again
+                return None
+            found.append(DebPackage(record["name"], record["version"], record["arch"], deb))
+        return found
+
+    def _save_memo(self, path: Path, found: list[DebPackage]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records = [{"name": p.name, "version": p.version, "arch": p.arch, "file": p.path.name,
+                    "sha256": _sha256(p.path)} for p in found]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records))
+        tmp.rename(path)
 
     def _lists_fresh(self) -> bool:
         stamps = list(self.lists.glob("*_InRelease"))
@@ -84,7 +127,8 @@ class DebianArchive:
         for d in (self.lists / "partial", self.archives / "partial", self.root / "apt-cache"):
             d.mkdir(parents=True, exist_ok=True)
         self.status.touch()
-        if refresh or not self._lists_fresh():
+        if (refresh and not self._updated) or not self._lists_fresh():
+            self._updated = True
             try:
                 self._apt("update")
             except ToolFailedError as error:
@@ -96,6 +140,10 @@ class DebianArchive:
         """Download `packages` and their dependency closure; return them, verified by apt."""
         with self._locked():
             self._prepare(refresh)
+            memo = self._memo_path("closure", packages)
+            cached = None if refresh else self._load_memo(memo)
+            if cached is not None:
+                return cached
             try:
                 plan = self._apt("install", "-s", "--no-install-recommends", *packages)
             except ToolFailedError as error:
@@ -104,7 +152,7 @@ class DebianArchive:
                 raise UserError(f"apt cannot resolve {' '.join(packages)} for {self.arch}: {error}") from None
             found = [DebPackage(n, v, a, self.archives / deb_filename(n, v, a))
                      for n, v, a in _INST.findall(plan)]
-            if any(not p.path.exists() for p in found):
+            if found:  # apt re-checks archives already present against the signed indexes
                 try:
                     self._apt("install", "-d", "-y", "--no-install-recommends", *packages)
                 except ToolFailedError as error:
@@ -114,6 +162,7 @@ class DebianArchive:
             missing = [p.name for p in found if not p.path.exists()]
             if missing:
                 raise UserError(f"apt did not download {', '.join(missing)} into {self.archives}")
+            self._save_memo(memo, found)
             return found
 
     def _retry(self, packages: list[str], error: Exception) -> list[DebPackage]:
@@ -124,6 +173,10 @@ class DebianArchive:
         """Download one package without its dependencies (e.g. a kernel image, unpacked only)."""
         with self._locked():
             self._prepare(refresh)
+            memo = self._memo_path("exact", [package])
+            cached = None if refresh else self._load_memo(memo)
+            if cached:
+                return cached[0]
             try:
                 plan = self._apt("install", "-s", "--no-install-recommends", package)
             except ToolFailedError as error:
@@ -136,13 +189,15 @@ class DebianArchive:
             else:
                 raise UserError(f"apt did not plan to install '{package}' for {self.arch}")
             deb = DebPackage(name, version, arch, self.archives / deb_filename(name, version, arch))
-            if not deb.path.exists():
-                try:
-                    self._apt("download", f"{name}={version}")
-                except ToolFailedError as error:
-                    if not refresh:
-                        return self._retry_exact(package)
-                    raise UserError(f"downloading {name} failed: {error}") from None
+            # apt re-checks a file already present against the signed index and re-fetches it
+            # when it differs, so this is cheap for a cached file and safe for a damaged one.
+            try:
+                self._apt("download", f"{name}={version}")
+            except ToolFailedError as error:
+                if not refresh:
+                    return self._retry_exact(package)
+                raise UserError(f"downloading {name} failed: {error}") from None
+            self._save_memo(memo, [deb])
             return deb
 
     def _retry_exact(self, package: str) -> DebPackage:
@@ -152,8 +207,24 @@ class DebianArchive:
         """Names of the direct Depends of the candidate version (e.g. a kernel metapackage)."""
         with self._locked():
             self._prepare(False)
+            memo = self._memo_path("depends", [package])
+            try:
+                return json.loads(memo.read_text())
+            except (OSError, ValueError):
+                pass
             out = run_tool(
                 ["apt-cache", *self._options(), "depends", "--no-recommends", "--no-suggests", package],
                 debian_package="apt",
             )
-        return re.findall(r"^\s+Depends: (\S+)", out, re.M)
+            depends = re.findall(r"^\s+Depends: (\S+)", out, re.M)
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps(depends))
+            return depends
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

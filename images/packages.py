@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
+from fleetforge.paths import REPO_ROOT
 
 PACKAGES_TOML = Path(__file__).with_name("packages.toml")
 
@@ -49,10 +50,13 @@ def debian_packages(config, mappings: dict[str, PackageMapping] | None = None) -
         mapping = mappings.get(symbol)
         if mapping is None:
             origin = config.buildroot[symbol].origin
+            path = Path(origin.path)
+            if path.is_absolute() and path.is_relative_to(REPO_ROOT):
+                path = path.relative_to(REPO_ROOT)
             raise UnknownPackageError(
                 f"{symbol} has no Debian package mapping for the offline backend "
                 f"(add it to images/packages.toml, or use --backend buildroot)",
-                where=f"{origin.path}:{origin.line}",
+                where=f"{path}:{origin.line}",
             )
         wanted.extend(p for p in mapping.debian if p not in wanted)
     return wanted

@@ -1,6 +1,7 @@
 """Boot a workspace's image in QEMU: interactively, or headless as a health check (--check)."""
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -57,8 +58,8 @@ def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-device", "virtio-rng-pci"]
-    if board.arch == "x86_64" and os.access("/dev/kvm", os.R_OK | os.W_OK):
-        args += ["-enable-kvm", "-cpu", "host"]
+    if board.arch == "x86_64" and kvm_works(board.qemu_system, board.qemu_machine):
+        args += ["-accel", "kvm", "-cpu", "host"]
     elif board.qemu_cpu:
         args += ["-cpu", board.qemu_cpu]
     if headless:
@@ -66,6 +67,24 @@ def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
     else:
         args += ["-nographic", "-serial", "mon:stdio"]
     return args
+
+
+@functools.cache
+def kvm_works(qemu_system: str, machine: str) -> bool:
+    """Whether QEMU can really start a KVM guest here (/dev/kvm can exist yet refuse the host
+    CPU model, e.g. nested virtualisation); a paused guest that stays up counts as working."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    probe = start_tool([qemu_system, "-accel", "kvm", "-cpu", "host", "-M", machine, "-nodefaults",
+                        "-display", "none", "-monitor", "none", "-serial", "none", "-S"],
+                       debian_package=_package_for(qemu_system))
+    try:
+        probe.wait(timeout=1.5)
+        return False  # it exited: KVM refused
+    except subprocess.TimeoutExpired:
+        return True
+    finally:
+        _kill(probe)
 
 
 def _package_for(system: str) -> str:

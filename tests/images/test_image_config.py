@@ -1,6 +1,7 @@
 """Package mapping errors and the genimage configuration, without building anything."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -146,3 +147,33 @@ def test_cli_qemu_check_on_unbuilt_workspace_is_one_line_exit_2():
 def test_cli_bad_workspace_name():
     result = _invoke("qemu", "--workspace", "../etc")
     assert result.returncode == 2 and "invalid workspace name" in result.stderr
+
+
+def _flash(tmp_path, *args: str, board: str = "board/pi4") -> subprocess.CompletedProcess[str]:
+    images = tmp_path / "ws" / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    (images / "disk.img").write_bytes(b"\0" * 4096)
+    (images / "manifest.json").write_text('{"board": {\n  "name": "%s"\n}}\n' % board)
+    invoke = Path(sys.executable).with_name("invoke")
+    return subprocess.run([str(invoke), "cmd", "pi4", "flash", "--args", " ".join(args)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "FLEETFORGE_WORKSPACES": str(tmp_path)})
+
+
+def test_pi4_flash_refuses_the_mounted_system_disk(tmp_path):
+    root_source = next(line.split()[0] for line in Path("/proc/mounts").read_text().splitlines()
+                       if line.split()[1] == "/")
+    if not root_source.startswith("/dev/"):
+        pytest.skip(f"/ is not on a block device here ({root_source})")
+    result = _flash(tmp_path, root_source, "--workspace", "ws", "--yes")
+    assert result.returncode == 2
+    assert "refusing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_pi4_flash_refuses_non_devices_and_other_boards(tmp_path):
+    result = _flash(tmp_path, "/dev/null", "--workspace", "ws", "--yes")
+    assert result.returncode == 2 and "not a block device" in result.stderr
+    result = _flash(tmp_path, "/dev/null", "--workspace", "ws", "--yes", board="board/qemu-aarch64")
+    assert result.returncode == 2 and "not built for board/pi4" in result.stderr
+    result = _flash(tmp_path, "--workspace", "ws")
+    assert result.returncode == 2 and "usage:" in result.stderr
