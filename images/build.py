@@ -9,17 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
-from fleetforge.progress import step_progress
+from fleetforge.paths import REPO_ROOT
+from fleetforge.progress import console, step_progress
 from fleetforge.tools import run_tool
 from images.debian import DebianArchive, DebPackage
 from images.genimage import DiskLayout, run_genimage
 from images.initramfs import build_initramfs
-from images.kernel import fetch_kernel, read_module_lists
-from images.layers import load_config
+from images.kernel import fetch_kernel, read_module_lists, unmet_kernel_options
+from images.layers import MergedConfig, load_config
 from images.manifest import (BoardRecord, Manifest, PackageRecord, describe_artifacts,
                              write_manifest)
 from images.packages import debian_packages
-from images.rootfs import RootfsInputs, assemble_rootfs, pack_rootfs
+from images.rootfs import RootfsInputs, assemble_rootfs, generic_settings, pack_rootfs
 from images.workspace import Workspace
 
 BACKENDS = ("offline", "buildroot")
@@ -84,11 +85,12 @@ def _build_with_buildroot(layers: str, *, workspace: Workspace, strict: bool,
 class _OfflineBuild:
     """The offline backend's stages; each writes below the workspace's build directory."""
 
-    def __init__(self, config, workspace: Workspace, layers: str, refresh: bool,
+    def __init__(self, config: MergedConfig, workspace: Workspace, layers: str, refresh: bool,
                  strict: bool = False) -> None:
         self.config = config
         self.strict = strict
         self.modules_overlay: tuple[Path, ...] = ()  # a source-built kernel's lib/modules
+        self.kernel_warnings: list[str] = []
         self.ws = workspace
         self.layers_arg = layers
         self.refresh = refresh
@@ -133,6 +135,7 @@ class _OfflineBuild:
             "FLEETFORGE_LAYERS": ",".join(l.name for l in self.config.layers),
             "FLEETFORGE_HOSTNAME": self.config.hostname,
             "FLEETFORGE_WORKSPACE": str(self.ws.root),
+            "FLEETFORGE_REPO_ROOT": str(REPO_ROOT),
             "FLEETFORGE_BUILD_DIR": str(self.build_dir),
             "BINARIES_DIR": str(self.out),
         }
@@ -140,7 +143,8 @@ class _OfflineBuild:
     def _packages(self) -> list[DebPackage]:
         wanted = debian_packages(self.config)
         if not wanted:
-            raise UserError("no BR2_PACKAGE_* symbol is enabled: nothing to put in the root filesystem")
+            raise UserError("no BR2_PACKAGE_* symbol is enabled: nothing to put in the root filesystem "
+                            "(add a system layer, e.g. --layers BOARD,core/minimal)")
         self.busybox_deb = self.archive.fetch_exact("busybox-static", refresh=self.refresh)
         return self.archive.resolve(wanted, refresh=self.refresh)
 
@@ -151,8 +155,12 @@ class _OfflineBuild:
             kernel = offline_kernel(self.config, self.build_dir, self.log, strict=self.strict)
             self.modules_overlay = (kernel.artifacts.modules_root,)
             return kernel
-        return fetch_kernel(self.archive, self.board.kernel_package, self.board.kernel_image,
-                            self.archive.root / "unpacked")
+        kernel = fetch_kernel(self.archive, self.board.kernel_package, self.board.kernel_image,
+                              self.archive.root / "unpacked")
+        self.kernel_warnings = unmet_kernel_options(kernel, self.config.kernel)
+        for warning in self.kernel_warnings:
+            console.print(f"warning: {warning}", markup=False, highlight=False)
+        return kernel
 
     def _initramfs(self, kernel) -> None:
         overlays = self.config.initramfs_overlays
@@ -178,7 +186,7 @@ class _OfflineBuild:
             packages=tuple(packages), overlays=self.modules_overlay + self.config.root_overlays,
             post_build_hooks=self.config.post_build_hooks, hostname=self.config.hostname,
             authorized_key=key.with_suffix(".pub").read_text(), release=release,
-            hook_env=self._hook_env(),
+            hook_env=self._hook_env(), **generic_settings(self.config.buildroot),
         )
         tree = self.build_dir / "rootfs"
         assemble_rootfs(inputs, tree, self.log)
@@ -229,5 +237,6 @@ class _OfflineBuild:
             config_digest=self.config.digest(),
             packages=records,
             artifacts=describe_artifacts(self.out, names),
-            extra={"initramfs_modules": " ".join(m.name for m in self.initramfs_modules)},
+            extra={"initramfs_modules": " ".join(m.name for m in self.initramfs_modules),
+                   "kernel_config_unmet": "; ".join(self.kernel_warnings)},
         )

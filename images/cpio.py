@@ -46,7 +46,9 @@ def write_initramfs(source: Path, output: Path) -> None:
     entries.append(trailer + _pad(len(trailer)))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+    # No file name and mtime 0 in the gzip header: the same tree gives the same bytes.
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                               compresslevel=6, mtime=0) as gz:
         for entry in entries:
             gz.write(entry)
     tmp.rename(output)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from elftools.elf.elffile import ELFFile
 from fleetforge.errors import UserError
 from fleetforge.tools import run_tool
 from images.debian import DebianArchive, DebPackage
+from images.layers import Setting
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,26 @@ def read_module_lists(overlays: tuple[Path, ...]) -> list[str]:
             if line and line not in names:
                 names.append(line)
     return names
+
+
+def unmet_kernel_options(kernel: Kernel, wanted: Mapping[str, Setting]) -> list[str]:
+    """Kernel fragment options (merged `config.kernel`) that Debian's prebuilt kernel lacks.
+
+    The offline backend cannot rebuild Debian's kernel, so a layer asking for an option the
+    package does not have (neither built in nor a module) is reported rather than ignored;
+    `y` wanted and `m` shipped is fine (the initramfs loads the modules it needs).
+    """
+    config_file = kernel.image.parent / f"config-{kernel.version}"
+    if not config_file.is_file():
+        return []
+    shipped: dict[str, str] = {}
+    for line in config_file.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.startswith("CONFIG_"):
+            shipped[name] = value
+    unmet = []
+    for name, setting in wanted.items():
+        if setting.value in ("y", "m") and shipped.get(name) not in ("y", "m"):
+            unmet.append(f"{name}={setting.value} ({setting.origin}) is not enabled in "
+                         f"{kernel.package.name}")
+    return unmet

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fleetforge.errors import UserError
 from fleetforge.paths import REPO_ROOT
+from images.layers import MergedConfig
 
 PACKAGES_TOML = Path(__file__).with_name("packages.toml")
 
@@ -36,7 +37,7 @@ def load_mappings(path: Path = PACKAGES_TOML) -> dict[str, PackageMapping]:
     return mappings
 
 
-def debian_packages(config, mappings: dict[str, PackageMapping] | None = None) -> list[str]:
+def debian_packages(config: MergedConfig, mappings: dict[str, PackageMapping] | None = None) -> list[str]:
     """Debian packages for every enabled BR2_PACKAGE_* symbol of `config` (a MergedConfig).
 
     Host-tool symbols (BR2_PACKAGE_HOST_*) build tools for the build machine, not the target,

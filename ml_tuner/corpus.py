@@ -32,6 +32,10 @@ CORPUS_TRIPLE = "aarch64-linux-gnu"
 # Keeps one measurement well under a second on a shared machine.
 MAX_O0_INSTRUCTIONS = 12000
 O0_FLAGS = ("-O0", "-Xclang", "-disable-O0-optnone", "-emit-llvm", "-S", "-w")
+# What `clang -Oz` itself hands to the optimizer: unoptimized IR whose functions carry
+# optsize/minsize (which -O0 IR lacks, and which changes what default<Oz> does). Kept beside
+# each C module as the realistic reference the evaluation also reports.
+CLANG_OZ_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-S", "-w")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class CorpusEntry:
     split: str
     name: str
     path: Path
+    clang_oz_path: Path | None = None  # the same source as `clang -Oz` emits it (see above)
 
     def module(self) -> Module:
         return Module.from_file(self.path, f"{self.dataset}/{self.project}/{self.name}")
@@ -141,11 +146,11 @@ def fetch_source(project: Project) -> Path:
 
 def compile_to_ir(
     source: Path, output: Path, triple: str, include: tuple[Path, ...] = (),
-    defines: tuple[str, ...] = (),
+    defines: tuple[str, ...] = (), flags: tuple[str, ...] = O0_FLAGS,
 ) -> None:
     """Compile one C file to unoptimized, optimizable IR for `triple` (as CompilerGym does)."""
     target = llvm.target_for(triple)
-    args: list[str | Path] = [llvm.CLANG, f"--target={triple}", *target.clang_flags, *O0_FLAGS]
+    args: list[str | Path] = [llvm.CLANG, f"--target={triple}", *target.clang_flags, *flags]
     args += [f"-I{d}" for d in include] + [f"-D{d}" for d in defines]
     run_tool([*args, source, "-o", output], debian_package=llvm.CLANG_PACKAGE, timeout=120)
 
@@ -176,7 +181,11 @@ def build_project(project: Project, out_dir: Path, max_units: int, workers: int)
                 return None
         if not _keep(output):
             return None
-        return CorpusEntry("debian", project.name, project.split, name, output)
+        reference = out_dir / f"{name}.clang-oz.ll"
+        if not reference.is_file():
+            compile_to_ir(source, reference, CORPUS_TRIPLE, includes, project.defines,
+                          CLANG_OZ_FLAGS)
+        return CorpusEntry("debian", project.name, project.split, name, output, reference)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         entries = [e for e in pool.map(one, files) if e is not None]
@@ -205,7 +214,12 @@ def build_csmith(out_dir: Path, count: int, test_fraction: float) -> list[Corpus
                 continue
         if _keep(ll_file):
             split = "test" if seed > count - n_test else "train"
-            entries.append(CorpusEntry("csmith", "csmith", split, f"csmith_{seed}", ll_file))
+            reference = c_file.with_suffix(".clang-oz.ll")
+            if not reference.is_file():
+                compile_to_ir(c_file, reference, CORPUS_TRIPLE, (Path("/usr/include/csmith"),),
+                              (), CLANG_OZ_FLAGS)
+            entries.append(CorpusEntry("csmith", "csmith", split, f"csmith_{seed}", ll_file,
+                                       reference))
     return entries
 
 
@@ -251,7 +265,9 @@ def build_corpus(
         progress.advance(task)
     manifest = corpus_dir / "manifest.json"
     manifest.write_text(json.dumps(
-        [{**asdict(e), "path": str(e.path)} for e in entries], indent=1))
+        [{**asdict(e), "path": str(e.path),
+          "clang_oz_path": str(e.clang_oz_path) if e.clang_oz_path else None} for e in entries],
+        indent=1))
     return entries
 
 
@@ -260,7 +276,9 @@ def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[CorpusEntry]:
     manifest = corpus_dir / "manifest.json"
     if not manifest.is_file():
         raise UserError("no corpus yet: run `invoke tune.corpus`", where=str(manifest))
-    return [CorpusEntry(**{**item, "path": Path(item["path"])})
+    return [CorpusEntry(**{**item, "path": Path(item["path"]),
+                           "clang_oz_path": Path(item["clang_oz_path"])
+                           if item.get("clang_oz_path") else None})
             for item in json.loads(manifest.read_text())]
 
 

@@ -23,7 +23,7 @@ def corpus(c, max_units=30, generated=40, workers=2):
 
 @task(help={"epochs": "training epochs", "workers": "parallel measurements"})
 @exit_on_user_error
-def train(c, epochs=60, workers=2):
+def train(c, epochs=40, workers=2):
     """Measure the candidate pool on training programs, pick the coreset, train the GNN."""
     import json
 

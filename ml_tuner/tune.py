@@ -20,6 +20,7 @@ from ml_tuner.parallel import default_workers
 from ml_tuner.search import Choice, try_ranked
 
 SHIPPED_MODEL = Path(__file__).parent / "data" / "model.pt"
+GRAPH_MAX_NODES = 12000  # as in training (TrainConfig.max_nodes)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,9 @@ class TuneResult:
 
 def rank(loaded: LoadedModel, ll_text: str) -> list[tuple[tuple[str, ...], str]]:
     """Coreset sequences ordered by the model's predicted value, best first."""
+    torch.set_num_threads(1)
     with torch.no_grad():
-        predicted = loaded.model(GraphBatch([build_graph(ll_text)]))[0]
+        predicted = loaded.model(GraphBatch([build_graph(ll_text, GRAPH_MAX_NODES)]))[0]
     order = torch.argsort(predicted, descending=True).tolist()
     return [(loaded.sequences[i], loaded.labels[i]) for i in order]
 

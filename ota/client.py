@@ -27,6 +27,8 @@ class SshOptions:
     trust_new_host: bool = False
     timeout: float = 20.0
     agent: str = AGENT
+    # Activate re-reads the whole slot on the device: minutes on a slow board or under emulation.
+    activate_timeout: float = 600.0
 
     def connect(self, target: Target) -> Connection:
         return Connection(target, identity=self.identity, known_hosts=self.known_hosts,
@@ -161,7 +163,7 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     sent = 0
     if first < manifest.segment_count:
         sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after)
-    _checked(conn, options, ["activate"], timeout=max(conn.timeout, 600))
+    _checked(conn, options, ["activate"], timeout=options.activate_timeout)
     return DeployResult(str(conn.target), True, "activated", manifest.version,
                         sent_bytes=sent, full_bytes=manifest.rootfs_size, resumed_from=first,
                         seconds=time.monotonic() - started)
@@ -174,7 +176,7 @@ def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
     manifest = bundle.manifest
     sent = 0
     acks = _Acks(first)
-    channel = conn.open_command(agent_command(options, "receive"), timeout=max(conn.timeout, 120))
+    channel = conn.open_command(agent_command(options, "receive"), timeout=max(conn.timeout, 60))
     progress = transfer_progress() if show_progress else None
     try:
         if progress:

@@ -184,12 +184,12 @@ class FakeDevice:
             return handle.read(length)
 
     def set_fault(self, fault: str | None) -> None:
-        """`STATE:kill|hang|error` makes the agent fail on entering STATE (see `enter`)."""
-        lines = [l for l in self.conf.read_text().splitlines()
-                 if not l.startswith("FLEETFORGE_OTA_FAULT=")]
+        """Arm a one-shot fault: `STATE:kill|hang|error` fires when the agent next enters STATE."""
+        path = self.root / "fault"
         if fault:
-            lines.append(f"FLEETFORGE_OTA_FAULT={fault}")
-        self.conf.write_text("\n".join(lines) + "\n")
+            path.write_text(fault + "\n")
+        else:
+            path.unlink(missing_ok=True)
 
     def run_agent(self, *args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         """Run the agent locally (as the device's init scripts do), not over SSH."""
@@ -198,17 +198,25 @@ class FakeDevice:
     def wait_unlocked(self, timeout: float = 20) -> None:
         """Wait until no agent holds the device's update lock."""
         deadline = time.monotonic() + timeout
-        while (self.root / "run" / "ota" / "lock").exists() and time.monotonic() < deadline:
+        pid_file = self.root / "run" / "ota" / "lock" / "pid"
+        while time.monotonic() < deadline:
+            try:
+                os.kill(int(pid_file.read_text()), 0)
+            except (OSError, ValueError):
+                return  # no lock, or its holder is gone (a stale lock the agent takes over)
             time.sleep(0.05)
 
     def kill_processes(self) -> None:
         """Stop every process running from this device's files (what a power cut does to them)."""
+        # The agent runs with FLEETFORGE_OTA_CONF=<root>/ota.conf in its environment, its helper
+        # scripts have <root> in their command line: that identifies this device's processes.
         marker = str(self.root).encode()
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit() or int(proc.name) == os.getpid():
                 continue
             try:
-                if marker in (proc / "cmdline").read_bytes():
+                if marker in (proc / "cmdline").read_bytes() or \
+                        marker + b"/ota.conf" in (proc / "environ").read_bytes():
                     os.kill(int(proc.name), signal.SIGKILL)
             except (OSError, ProcessLookupError):
                 continue
@@ -276,6 +284,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         f"BOOTED_SLOT_FILE={root}/run/booted-slot\nHEALTH_DIR={device.health_dir}\n"
         f"HEALTH_TIMEOUT=10\nSSH_PORT={ssh_port}\nREBOOT_CMD={reboot}\nBOOT_DIR={device.boot_dir}\n"
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
+        f"FAULT_FILE={root}/fault\n"
     )
     wrapper = root / "fleetforge-ota"
     wrapper.write_text(

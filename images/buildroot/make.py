@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
 from fleetforge.progress import step_progress
-from fleetforge.tools import ToolFailedError, run_tool
+from fleetforge.tools import ToolFailedError, require_tool, run_tool
 from images.buildroot.tree import BuildrootTree
 
 # Buildroot announces each package step as ">>> busybox 1.37.0 Building" (maybe with colour codes).
@@ -94,9 +95,6 @@ def run_make(
     for name in ("PERL_MM_OPT", "CDPATH", "GREP_OPTIONS"):
         env.pop(name, None)
     if interactive:  # menuconfig needs the terminal, so no capture and no log
-        import subprocess
-
-        from fleetforge.tools import require_tool
         code = subprocess.call([require_tool("make", "make"), *map(str, argv[1:])], env=env)
         if code != 0:
             raise BuildrootMakeError(f"make {' '.join(targets)} failed with exit code {code}")

@@ -24,9 +24,10 @@ WORKSPACE = Path("/WORKSPACE")
 SHIPPED_BOARDS = sorted(layer.name for layer in load_all_layers(LAYERS_DIR) if layer.board)
 
 
-def _portable(text: str) -> str:
+def _portable(text: str, digest: str) -> str:
+    # The layers' digest changes with any edit of a layer file, even a comment.
     return (text.replace(sys.executable, "@PYTHON@").replace(str(REPO_ROOT), "@REPO@")
-            .replace(str(WORKSPACE), "@WORKSPACE@"))
+            .replace(str(WORKSPACE), "@WORKSPACE@").replace(digest, "@DIGEST@"))
 
 
 def _render(layers: str, layers_dir: Path = LAYERS_DIR):
@@ -37,9 +38,10 @@ def _render(layers: str, layers_dir: Path = LAYERS_DIR):
 
 @pytest.mark.parametrize("board", SHIPPED_BOARDS)
 def test_external_tree_of_every_shipped_board_is_exact(board):
-    _, _, tree = _render(f"{board},core/minimal")
+    config, _, tree = _render(f"{board},core/minimal")
     expected_dir = EXPECTED / board.replace("/", "-")
-    rendered = {path: _portable(item.text) for path, item in tree.files.items()}
+    digest = config.digest()
+    rendered = {path: _portable(item.text, digest) for path, item in tree.files.items()}
     if os.environ.get("FLEETFORGE_UPDATE_GOLDEN") == "1":
         for path, text in rendered.items():
             (expected_dir / path).parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,9 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
                    env={**os.environ, "BASE_DIR": str(tmp_path)})
     assert (target / "extra-ran").exists()
     assert (target / "etc" / "resolv.conf").is_symlink()  # core/minimal's hook ran first
+    release = (target / "etc" / "fleetforge" / "release").read_text().splitlines()
+    assert "COMPATIBLE=fleetforge-qemu-aarch64" in release
+    assert f"CONFIG_DIGEST={config.digest()}" in release
 
 
 def test_writing_replaces_an_old_tree_whole(tmp_path):

@@ -96,3 +96,12 @@ def test_progress_lines_are_parsed_with_or_without_colour():
     step = parse_step(">>> host-tar 1.35 Installing to host directory")
     assert step.step == "Installing to host directory"
     assert parse_step("gcc -c foo.c") is None
+
+
+def test_build_backend_switch_reaches_the_buildroot_backend(tmp_path):
+    result = _invoke("build", "--backend", "buildroot", "--workspace", "pytest-br-build",
+                     "--buildroot-dir", str(tmp_path / "nowhere"),
+                     env={"FLEETFORGE_WORKSPACES": str(tmp_path / "workspaces")})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Buildroot tree" in lines[0] and "does not exist" in lines[0]

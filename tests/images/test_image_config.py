@@ -177,3 +177,32 @@ def test_pi4_flash_refuses_non_devices_and_other_boards(tmp_path):
     assert result.returncode == 2 and "not built for board/pi4" in result.stderr
     result = _flash(tmp_path, "--workspace", "ws")
     assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_root_password_is_stored_as_sha512_crypt():
+    from images.rootfs import _shadow_hash
+
+    hashed = _shadow_hash("s3cret")
+    assert hashed.startswith("$6$") and "s3cret" not in hashed
+    assert _shadow_hash("") == ""  # console login without password, as Buildroot
+    assert _shadow_hash("$6$salt$already") == "$6$salt$already"
+
+
+def test_kernel_options_debian_lacks_are_reported(tmp_path):
+    from images.debian import DebPackage
+    from images.kernel import Kernel, unmet_kernel_options
+
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    (boot / "vmlinuz-6.1.0-test").write_bytes(b"")
+    (boot / "config-6.1.0-test").write_text(
+        "CONFIG_VIRTIO_BLK=m\nCONFIG_EXT4_FS=y\n# CONFIG_FOO is not set\n")
+    kernel = Kernel(DebPackage("linux-image-test", "1", "arm64", tmp_path / "k.deb"), "6.1.0-test",
+                    boot / "vmlinuz-6.1.0-test", tmp_path / "lib/modules/6.1.0-test")
+    origin = _Origin("board/x", Path("layers/board/x/kernel/a.conf"), 3)
+    wanted = {name: _Setting(name, value, origin) for name, value in
+              (("CONFIG_VIRTIO_BLK", "y"), ("CONFIG_EXT4_FS", "y"), ("CONFIG_FOO", "y"),
+               ("CONFIG_BAR", "n"))}
+    unmet = unmet_kernel_options(kernel, wanted)
+    assert len(unmet) == 1 and unmet[0].startswith("CONFIG_FOO=y (")
+    assert "linux-image-test" in unmet[0]

@@ -67,6 +67,9 @@ def test_rootfs_is_small_pruned_and_has_the_workspace_key(built_image):
     assert (tree / "usr/sbin/dropbear").is_file()
     assert (tree / "root/.ssh/authorized_keys").read_text() == ws.ssh_key.with_suffix(".pub").read_text()
     assert (tree / "etc/hostname").read_text() == "robot\n"  # BR2_TARGET_GENERIC_HOSTNAME of core/minimal
+    assert (tree / "etc/issue").read_text().startswith("Welcome to FleetForge")  # ..._ISSUE
+    assert "DHCP_INTERFACE=eth0\n" in (tree / "etc/fleetforge/network").read_text()  # BR2_SYSTEM_DHCP
+    assert (tree / "etc/shadow").read_text().startswith("root::")  # no root password set
 
 
 def test_initramfs_has_init_modules_in_dependency_order_and_console(built_image):
