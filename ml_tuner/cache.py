@@ -1,0 +1,73 @@
+"""Persistent cache of measurements keyed by (module digest, pass list, target, LLVM version)."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetforge.paths import CACHE_DIR
+from ml_tuner.measure import Sizes
+
+DEFAULT_CACHE = CACHE_DIR / "ml_tuner" / "measurements.sqlite"
+
+
+@dataclass(frozen=True)
+class CachedMeasurement:
+    """A stored outcome; `sizes` is None for a compilation that failed."""
+
+    sizes: Sizes | None
+    seconds: float
+
+
+class MeasureCache:
+    """SQLite-backed; only the parent process writes, so the process pool needs no locking."""
+
+    def __init__(self, path: Path = DEFAULT_CACHE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=60)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS m (key TEXT PRIMARY KEY, ir INTEGER, text INTEGER,"
+            " obj INTEGER, ok INTEGER, seconds REAL)"
+        )
+        self._pending = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> CachedMeasurement | None:
+        row = self._db.execute(
+            "SELECT ir, text, obj, ok, seconds FROM m WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        ir, text, obj, ok, seconds = row
+        return CachedMeasurement(Sizes(ir, text, obj) if ok else None, seconds)
+
+    def put(self, key: str, sizes: Sizes | None, seconds: float) -> None:
+        values = (sizes.ir_instructions, sizes.text_bytes, sizes.object_bytes, 1) if sizes else (
+            0, 0, 0, 0)
+        self._db.execute(
+            "INSERT OR REPLACE INTO m VALUES (?, ?, ?, ?, ?, ?)", (key, *values, seconds)
+        )
+        self._pending += 1
+        if self._pending >= 200:
+            self.flush()
+
+    def flush(self) -> None:
+        self._db.commit()
+        self._pending = 0
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM m").fetchone()[0]
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    def __enter__(self) -> "MeasureCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
