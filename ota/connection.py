@@ -69,6 +69,9 @@ class CountingSocket(socket.socket):
     def recv(self, size, *args):  # type: ignore[no-untyped-def,override]
         data = super().recv(size, *args)
         self.received += len(data)
+        # ACK at once: sshd sends a command's exit-status, EOF and close as separate small
+        # packets, and Nagle on its side waits for our (otherwise delayed, up to 200 ms) ACK.
+        self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         return data
 
 

@@ -90,8 +90,14 @@ def start_openssh(workdir: Path, client_key: Path) -> LoopbackServer:
         "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
     )
     log = workdir / "sshd.log"
-    process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    # Like a device, root's home is empty: the host's ~/.bashrc (sourced by bash for every SSH
+    # command) stays out of the measurements. A private mount namespace keeps the real /root.
+    home = workdir / "home"
+    home.mkdir(mode=0o700, exist_ok=True)
+    process = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'mount --bind "$1" /root && exec "$2" -D -e -f "$3"', "sh", str(home), sshd, str(config)],
+        stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     _wait_listening(port, process, log)
     public = Path(f"{host_key}.pub").read_text().split()
     return LoopbackServer("openssh", port, f"{public[0]} {public[1]}", client_key, workdir, process)

@@ -1,7 +1,9 @@
 """Fixtures for OTA tests: signing keys, test images and bundles, loopback SSH servers, devices."""
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +52,19 @@ def small_images(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> Sm
     bundle = create_bundle(v2, base / "v2.ffota", compatible=COMPATIBLE, version="2.0.0",
                            signing_key=keys.load_private(ota_keys), segment_size=SMALL_SEGMENT)
     return SmallImages(v1, v2, open_bundle(bundle, trusted_keys_dir=ota_keys))
+
+
+@pytest.fixture
+def fast_path(tmp_path: Path) -> Iterator[Path]:
+    """A per-test directory in RAM (/dev/shm) when there is one: the agent fsyncs every state
+    change, as it must on a device, and on a shared disk that dominates the tests' time."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="fleetforge-ota-", dir=shm))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(params=["openssh", "dropbear"])

@@ -78,9 +78,11 @@ class Rig:
 
 
 def make_rig(tmp: Path, kind: str, image: Path, ota_keys: Path, client_key: Path, *,
-             auto_reboot: bool = True, timeout: float = 20.0) -> Rig:
-    start = loopback.start_openssh if kind == "openssh" else loopback.start_dropbear
-    server = start(tmp / "server", client_key)
+             auto_reboot: bool = True, timeout: float = 20.0,
+             server: loopback.LoopbackServer | None = None) -> Rig:
+    if server is None:
+        start = loopback.start_openssh if kind == "openssh" else loopback.start_dropbear
+        server = start(tmp / "server", client_key)
     device = loopback.make_fake_device(tmp / "device", image, compatible=COMPATIBLE,
                                        trusted_keys=[ota_keys / keys.PUBLIC_NAME],
                                        ssh_port=server.port, auto_reboot=auto_reboot)
