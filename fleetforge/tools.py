@@ -85,3 +85,25 @@ def run_tool(
         where = f" (full log: {log_file})" if log_file else ""
         raise ToolFailedError(f"{Path(argv[0]).name} failed with exit code {code}: {detail}{where}")
     return "\n".join(lines)
+
+
+def start_tool(
+    args: Sequence[str | Path],
+    *,
+    debian_package: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    interactive: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a long-running host program (e.g. a virtual machine) and return its process.
+
+    With `interactive` it shares this terminal (the caller waits for it); otherwise its stdout and
+    stderr come back merged on a pipe for the caller to read while it runs.
+    """
+    argv = [str(a) for a in args]
+    argv[0] = require_tool(argv[0], debian_package)
+    if interactive:
+        return subprocess.Popen(argv, cwd=cwd, env=env)
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )

@@ -1,0 +1,1 @@
+"""The mobile_robot app (your package; diaspec writes framework/ only)."""

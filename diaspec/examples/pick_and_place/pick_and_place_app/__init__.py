@@ -1,0 +1,1 @@
+"""The pick_and_place app (your package; diaspec writes framework/ only)."""

@@ -1,0 +1,1 @@
+"""Your device drivers, one module each (simulation needs none)."""

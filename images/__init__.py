@@ -1,0 +1,1 @@
+"""The image engine: resolves and merges layers, then realises them with a backend."""

@@ -1,0 +1,1 @@
+"""The Buildroot backend: the same layers, built from source by a real Buildroot tree."""

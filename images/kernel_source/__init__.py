@@ -1,0 +1,1 @@
+"""Linux kernels built from Debian's source package with the layers' kernel fragments (kernel = "source")."""

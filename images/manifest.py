@@ -1,0 +1,96 @@
+"""The build manifest (JSON): layers, packages with versions, every artifact with size and sha256."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fleetforge.errors import UserError
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PackageRecord:
+    name: str
+    version: str
+    arch: str
+    role: str  # rootfs | kernel | initramfs
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str  # relative to the images directory
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BoardRecord:
+    name: str
+    arch: str
+    debian_arch: str
+    compatible: str
+    qemu_system: str
+    qemu_machine: str
+    qemu_cpu: str
+    console: str
+    boot_tested: bool
+
+
+@dataclass(frozen=True)
+class Manifest:
+    workspace: str
+    layers: list[str]
+    backend: str
+    board: BoardRecord
+    kernel_version: str
+    kernel_cmdline: str
+    config_digest: str
+    packages: list[PackageRecord]
+    artifacts: list[Artifact]
+    build_seconds: float = 0.0
+    version: int = MANIFEST_VERSION
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def artifact(self, path: str) -> Artifact:
+        for item in self.artifacts:
+            if item.path == path:
+                return item
+        raise KeyError(path)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_artifacts(images_dir: Path, names: list[str]) -> list[Artifact]:
+    return [Artifact(n, (images_dir / n).stat().st_size, sha256_file(images_dir / n)) for n in names]
+
+
+def write_manifest(manifest: Manifest, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(manifest.to_json())
+    tmp.rename(path)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read a manifest back into dataclasses; a missing one means the workspace was never built."""
+    if not path.is_file():
+        raise UserError("no image built in this workspace yet (run: invoke build)", where=str(path))
+    try:
+        data = json.loads(path.read_text())
+        data["board"] = BoardRecord(**data["board"])
+        data["packages"] = [PackageRecord(**p) for p in data["packages"]]
+        data["artifacts"] = [Artifact(**a) for a in data["artifacts"]]
+        return Manifest(**data)
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"unreadable manifest ({error}); rebuild the workspace", where=str(path)) from None

@@ -1,0 +1,236 @@
+"""Boot a workspace's image in QEMU: interactively, or headless as a health check (--check)."""
+from __future__ import annotations
+
+import functools
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from fleetforge.errors import UserError
+from fleetforge.tools import start_tool
+from images.manifest import Manifest, load_manifest
+from images.workspace import Workspace
+
+READY_MARKER = "FLEETFORGE_READY"
+FAILURE_MARKERS = ("FLEETFORGE_INIT_FAILED", "Kernel panic", "end Kernel panic")
+QEMU_PACKAGES = {"qemu-system-aarch64": "qemu-system-arm", "qemu-system-arm": "qemu-system-arm",
+                 "qemu-system-x86_64": "qemu-system-x86"}
+
+
+@dataclass(frozen=True)
+class BootCheck:
+    """A healthy boot: what the console said and how long each milestone took."""
+
+    hostname: str
+    slot: str
+    marker_seconds: float  # QEMU start to the console marker
+    ssh_seconds: float  # QEMU start to the SSH banner through the port forward
+    ssh_port: int
+    console_log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
+                 headless: bool) -> list[str]:
+    """The QEMU command line for the board in the manifest (direct kernel boot, virtio disk/net)."""
+    board = manifest.board
+    if not board.qemu_system:
+        raise UserError(f"board {board.name} cannot boot in QEMU (it has no qemu_system)")
+    args = [board.qemu_system, "-M", board.qemu_machine, "-m", "256", "-smp", "1",
+            "-nodefaults", "-no-reboot",
+            "-kernel", str(images_dir / "vmlinuz"), "-initrd", str(images_dir / "initramfs.img"),
+            "-append", manifest.kernel_cmdline,
+            "-drive", f"file={images_dir / 'disk.img'},if=none,format=raw,id=disk0",
+            "-device", "virtio-blk-pci,drive=disk0",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-device", "virtio-rng-pci"]
+    if board.arch == "x86_64" and kvm_works(board.qemu_system, board.qemu_machine):
+        args += ["-accel", "kvm", "-cpu", "host"]
+    elif board.qemu_cpu:
+        args += ["-cpu", board.qemu_cpu]
+    if headless:
+        args += ["-display", "none", "-serial", "stdio", "-monitor", "none"]
+    else:
+        args += ["-nographic", "-serial", "mon:stdio"]
+    return args
+
+
+@functools.cache
+def kvm_works(qemu_system: str, machine: str) -> bool:
+    """Whether QEMU can really start a KVM guest here (/dev/kvm can exist yet refuse the host
+    CPU model, e.g. nested virtualisation); a paused guest that stays up counts as working."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    probe = start_tool([qemu_system, "-accel", "kvm", "-cpu", "host", "-M", machine, "-nodefaults",
+                        "-display", "none", "-monitor", "none", "-serial", "none", "-S"],
+                       debian_package=_package_for(qemu_system))
+    try:
+        probe.wait(timeout=1.5)
+        return False  # it exited: KVM refused
+    except subprocess.TimeoutExpired:
+        return True
+    finally:
+        _kill(probe)
+
+
+def _package_for(system: str) -> str:
+    return QEMU_PACKAGES.get(system, "qemu-system")
+
+
+def boot_interactive(workspace: Workspace) -> int:
+    manifest = load_manifest(workspace.manifest_path)
+    port = free_port()
+    args = qemu_command(manifest, workspace.images_dir, ssh_port=port, headless=False)
+    print(f"SSH: ssh -i {workspace.ssh_key} -p {port} root@127.0.0.1   (quit QEMU: Ctrl-A X)")
+    process = start_tool(args, debian_package=_package_for(args[0]), interactive=True)
+    return process.wait()
+
+
+def _ssh_banner(port: int) -> bool:
+    # User-mode networking accepts on the host port even when nothing listens in the guest, so
+    # only the server's identification line proves sshd is up.
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.settimeout(1.0)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def boot_check(workspace: Workspace, *, timeout: float = 120.0, power_off: bool = True,
+               keep_running: bool = False) -> BootCheck:
+    """Boot headless; healthy = console marker seen and SSH answering. Raise UserError otherwise."""
+    machine = BootedMachine.start(workspace, timeout=timeout)
+    if not keep_running:
+        machine.stop(power_off=power_off)
+    return machine.check
+
+
+class BootedMachine:
+    """A running QEMU guest booted from a workspace (also used by tests to SSH in)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], check: BootCheck, workspace: Workspace) -> None:
+        self.process = process
+        self.check = check
+        self.workspace = workspace
+
+    @classmethod
+    def start(cls, workspace: Workspace, *, timeout: float = 120.0) -> BootedMachine:
+        manifest = load_manifest(workspace.manifest_path)
+        port = free_port()
+        args = qemu_command(manifest, workspace.images_dir, ssh_port=port, headless=True)
+        workspace.logs_dir.mkdir(parents=True, exist_ok=True)
+        console_log = workspace.logs_dir / "console.log"
+        started = time.monotonic()
+        process = start_tool(args, debian_package=_package_for(args[0]))
+        try:
+            check = _wait_healthy(process, port, console_log, started, timeout)
+        except BaseException:
+            _kill(process)
+            raise
+        # Keep reading the console so a chatty guest never blocks on a full pipe.
+        threading.Thread(target=_drain, args=(process, console_log), daemon=True).start()
+        return cls(process, check, workspace)
+
+    def ssh(self) -> paramiko.SSHClient:
+        """An SSH session as root with the workspace key."""
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect("127.0.0.1", port=self.check.ssh_port, username="root",
+                       key_filename=str(self.workspace.ssh_key), look_for_keys=False,
+                       allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
+        return client
+
+    def stop(self, *, power_off: bool = True) -> None:
+        """Power off through SSH (a clean shutdown), or kill QEMU if that does not work."""
+        if power_off and self.process.poll() is None:
+            try:
+                client = self.ssh()
+                client.exec_command("poweroff")
+                client.close()
+                self.process.wait(timeout=20)
+            except (paramiko.SSHException, OSError, subprocess.TimeoutExpired):
+                pass
+        _kill(self.process)
+
+
+def _drain(process: subprocess.Popen[bytes], console_log: Path) -> None:
+    try:
+        with open(console_log, "ab") as log:
+            for chunk in iter(lambda: process.stdout.read1(65536), b""):
+                log.write(chunk)
+                log.flush()
+    except (OSError, ValueError):
+        pass  # QEMU stopped and the pipe was closed
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path,
+                  started: float, timeout: float) -> BootCheck:
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    buffer = b""
+    marker: tuple[str, str, float] | None = None
+    ssh_at: float | None = None
+    next_probe = 0.0
+    with open(console_log, "wb") as log:
+        while True:
+            now = time.monotonic()
+            elapsed = now - started
+            if elapsed > timeout:
+                missing = "console marker" if marker is None else "SSH server"
+                raise UserError(f"boot check timed out after {timeout:.0f} s waiting for the "
+                                f"{missing} (console: {console_log})")
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    process.wait()
+                    raise UserError(f"QEMU exited with code {process.returncode} before the "
+                                    f"system was healthy (console: {console_log})")
+                log.write(chunk)
+                log.flush()
+                buffer += chunk
+                text = buffer.decode("utf-8", "replace")
+                for bad in FAILURE_MARKERS:
+                    if bad in text:
+                        line = text[text.index(bad):].splitlines()[0]
+                        raise UserError(f"boot failed: {line.strip()} (console: {console_log})")
+                if marker is None and READY_MARKER in text:
+                    line = text[text.index(READY_MARKER):].split("\n")[0]
+                    if "\n" in text[text.index(READY_MARKER):]:
+                        fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+                        marker = (fields.get("hostname", "?"), fields.get("slot", "?").strip(),
+                                  time.monotonic() - started)
+                buffer = buffer[-4096:]
+            if marker is not None and ssh_at is None and now >= next_probe:
+                if _ssh_banner(port):
+                    ssh_at = time.monotonic() - started
+                next_probe = time.monotonic() + 0.2
+            if marker is not None and ssh_at is not None:
+                return BootCheck(marker[0], marker[1], marker[2], ssh_at, port, console_log)

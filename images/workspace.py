@@ -1,0 +1,77 @@
+"""A build workspace `workspaces/NAME/`: where its build tree, images, SSH key and logs live."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fleetforge.errors import UserError
+from fleetforge.paths import WORKSPACES_DIR
+
+DEFAULT_WORKSPACE = "default"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one workspace; independent workspaces never share build output (only the cache)."""
+
+    name: str
+    root: Path
+
+    @classmethod
+    def named(cls, name: str = DEFAULT_WORKSPACE, base: Path | None = None) -> Workspace:
+        if not _NAME.fullmatch(name):
+            raise UserError(f"invalid workspace name '{name}' (use letters, digits, . _ -)")
+        return cls(name, (base or WORKSPACES_DIR) / name)
+
+    @property
+    def build_dir(self) -> Path:
+        """Intermediate trees (rootfs, initramfs, staging); safe to delete."""
+        return self.root / "build"
+
+    @property
+    def images_dir(self) -> Path:
+        """Final artifacts: disk image, kernel, initramfs, rootfs, manifest."""
+        return self.root / "images"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.root / "ssh" / "id_ed25519"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.images_dir / "manifest.json"
+
+    @property
+    def disk_image(self) -> Path:
+        return self.images_dir / "disk.img"
+
+    def ensure_ssh_key(self) -> Path:
+        """Create the workspace's SSH key once; its .pub becomes root's authorized_keys."""
+        key = self.ssh_key
+        if key.exists() and key.with_suffix(".pub").exists():
+            return key
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        public = private.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        tmp = key.with_suffix(".tmp")
+        tmp.write_bytes(pem)
+        tmp.chmod(0o600)
+        key.with_suffix(".pub").write_bytes(public + f" fleetforge-{self.name}\n".encode())
+        tmp.rename(key)
+        return key

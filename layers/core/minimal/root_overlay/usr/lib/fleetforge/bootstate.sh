@@ -1,0 +1,127 @@
+# FleetForge A/B boot state (docs/ab-boot.md), shared by the initramfs /init and the running system.
+# POSIX sh (busybox ash, dash); source it, then call the functions. The file is data, never sourced.
+#   bootstate_select FILE        pick the slot to boot, count the try, print A or B
+#   bootstate_mark_good FILE S   BOOT_S_LEFT=3
+#   bootstate_mark_bad FILE S    BOOT_S_LEFT=0
+#   bootstate_activate FILE S    BOOT_ORDER="S other", BOOT_S_LEFT=1 (one trial boot)
+#   find_partition NAME          print /dev/... of partition NAME (boot, rootfs_a, rootfs_b, persist)
+
+BOOTSTATE_TRIES=3
+
+# Sets BOOT_ORDER, BOOT_A_LEFT, BOOT_B_LEFT. Returns 1 (and sets the defaults) when FILE is
+# missing or any value is missing or invalid: a half-trusted state is treated as no state.
+bootstate_read() {
+    BOOT_ORDER="A B"
+    BOOT_A_LEFT=$BOOTSTATE_TRIES
+    BOOT_B_LEFT=$BOOTSTATE_TRIES
+    [ -r "$1" ] || return 1
+    _bs_order="" _bs_a="" _bs_b=""
+    while IFS='=' read -r _bs_key _bs_value || [ -n "$_bs_key" ]; do
+        case "$_bs_key" in
+            BOOT_ORDER) _bs_order=$_bs_value ;;
+            BOOT_A_LEFT) _bs_a=$_bs_value ;;
+            BOOT_B_LEFT) _bs_b=$_bs_value ;;
+        esac
+    done < "$1"
+    _bs_valid=""
+    for _bs_slot in $_bs_order; do
+        case "$_bs_slot" in
+            A | B) case " $_bs_valid " in *" $_bs_slot "*) return 1 ;; esac
+                   _bs_valid="${_bs_valid:+$_bs_valid }$_bs_slot" ;;
+            *) return 1 ;;
+        esac
+    done
+    [ -n "$_bs_valid" ] || return 1
+    for _bs_count in "$_bs_a" "$_bs_b"; do
+        case "$_bs_count" in
+            [0-9] | [1-9][0-9]) ;;
+            *) return 1 ;;
+        esac
+    done
+    BOOT_ORDER=$_bs_valid
+    BOOT_A_LEFT=$_bs_a
+    BOOT_B_LEFT=$_bs_b
+    return 0
+}
+
+# Atomic rewrite: a power cut leaves the old or the new file, never a mix.
+bootstate_write() {
+    printf 'BOOT_ORDER=%s\nBOOT_A_LEFT=%s\nBOOT_B_LEFT=%s\n' \
+        "$BOOT_ORDER" "$BOOT_A_LEFT" "$BOOT_B_LEFT" > "$1.tmp" || return 1
+    sync
+    mv -f "$1.tmp" "$1" || return 1
+    sync
+}
+
+bootstate_select() {
+    if ! bootstate_read "$1"; then
+        echo "bootstate: $1 missing or unreadable, starting from defaults" >&2
+    fi
+    for _bs_slot in $BOOT_ORDER; do
+        eval "_bs_left=\$BOOT_${_bs_slot}_LEFT"
+        if [ "$_bs_left" -gt 0 ]; then
+            eval "BOOT_${_bs_slot}_LEFT=$((_bs_left - 1))"
+            bootstate_write "$1" || echo "bootstate: cannot write $1" >&2
+            echo "$_bs_slot"
+            return 0
+        fi
+    done
+    # No slot has tries left: never leave the device unbootable.
+    echo "bootstate: no slot has tries left, resetting both" >&2
+    BOOT_A_LEFT=$BOOTSTATE_TRIES
+    BOOT_B_LEFT=$BOOTSTATE_TRIES
+    bootstate_write "$1" || echo "bootstate: cannot write $1" >&2
+    set -- $BOOT_ORDER
+    echo "$1"
+}
+
+_bootstate_slot() {
+    case "$1" in
+        A | B) return 0 ;;
+        *) echo "bootstate: invalid slot '$1' (A or B)" >&2; return 2 ;;
+    esac
+}
+
+bootstate_mark_good() {
+    _bootstate_slot "$2" || return
+    bootstate_read "$1"
+    eval "BOOT_$2_LEFT=$BOOTSTATE_TRIES"
+    bootstate_write "$1"
+}
+
+bootstate_mark_bad() {
+    _bootstate_slot "$2" || return
+    bootstate_read "$1"
+    eval "BOOT_$2_LEFT=0"
+    bootstate_write "$1"
+}
+
+bootstate_activate() {
+    _bootstate_slot "$2" || return
+    bootstate_read "$1"
+    if [ "$2" = A ]; then BOOT_ORDER="A B"; else BOOT_ORDER="B A"; fi
+    eval "BOOT_$2_LEFT=1"
+    bootstate_write "$1"
+}
+
+# GPT images name their partitions; an MBR image (no names) is found by the contract's order.
+find_partition() {
+    for _bs_uevent in /sys/class/block/*/uevent; do
+        if grep -qx "PARTNAME=$1" "$_bs_uevent" 2>/dev/null; then
+            echo "/dev/$(sed -n 's/^DEVNAME=//p' "$_bs_uevent")"
+            return 0
+        fi
+    done
+    case "$1" in
+        boot) _bs_n=1 ;; rootfs_a) _bs_n=2 ;; rootfs_b) _bs_n=3 ;; persist) _bs_n=4 ;;
+        *) return 1 ;;
+    esac
+    grep -qs '^PARTNAME=' /sys/class/block/*/uevent && return 1
+    for _bs_uevent in /sys/class/block/*/uevent; do
+        if grep -qx "PARTN=$_bs_n" "$_bs_uevent" 2>/dev/null; then
+            echo "/dev/$(sed -n 's/^DEVNAME=//p' "$_bs_uevent")"
+            return 0
+        fi
+    done
+    return 1
+}

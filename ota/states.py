@@ -1,0 +1,53 @@
+"""The device agent's state table, read from the agent script itself (one source of truth)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetforge.paths import LAYERS_DIR
+
+AGENT_SCRIPT = LAYERS_DIR / "feature" / "ota" / "root_overlay" / "usr" / "sbin" / "fleetforge-ota"
+
+# Escapes the agent allows besides the table (abandoning an install before Activate).
+EXTRA_TRANSITIONS = frozenset({
+    ("Idle", "Download"), ("Download", "Download"), ("Verify", "Failure"),
+    ("Activate", "Failure"), ("Failure", "Failure"),
+})
+
+
+@dataclass(frozen=True)
+class StateRow:
+    """One row: where the machine goes from `state` on success and on failure."""
+
+    state: str
+    on_success: str
+    on_failure: str
+
+
+def load_state_table(script: Path = AGENT_SCRIPT) -> tuple[StateRow, ...]:
+    lines = script.read_text().splitlines()
+    start = lines.index("# BEGIN STATE TABLE")
+    end = lines.index("# END STATE TABLE")
+    rows = []
+    for line in lines[start + 1:end]:
+        fields = line.split()
+        if len(fields) == 3 and not line.startswith(("STATE_TABLE", "'")):
+            rows.append(StateRow(*fields))
+    return tuple(rows)
+
+
+def allowed_transitions(table: tuple[StateRow, ...] | None = None) -> frozenset[tuple[str, str]]:
+    rows = table or load_state_table()
+    pairs = {(r.state, r.on_success) for r in rows} | {(r.state, r.on_failure) for r in rows}
+    return frozenset(pairs) | EXTRA_TRANSITIONS
+
+
+def chain_is_valid(history: list[str], start: str = "Idle") -> bool:
+    """True when every step of a reported state chain is a transition the table allows."""
+    allowed = allowed_transitions()
+    previous = start
+    for state in history:
+        if (previous, state) not in allowed:
+            return False
+        previous = state
+    return True

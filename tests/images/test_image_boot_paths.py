@@ -1,0 +1,70 @@
+"""Real boots of copies of the built image: A/B fallback across reboots, and a broken disk."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from fleetforge.paths import REPO_ROOT
+from images.qemu import BootedMachine
+from images.workspace import Workspace
+
+pytestmark = [pytest.mark.slow, pytest.mark.qemu]
+
+
+def _copy_workspace(built_image, base, name: str) -> Workspace:
+    source = built_image.workspace
+    copy = Workspace.named(name, base=base)
+    shutil.copytree(source.images_dir, copy.images_dir)
+    shutil.copytree(source.ssh_key.parent, copy.ssh_key.parent)
+    return copy
+
+
+def _ssh(machine: BootedMachine, command: str) -> str:
+    client = machine.ssh()
+    try:
+        _, stdout, stderr = client.exec_command(command, timeout=20)
+        out = stdout.read().decode()
+        assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
+        return out
+    finally:
+        client.close()
+
+
+def test_slot_marked_bad_falls_back_to_b_and_persist_survives(built_image, tmp_path):
+    ws = _copy_workspace(built_image, tmp_path, "fallback")
+    first = BootedMachine.start(ws, timeout=180)
+    try:
+        assert first.check.slot == "A"
+        host_key = _ssh(first, "cat /persist/dropbear/dropbear_ed25519_host_key | sha256sum")
+        _ssh(first, ". /usr/lib/fleetforge/bootstate.sh && bootstate_mark_bad /boot/bootstate A"
+                    " && echo kept > /persist/marker && sync")
+    finally:
+        first.stop(power_off=True)
+    second = BootedMachine.start(ws, timeout=180)
+    try:
+        assert second.check.slot == "B"
+        assert _ssh(second, "cat /run/fleetforge/booted-slot").strip() == "B"
+        state = _ssh(second, "cat /boot/bootstate")
+        assert "BOOT_A_LEFT=0" in state and "BOOT_B_LEFT=3" in state  # B committed by S90markgood
+        assert _ssh(second, "cat /persist/marker").strip() == "kept"
+        assert _ssh(second, "cat /persist/dropbear/dropbear_ed25519_host_key | sha256sum") == host_key
+    finally:
+        second.stop(power_off=True)
+
+
+def test_check_fails_fast_and_clearly_on_a_disk_without_partitions(built_image, tmp_path):
+    ws = _copy_workspace(built_image, tmp_path, "broken")
+    with open(ws.disk_image, "r+b") as disk:
+        disk.write(b"\0" * (1 << 20))  # wipe the partition table
+    # Through the command line: one line naming the failure, exit code 2, no timeout wait.
+    invoke = os.path.join(os.path.dirname(sys.executable), "invoke")
+    result = subprocess.run([invoke, "qemu", "--check", "--workspace", "broken"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "FLEETFORGE_WORKSPACES": str(tmp_path)})
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "boot failed: FLEETFORGE_INIT_FAILED: no boot partition found" in result.stderr

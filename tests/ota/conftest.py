@@ -1,0 +1,77 @@
+"""Fixtures for OTA tests: signing keys, test images and bundles, loopback SSH servers, devices."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ota import keys, loopback
+from ota.bundle import create_bundle, open_bundle
+from ota_testlib import (COMPATIBLE, SMALL_SEGMENT, SQUASH_SEGMENT, Rig, SmallImages, SquashImages, make_rig,
+                         make_tree, small_image, squash)
+
+
+@pytest.fixture(scope="session")
+def ota_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    keys.keygen(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return loopback.make_client_key(tmp_path_factory.mktemp("client") / "id_ed25519")
+
+
+@pytest.fixture(scope="session")
+def squash_images(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> SquashImages:
+    base = tmp_path_factory.mktemp("squash")
+    tree = make_tree(base / "tree")
+    v1 = squash(tree, base / "v1.squashfs")
+    (tree / "etc" / "conf050.txt").write_text("calibrated servo offsets: 12 -4 7\n" * 40)
+    (tree / "etc" / "version").write_text("2.0.0\n")
+    v2 = squash(tree, base / "v2.squashfs")
+    key = keys.load_private(ota_keys)
+    b1 = create_bundle(v1, base / "v1.ffota", compatible=COMPATIBLE, version="1.0.0", signing_key=key,
+                       segment_size=SQUASH_SEGMENT)
+    b2 = create_bundle(v2, base / "v2.ffota", compatible=COMPATIBLE, version="2.0.0", signing_key=key,
+                       segment_size=SQUASH_SEGMENT)
+    return SquashImages(v1, v2, open_bundle(b2, trusted_keys_dir=ota_keys),
+                        open_bundle(b1, trusted_keys_dir=ota_keys))
+
+
+@pytest.fixture(scope="session")
+def small_images(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> SmallImages:
+    base = tmp_path_factory.mktemp("small")
+    v1 = small_image(base / "v1.img", seed=1)
+    v2 = small_image(base / "v2.img", seed=2)
+    bundle = create_bundle(v2, base / "v2.ffota", compatible=COMPATIBLE, version="2.0.0",
+                           signing_key=keys.load_private(ota_keys), segment_size=SMALL_SEGMENT)
+    return SmallImages(v1, v2, open_bundle(bundle, trusted_keys_dir=ota_keys))
+
+
+@pytest.fixture
+def fast_path(tmp_path: Path) -> Iterator[Path]:
+    """A per-test directory in RAM (/dev/shm) when there is one: the agent fsyncs every state
+    change, as it must on a device, and on a shared disk that dominates the tests' time."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="fleetforge-ota-", dir=shm))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(params=["openssh", "dropbear"])
+def squash_rig(request: pytest.FixtureRequest, tmp_path: Path, squash_images: SquashImages,
+               ota_keys: Path, client_key: Path) -> Iterator[Rig]:
+    rig = make_rig(tmp_path, request.param, squash_images.v1, ota_keys, client_key)
+    yield rig
+    rig.device.kill_processes()
+    rig.server.stop()
+    shutil.rmtree(tmp_path / "device", ignore_errors=True)

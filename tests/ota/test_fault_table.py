@@ -1,0 +1,136 @@
+"""The fault table (as Mender tests its state machine): every state x {error, kill -9, hang}.
+
+Each case arms a one-shot fault on entering STATE, runs a deploy without reboot, then power-cycles
+the loopback device until it settles. It asserts the outcome the state table promises (which slot
+runs, the final state, the reported result), that the chain of states is one the table allows,
+that the running slot's bytes are intact and /persist survived, and that a plain retry then
+installs v2.
+"""
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from fleetforge.errors import UserError
+from ota import client
+from ota.connection import Connection
+from ota.loopback import LoopbackServer, start_openssh
+from ota.states import chain_is_valid, load_state_table
+from ota_testlib import Rig, SmallImages, make_rig
+
+FAULTS = ("error", "kill", "hang")
+HANG_TIMEOUT = 1.0  # how long the client and the boot-step runner wait before calling it a hang
+FAILING_CHECK = "50-app-fails"
+V1_FAILED_CHECK = f"rolled back: health check {FAILING_CHECK} failed"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What must hold once the device has settled after a fault in a state."""
+
+    health_fails: bool  # the trial boot's health check fails (to reach the rollback states)
+    running: str        # version the booted slot holds
+    state: str
+    result: str         # substring of the reported result ("" = none yet)
+
+
+TABLE = {
+    "Download": Expect(False, "1.0.0", "Download", ""),  # resumable: kept across reboots
+    "Verify": Expect(False, "1.0.0", "Idle", "failed: interrupted in Verify"),
+    "Activate": Expect(False, "1.0.0", "Idle", "failed: interrupted in Activate"),
+    "Reboot": Expect(False, "2.0.0", "Idle", "committed 2.0.0 on slot B"),
+    "VerifyReboot": Expect(False, "1.0.0", "Idle",
+                           "rolled back: device restarted during the health check"),
+    "Commit": Expect(False, "1.0.0", "Idle",
+                     "rolled back: device restarted before the commit was recorded"),
+    "Idle": Expect(False, "2.0.0", "Idle", "committed 2.0.0 on slot B"),
+    "Rollback": Expect(True, "1.0.0", "Idle", V1_FAILED_CHECK),
+    "RollbackReboot": Expect(True, "1.0.0", "Idle", V1_FAILED_CHECK),
+    "VerifyRollback": Expect(True, "1.0.0", "Idle", V1_FAILED_CHECK),
+    "Failure": Expect(True, "1.0.0", "Idle", V1_FAILED_CHECK),
+    "Cleanup": Expect(True, "1.0.0", "Idle", V1_FAILED_CHECK),
+}
+
+
+def test_fault_table_covers_every_state() -> None:
+    assert set(TABLE) == {row.state for row in load_state_table()}
+
+
+def _power_cycle(rig: Rig) -> None:
+    try:
+        rig.device.power_cycle(timeout=HANG_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pass  # the boot step hung; the next power cycle kills it
+
+
+def _settle(rig: Rig, conn: Connection) -> client.DeviceStatus:
+    status = client.read_status(conn, rig.options)
+    for _ in range(6):
+        if status.state in ("Idle", "Download") and not rig.device.reboot_requested:
+            break
+        _power_cycle(rig)
+        status = client.read_status(conn, rig.options)
+    return status
+
+
+def _version_of_running_slot(rig: Rig, images: SmallImages) -> str:
+    data = rig.device.slot_bytes(rig.device.booted(), images.v1.stat().st_size)
+    return {images.v1.read_bytes(): "1.0.0", images.v2.read_bytes(): "2.0.0"}.get(data, "corrupt")
+
+
+@pytest.fixture(scope="module")
+def fault_server(tmp_path_factory: pytest.TempPathFactory, client_key: Path) -> Iterator[LoopbackServer]:
+    server = start_openssh(tmp_path_factory.mktemp("fault-sshd"), client_key)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("state", list(TABLE))
+def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: SmallImages,
+                        ota_keys: Path, client_key: Path, fault_server: LoopbackServer) -> None:
+    expect = TABLE[state]
+    rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
+                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server)
+    rig.options = replace(rig.options, activate_timeout=HANG_TIMEOUT)
+    conn = replace(rig.options, timeout=20).connect(rig.target)
+    try:
+        check = rig.device.health_dir / FAILING_CHECK
+        if expect.health_fails:
+            check.write_text("exit 1\n")
+        rig.device.set_fault(f"{state}:{fault}")
+        try:
+            client.deploy(rig.target, rig.options, small_images.v2_bundle, reboot=False,
+                          show_progress=False)
+        except UserError:
+            pass  # the fault hit a step the client runs
+        _power_cycle(rig)
+        settled = _settle(rig, conn)
+
+        assert not (rig.device.root / "fault").exists(), "the fault never fired"
+        assert (settled.state, _version_of_running_slot(rig, small_images)) == \
+            (expect.state, expect.running)
+        assert expect.result in settled.result
+        assert chain_is_valid(settled.history), settled.history
+        assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
+        if fault != "kill":
+            return  # the retry below is the same for every kind of fault; run it once per state
+
+        # A plain retry (with a healthy system) always gets the device to v2.
+        check.unlink(missing_ok=True)
+        if expect.running != "2.0.0":
+            retry = replace(rig.options, timeout=20, activate_timeout=20)
+            client.deploy(rig.target, retry, small_images.v2_bundle, reboot=False,
+                          show_progress=False)
+            _power_cycle(rig)
+        final = client.read_status(conn, rig.options)
+        assert final.result.startswith("committed 2.0.0"), final
+        assert _version_of_running_slot(rig, small_images) == "2.0.0"
+        assert final.booted == final.committed
+    finally:
+        conn.close()
+        rig.device.kill_processes()
