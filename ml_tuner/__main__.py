@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--budget", type=int, default=45, help="compilations allowed (with -Oz)")
     tune.add_argument("--json", action="store_true", help="one JSON object on stdout")
     tune.add_argument("--model", type=Path, default=SHIPPED_MODEL)
+    tune.add_argument("--ir-from", default="clang-oz", choices=("clang-oz", "o0"),
+                      help="how a .c file becomes IR: as clang -Oz emits it (default) or -O0")
     tune.add_argument("--no-cache", action="store_true", help="measure everything afresh")
     args = parser.parse_args(argv)
     cache = None if args.no_cache else MeasureCache()
     try:
-        result = tune_file(args.file, args.target, args.budget, args.model, cache)
+        result = tune_file(args.file, args.target, args.budget, args.model, cache,
+                           ir_from=args.ir_from)
     finally:
         if cache is not None:
             cache.close()

@@ -12,7 +12,7 @@ from fleetforge.errors import UserError
 from fleetforge.tools import run_tool
 from ml_tuner import llvm
 from ml_tuner.cache import MeasureCache
-from ml_tuner.corpus import compile_to_ir
+from ml_tuner.corpus import CLANG_OZ_FLAGS, O0_FLAGS, compile_to_ir
 from ml_tuner.graph import build_graph
 from ml_tuner.measure import Module, Sizes
 from ml_tuner.model import GraphBatch, LoadedModel, load_model
@@ -20,6 +20,11 @@ from ml_tuner.parallel import default_workers
 from ml_tuner.search import Choice, try_ranked
 
 SHIPPED_MODEL = Path(__file__).parent / "data" / "model.pt"
+# How a .c file becomes IR. "clang-oz" (default): the IR `clang -Oz` itself optimizes, whose
+# functions carry optsize/minsize, so the -Oz floor is real `clang -Oz` and codegen optimizes
+# for size. "o0": -O0 -disable-O0-optnone IR, the paper's/CompilerGym's setting, whose -Oz is
+# much weaker in .text bytes (see docs/ml_tuner.md).
+IR_FLAGS = {"clang-oz": CLANG_OZ_FLAGS, "o0": O0_FLAGS}
 GRAPH_MAX_NODES = 12000  # as in training (TrainConfig.max_nodes)
 
 
@@ -49,14 +54,17 @@ def rank(loaded: LoadedModel, ll_text: str) -> list[tuple[tuple[str, ...], str]]
     return [(loaded.sequences[i], loaded.labels[i]) for i in order]
 
 
-def prepare_module(path: Path, triple: str, scratch: Path) -> tuple[Module, str]:
+def prepare_module(path: Path, triple: str, scratch: Path, ir_from: str = "clang-oz"
+                   ) -> tuple[Module, str]:
     """Turn FILE (.c, .ll or .bc) into an IR module plus its text (for the graph)."""
     if not path.is_file():
         raise UserError("no such file", where=str(path))
+    if ir_from not in IR_FLAGS:
+        raise UserError(f"--ir-from must be one of {', '.join(IR_FLAGS)} (got {ir_from})")
     suffix = path.suffix
     if suffix == ".c":
         ll = scratch / (path.stem + ".ll")
-        compile_to_ir(path, ll, triple)
+        compile_to_ir(path, ll, triple, flags=IR_FLAGS[ir_from])
     elif suffix == ".ll":
         ll = path
     elif suffix == ".bc":
@@ -69,7 +77,8 @@ def prepare_module(path: Path, triple: str, scratch: Path) -> tuple[Module, str]
 
 
 def tune_file(path: Path, triple: str, budget: int = 45, model_path: Path = SHIPPED_MODEL,
-              cache: MeasureCache | None = None, workers: int | None = None) -> TuneResult:
+              cache: MeasureCache | None = None, workers: int | None = None,
+              ir_from: str = "clang-oz") -> TuneResult:
     """Rank with the model, measure -Oz plus the top `budget - 1` sequences, keep the best."""
     if budget < 1:
         raise UserError(f"--budget must be at least 1 (got {budget})")
@@ -78,7 +87,7 @@ def tune_file(path: Path, triple: str, budget: int = 45, model_path: Path = SHIP
     start = time.perf_counter()
     loaded = load_model(model_path)
     with tempfile.TemporaryDirectory(prefix="ml_tuner-tune-") as scratch:
-        module, text = prepare_module(path, triple, Path(scratch))
+        module, text = prepare_module(path, triple, Path(scratch), ir_from)
         ranked = rank(loaded, text)
         choice: Choice = try_ranked(module, triple, ranked, budget, cache,
                                     workers or default_workers())

@@ -37,9 +37,11 @@ def test_json_shape_and_never_worse_than_oz(pid_c: Path, tmp_path: Path):
     assert out["tuned"]["text_bytes"] <= out["oz"]["text_bytes"]
 
 
-@pytest.mark.parametrize("triple", ["aarch64-linux-gnu", "thumbv7em-none-eabi"])
-def test_tuned_never_worse_and_reproducible(pid_c: Path, cache, triple: str):
-    result = tune_file(pid_c, triple, budget=12, cache=cache, workers=2)
+@pytest.mark.parametrize("triple,ir_from", [("aarch64-linux-gnu", "clang-oz"),
+                                            ("aarch64-linux-gnu", "o0"),
+                                            ("thumbv7em-none-eabi", "clang-oz")])
+def test_tuned_never_worse_and_reproducible(pid_c: Path, cache, triple: str, ir_from: str):
+    result = tune_file(pid_c, triple, budget=12, cache=cache, workers=2, ir_from=ir_from)
     assert result.tuned.ir_instructions <= result.oz.ir_instructions
     assert result.tuned.text_bytes <= result.oz.text_bytes
     assert result.compilations <= 12
@@ -47,7 +49,7 @@ def test_tuned_never_worse_and_reproducible(pid_c: Path, cache, triple: str):
     from ml_tuner.measure import Job, Module, measure
     from ml_tuner.tune import prepare_module
 
-    module, _ = prepare_module(pid_c, triple, cache.path.parent)
+    module, _ = prepare_module(pid_c, triple, cache.path.parent, ir_from)
     assert measure(Job(module, result.passes, triple)).sizes == result.tuned
 
 
@@ -82,3 +84,14 @@ def test_ll_and_bc_inputs_agree(pid_c: Path, tmp_path: Path, cache):
     from_ll = tune_file(ll, "aarch64-linux-gnu", budget=3, cache=cache, workers=1)
     from_bc = tune_file(bc, "aarch64-linux-gnu", budget=3, cache=cache, workers=1)
     assert from_ll.oz == from_bc.oz and from_ll.tuned == from_bc.tuned
+
+
+def test_default_c_path_floor_is_real_clang_oz(pid_c: Path, tmp_path: Path, cache):
+    # The -Oz sizes reported for a .c file are those of `clang -Oz` itself (compile + llc).
+    from ml_tuner.measure import object_sizes
+
+    result = tune_file(pid_c, "aarch64-linux-gnu", budget=1, cache=cache, workers=1)
+    obj = tmp_path / "pid.o"
+    subprocess.run(["clang-16", "--target=aarch64-linux-gnu", "--sysroot=/usr/aarch64-linux-gnu",
+                    "-Oz", "-c", str(pid_c), "-o", str(obj)], check=True)
+    assert object_sizes(obj)[0] == result.oz.text_bytes
