@@ -5,7 +5,6 @@ against the package's .dsc) into the download cache and compiled to unoptimized 
 """
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import re
@@ -205,9 +204,8 @@ def build_csmith(out_dir: Path, count: int, test_fraction: float) -> list[Corpus
         c_file = out_dir / f"csmith_{seed}.c"
         ll_file = c_file.with_suffix(".ll")
         if not ll_file.is_file():
-            program = run_tool(["csmith", "--seed", str(seed), "--max-funcs", "8",
-                                "--no-volatiles", "--output", c_file], debian_package="csmith")
-            del program
+            run_tool(["csmith", "--seed", str(seed), "--max-funcs", "8", "--no-volatiles",
+                      "--output", c_file], debian_package="csmith")
             try:
                 compile_to_ir(c_file, ll_file, CORPUS_TRIPLE, (Path("/usr/include/csmith"),))
             except ToolFailedError:
@@ -286,7 +284,3 @@ def select(entries: list[CorpusEntry], split: str) -> list[CorpusEntry]:
     """Entries of one split."""
     return [e for e in entries if e.split == split]
 
-
-def matches(name: str, patterns: tuple[str, ...]) -> bool:
-    """Glob match helper for project filters."""
-    return any(fnmatch.fnmatch(name, p) for p in patterns)

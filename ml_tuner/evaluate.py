@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fleetforge.progress import step_progress
-from ml_tuner.actions import load_actions, random_edit, sequence
+from ml_tuner.actions import load_actions
 from ml_tuner.cache import MeasureCache
 from ml_tuner.corpus import CorpusEntry, load_corpus
 from ml_tuner.measure import Job, Module, measure_many

@@ -8,15 +8,19 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from fleetforge.errors import UserError
 from fleetforge.tools import ToolFailedError, run_tool
 from ml_tuner import llvm
+
+if TYPE_CHECKING:
+    from ml_tuner.cache import MeasureCache
 
 OZ: tuple[str, ...] = ("default<Oz>",)
 
@@ -154,10 +158,9 @@ def measure_many(
     *,
     cache: "MeasureCache | None" = None,
     workers: int = 1,
-    on_done: "callable | None" = None,
+    on_done: Callable[[], None] | None = None,
 ) -> list[Result]:
     """Measure many jobs: cache hits first, the misses on a process pool of `workers`."""
-    from ml_tuner.cache import MeasureCache  # noqa: F401  (type only; avoids an import cycle)
     from ml_tuner.parallel import run_jobs
 
     results: list[Result | None] = [None] * len(jobs)
@@ -185,8 +188,3 @@ def measure_many(
         results[index] = Result(jobs[index], sizes, seconds, False)
     return [r for r in results if r is not None]
 
-
-def require_module(path: Path) -> None:
-    """Fail with one line when an input file is missing."""
-    if not path.is_file():
-        raise UserError("no such file", where=str(path))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from fleetforge.errors import UserError
 from ml_tuner.actions import ActionSpace, Edit, neighbours, random_edit, sequence
 from ml_tuner.cache import MeasureCache
 from ml_tuner.measure import Job, Module, Sizes, measure_many
@@ -34,11 +35,11 @@ class Budgeted:
         self.module, self.triple, self.cache, self.workers = module, triple, cache, workers
         self.compilations = 0
         self.seconds = 0.0
-        first = self.measure([OZ])[0]
+        self.oz: Sizes | None = None  # set by the first measurement, the floor for the rest
+        first = self.measure([OZ], ["Oz"])[0]
         if first is None:
-            from fleetforge.errors import UserError
             raise UserError("opt/llc failed on the module under -Oz", where=module.name)
-        self.oz: Sizes = first
+        self.oz = first
         self.best = (OZ, "Oz", first, 0.0)
 
     def measure(self, sequences: list[tuple[str, ...]], labels: list[str] | None = None
@@ -48,7 +49,7 @@ class Budgeted:
         self.compilations += len(jobs)
         self.seconds += sum(r.seconds if not r.cached else self._cached_seconds(r) for r in results)
         sizes = [r.sizes for r in results]
-        if hasattr(self, "oz"):
+        if self.oz is not None:
             for seq, label, s in zip(sequences, labels or [""] * len(sequences), sizes):
                 if acceptable(self.oz, s) and score(self.oz, s) > self.best[3]:
                     self.best = (seq, label, s, score(self.oz, s))
@@ -60,6 +61,7 @@ class Budgeted:
 
     def choice(self) -> Choice:
         passes, label, sizes, _ = self.best
+        assert self.oz is not None
         return Choice(passes, label, sizes, self.oz, self.compilations, self.seconds)
 
 

@@ -16,6 +16,7 @@ from ml_tuner.cache import MeasureCache
 from ml_tuner.corpus import CorpusEntry, load_corpus
 from ml_tuner.coreset import coverage, greedy_coreset
 from ml_tuner.graph import build_graph
+from ml_tuner.measure import Module
 from ml_tuner.model import GraphBatch, ModelConfig, ValueGNN, save_model
 from ml_tuner.values import measure_table
 
@@ -41,6 +42,9 @@ class TrainConfig:
     max_nodes: int = 12000
     seed: int = 0
     workers: int = 2
+    # Which IR of each training program: "o0" (-O0 -disable-O0-optnone, the paper's setting)
+    # or "clang-oz" (what clang -Oz optimizes; only modules with C source have it).
+    ir: str = "o0"
 
 
 def spread_per_project(entries: list[CorpusEntry], limit: int) -> list[CorpusEntry]:
@@ -97,7 +101,8 @@ def fit(graphs: list, targets: np.ndarray, config: TrainConfig) -> tuple[ValueGN
     return model, losses
 
 
-def train(config: TrainConfig = TrainConfig(), model_path: Path = DATA_DIR / "model.pt") -> dict:
+def train(config: TrainConfig = TrainConfig(), model_path: Path = DATA_DIR / "model.pt",
+          coreset_file: Path = CORESET_FILE) -> dict:
     """The whole training step; writes the model and coreset.json, returns a summary."""
     start = time.time()
     space = load_actions()
@@ -105,9 +110,14 @@ def train(config: TrainConfig = TrainConfig(), model_path: Path = DATA_DIR / "mo
                                  config.per_project)
     pool: list[Edit] = candidate_pool(space, config.pool_size, config.seed)
     sequences = [sequence(e, space) for e in pool]
+    if config.ir == "clang-oz":
+        modules = [Module.from_file(e.clang_oz_path, e.module().name) for e in entries
+                   if e.clang_oz_path is not None]
+    else:
+        modules = [e.module() for e in entries]
     with MeasureCache() as cache:
-        table = measure_table([e.module() for e in entries], sequences, config.triple, cache,
-                              config.workers, "measure candidate pool")
+        table = measure_table(modules, sequences, config.triple, cache, config.workers,
+                              "measure candidate pool")
     scores = table.scores()
     chosen = greedy_coreset(scores, config.coreset_size)
     targets = normalized_values(scores[:, chosen])
@@ -127,7 +137,7 @@ def train(config: TrainConfig = TrainConfig(), model_path: Path = DATA_DIR / "mo
         "retrain": RETRAIN_COMMAND,
     }
     save_model(model, [sequences[i] for i in chosen], labels, model_path, summary)
-    CORESET_FILE.write_text(json.dumps({
+    coreset_file.write_text(json.dumps({
         "generated_by": f"ml_tuner.train ({RETRAIN_COMMAND}); DO NOT EDIT",
         "summary": summary,
         "coreset": [{"label": pool[i].label, "dropped": sorted(pool[i].dropped),

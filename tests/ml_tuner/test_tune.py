@@ -46,7 +46,7 @@ def test_tuned_never_worse_and_reproducible(pid_c: Path, cache, triple: str, ir_
     assert result.tuned.text_bytes <= result.oz.text_bytes
     assert result.compilations <= 12
     # The chosen pass list, measured on its own, gives the reported sizes.
-    from ml_tuner.measure import Job, Module, measure
+    from ml_tuner.measure import Job, measure
     from ml_tuner.tune import prepare_module
 
     module, _ = prepare_module(pid_c, triple, cache.path.parent, ir_from)
