@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fleetforge.errors import exit_on_user_error
 from ml_tuner.cache import MeasureCache
-from ml_tuner.tune import SHIPPED_MODEL, tune_file
+from ml_tuner.tune import tune_file
 
 
 def _percent(oz: int, tuned: int) -> str:
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     tune.add_argument("--target", required=True, help="target triple, e.g. aarch64-linux-gnu")
     tune.add_argument("--budget", type=int, default=45, help="compilations allowed (with -Oz)")
     tune.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    tune.add_argument("--model", type=Path, default=SHIPPED_MODEL)
+    tune.add_argument("--model", type=Path, default=None,
+                      help="a checkpoint (default: the shipped model matching the IR)")
     tune.add_argument("--ir-from", default="clang-oz", choices=("clang-oz", "o0"),
                       help="how a .c file becomes IR: as clang -Oz emits it (default) or -O0")
     tune.add_argument("--no-cache", action="store_true", help="measure everything afresh")

@@ -14,7 +14,7 @@ from ml_tuner.corpus import CorpusEntry, load_corpus
 from ml_tuner.measure import Job, Module, measure_many
 from ml_tuner.model import load_model
 from ml_tuner.search import Choice, greedy_search, random_search, try_ranked
-from ml_tuner.tune import SHIPPED_MODEL, rank, tune_file
+from ml_tuner.tune import SHIPPED_CLANG_OZ_MODEL, SHIPPED_MODEL, rank, tune_file
 from ml_tuner.values import geomean_reduction
 
 METHODS = ("model", "model@10", "random", "greedy", "oracle", "model/attr", "oracle/attr")
@@ -57,10 +57,15 @@ class Summary:
 
 
 def evaluate(budget: int = 45, workers: int = 2, model_path: Path = SHIPPED_MODEL,
-             triple: str = "aarch64-linux-gnu", limit_per_project: int | None = None
-             ) -> list[Row]:
+             triple: str = "aarch64-linux-gnu", limit_per_project: int | None = None,
+             attr_model_path: Path | None = None) -> list[Row]:
     """Run every method on every held-out module; cached measurements are shared by methods."""
     loaded = load_model(model_path)
+    # The "/attr" methods use the model trained on clang -Oz IR when there is one.
+    attr_path = attr_model_path or (SHIPPED_CLANG_OZ_MODEL if SHIPPED_CLANG_OZ_MODEL.is_file()
+                                    else model_path)
+    attr_loaded = load_model(attr_path)
+    attr_oracle = list(zip(attr_loaded.sequences, attr_loaded.labels))
     space = load_actions()
     entries = [e for e in load_corpus() if e.split == "test"]
     if limit_per_project:
@@ -77,7 +82,7 @@ def evaluate(budget: int = 45, workers: int = 2, model_path: Path = SHIPPED_MODE
                       for e in entries if e.clang_oz_path is not None}
         warm += list(references.values())
         warm += [Job(ref.module, seq, triple) for ref in references.values()
-                 for seq in loaded.sequences]
+                 for seq in attr_loaded.sequences]
         with step_progress() as progress:
             task = progress.add_task("measure coreset on held-out", total=len(warm))
             measure_many(warm, cache=cache, workers=workers,
@@ -105,12 +110,12 @@ def evaluate(budget: int = 45, workers: int = 2, model_path: Path = SHIPPED_MODE
                              if entry.name in references else None)
                 if entry.name in references:
                     attr_module = references[entry.name].module
-                    attr_ranked = rank(loaded, attr_module.path.read_text(errors="replace"))
+                    attr_ranked = rank(attr_loaded, attr_module.path.read_text(errors="replace"))
                     choices["model/attr"] = (
                         try_ranked(attr_module, triple, attr_ranked, budget, cache, workers),
                         inference)
                     choices["oracle/attr"] = (
-                        try_ranked(attr_module, triple, oracle_ranked, len(oracle_ranked) + 1,
+                        try_ranked(attr_module, triple, attr_oracle, len(attr_oracle) + 1,
                                    cache, workers), 0.0)
                 for method, (choice, extra) in choices.items():
                     rows.append(Row(entry.dataset, entry.project, entry.name, method,
@@ -264,5 +269,7 @@ def run_evaluation(budget: int = 45, workers: int = 2, out_dir: Path | None = No
     step = max(len(test) // max(timed_modules, 1), 1)
     wall = time_uncached(test[::step][:timed_modules], budget, workers, model_path, triple)
     meta = {"budget": budget, "workers": workers, "triple": triple,
-            "eval_seconds": round(time.time() - start, 1), "model": load_model(model_path).meta}
+            "eval_seconds": round(time.time() - start, 1), "model": load_model(model_path).meta,
+            "clang_oz_model": load_model(SHIPPED_CLANG_OZ_MODEL).meta
+            if SHIPPED_CLANG_OZ_MODEL.is_file() else None}
     return write_report(rows, budget, wall, out_dir, meta)

@@ -21,15 +21,21 @@ def corpus(c, max_units=30, generated=40, workers=2):
         print(f"{dataset:12} {project:12} {split:5} {n:4} modules")
 
 
-@task(help={"epochs": "training epochs", "workers": "parallel measurements"})
+@task(help={"epochs": "training epochs", "workers": "parallel measurements",
+            "ir": "o0 (model.pt) or clang-oz (model-clang-oz.pt)"})
 @exit_on_user_error
-def train(c, epochs=40, workers=2):
+def train(c, epochs=40, workers=2, ir="o0"):
     """Measure the candidate pool on training programs, pick the coreset, train the GNN."""
     import json
 
-    from ml_tuner.train import TrainConfig, train as run_training
+    from fleetforge.errors import UserError
+    from ml_tuner.train import DATA_DIR, TrainConfig, train as run_training
 
-    summary = run_training(TrainConfig(epochs=int(epochs), workers=int(workers)))
+    if ir not in ("o0", "clang-oz"):
+        raise UserError(f"--ir must be o0 or clang-oz (got {ir})")
+    suffix = "" if ir == "o0" else "-clang-oz"
+    summary = run_training(TrainConfig(epochs=int(epochs), workers=int(workers), ir=ir),
+                           DATA_DIR / f"model{suffix}.pt", DATA_DIR / f"coreset{suffix}.json")
     print(json.dumps(summary, indent=1))
 
 

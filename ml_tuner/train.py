@@ -134,11 +134,11 @@ def train(config: TrainConfig = TrainConfig(), model_path: Path = DATA_DIR / "mo
         "final_loss": losses[-1],
         "seconds": round(time.time() - start, 1),
         "config": config.__dict__,
-        "retrain": RETRAIN_COMMAND,
+        "retrain": RETRAIN_COMMAND + (" --ir clang-oz" if config.ir == "clang-oz" else ""),
     }
     save_model(model, [sequences[i] for i in chosen], labels, model_path, summary)
     coreset_file.write_text(json.dumps({
-        "generated_by": f"ml_tuner.train ({RETRAIN_COMMAND}); DO NOT EDIT",
+        "generated_by": f"ml_tuner.train ({summary['retrain']}); DO NOT EDIT",
         "summary": summary,
         "coreset": [{"label": pool[i].label, "dropped": sorted(pool[i].dropped),
                      "suffix": pool[i].suffix,

@@ -20,6 +20,9 @@ from ml_tuner.parallel import default_workers
 from ml_tuner.search import Choice, try_ranked
 
 SHIPPED_MODEL = Path(__file__).parent / "data" / "model.pt"
+# Trained on the IR clang -Oz optimizes (`invoke tune.train --ir clang-oz`); used for IR whose
+# functions carry minsize, when present.
+SHIPPED_CLANG_OZ_MODEL = Path(__file__).parent / "data" / "model-clang-oz.pt"
 # How a .c file becomes IR. "clang-oz" (default): the IR `clang -Oz` itself optimizes, whose
 # functions carry optsize/minsize, so the -Oz floor is real `clang -Oz` and codegen optimizes
 # for size. "o0": -O0 -disable-O0-optnone IR, the paper's/CompilerGym's setting, whose -Oz is
@@ -76,19 +79,28 @@ def prepare_module(path: Path, triple: str, scratch: Path, ir_from: str = "clang
     return Module.from_file(ll, path.name), ll.read_text(errors="replace")
 
 
-def tune_file(path: Path, triple: str, budget: int = 45, model_path: Path = SHIPPED_MODEL,
+def default_model_for(ll_text: str) -> Path:
+    """The shipped model matching how the IR was produced (minsize functions: clang -Oz IR)."""
+    has_minsize = any(line.startswith("attributes #") and "minsize" in line
+                      for line in ll_text.splitlines())
+    if has_minsize and SHIPPED_CLANG_OZ_MODEL.is_file():
+        return SHIPPED_CLANG_OZ_MODEL
+    return SHIPPED_MODEL
+
+
+def tune_file(path: Path, triple: str, budget: int = 45, model_path: Path | None = None,
               cache: MeasureCache | None = None, workers: int | None = None,
               ir_from: str = "clang-oz") -> TuneResult:
     """Rank with the model, measure -Oz plus the top `budget - 1` sequences, keep the best."""
     if budget < 1:
         raise UserError(f"--budget must be at least 1 (got {budget})")
-    if not model_path.is_file():
-        raise UserError("no trained model: run `invoke tune.train`", where=str(model_path))
     start = time.perf_counter()
-    loaded = load_model(model_path)
     with tempfile.TemporaryDirectory(prefix="ml_tuner-tune-") as scratch:
         module, text = prepare_module(path, triple, Path(scratch), ir_from)
-        ranked = rank(loaded, text)
+        model_path = model_path or default_model_for(text)
+        if not model_path.is_file():
+            raise UserError("no trained model: run `invoke tune.train`", where=str(model_path))
+        ranked = rank(load_model(model_path), text)
         choice: Choice = try_ranked(module, triple, ranked, budget, cache,
                                     workers or default_workers())
     return TuneResult(choice.passes, choice.label, choice.compilations,
