@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_tuner.tune import SHIPPED_MODEL, tune_file
+from ml_tuner.tune import SHIPPED_CLANG_OZ_MODEL, SHIPPED_MODEL, tune_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,8 +19,18 @@ def run_cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_shipped_model_is_small():
-    assert SHIPPED_MODEL.is_file() and SHIPPED_MODEL.stat().st_size < 5_000_000
+def test_shipped_models_are_small():
+    for path in (SHIPPED_MODEL, SHIPPED_CLANG_OZ_MODEL):
+        assert path.is_file() and path.stat().st_size < 5_000_000
+
+
+def test_model_follows_how_the_ir_was_made(pid_c: Path, tmp_path: Path):
+    from ml_tuner.tune import default_model_for, prepare_module
+
+    _, o0_text = prepare_module(pid_c, "aarch64-linux-gnu", tmp_path, "o0")
+    _, oz_text = prepare_module(pid_c, "aarch64-linux-gnu", tmp_path, "clang-oz")
+    assert default_model_for(o0_text) == SHIPPED_MODEL
+    assert default_model_for(oz_text) == SHIPPED_CLANG_OZ_MODEL
 
 
 def test_json_shape_and_never_worse_than_oz(pid_c: Path, tmp_path: Path):
