@@ -1,6 +1,7 @@
 """Client side of an update: status, deploy (begin, stream, activate, reboot, await), rollback."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from ota.bundle import Bundle
 from ota.connection import DEFAULT_KNOWN_HOSTS, Connection, ConnectionLost, Target
 from ota.delta import Piece, parse_device_index, plan_segment
 
-AGENT = "fleetforge-ota"
+# The agent on the device's PATH; loopback test devices point elsewhere.
+AGENT = os.environ.get("FLEETFORGE_OTA_AGENT", "fleetforge-ota")
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,9 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
 
     if host:
         result = deploy_one(Target.parse(host))
-        stdout.print(fleet.results_table([result]))
+        share = 100 * result.sent_bytes / result.full_bytes if result.full_bytes else 0
+        stdout.print(f"{result.host}: {result.message} (sent {result.sent_bytes / 1e6:.2f} MB, "
+                     f"{share:.1f}% of the full image, {result.seconds:.1f} s)", soft_wrap=True)
         if not result.ok:
             raise UserError(result.message, where=result.host)
         return
