@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def device_chunks(conn: Connection, options: SshOptions, bases: tuple[Bundle, ..
 
 
 def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_downgrade: bool = False,
-             bases: tuple[Bundle, ...] = (),
+             bases: tuple[Bundle, ...] = (), on_progress: Callable[[int], None] | None = None,
              show_progress: bool = True, cut_after: int | None = None) -> DeployResult:
     """Begin (device verifies signature, compatible, version), then stream the missing segments and
     activate. Safe to call again after any failure: the device resumes at its first unverified
@@ -162,7 +163,8 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     to_send = sum(p.length for plan in plans for p in plan if p.kind == "send")
     sent = 0
     if first < manifest.segment_count:
-        sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after)
+        sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after,
+                       on_progress)
     _checked(conn, options, ["activate"], timeout=options.activate_timeout)
     return DeployResult(str(conn.target), True, "activated", manifest.version,
                         sent_bytes=sent, full_bytes=manifest.rootfs_size, resumed_from=first,
@@ -171,7 +173,7 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
 
 def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
             plans: list[list[Piece]], to_send: int, show_progress: bool,
-            cut_after: int | None) -> int:
+            cut_after: int | None, on_progress: Callable[[int], None] | None) -> int:
     """Send segments `first`.. on one `receive` channel; returns the bundle bytes sent."""
     manifest = bundle.manifest
     sent = 0
@@ -200,6 +202,8 @@ def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
                             sent += len(block)
                             if progress:
                                 progress.update(task, completed=sent)
+                            if on_progress:
+                                on_progress(sent)
                 acks.sent(index)
                 # Stay at most MAX_AHEAD segments ahead of the device's verified writes: a drop
                 # then loses little, and a device that stops answering trips the channel timeout
@@ -284,11 +288,13 @@ def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 60
 def deploy(target: Target, options: SshOptions, bundle: Bundle, *, reboot: bool = True,
            allow_downgrade: bool = False, show_progress: bool = True,
            boot_timeout: float = 600, cut_after: int | None = None,
-           bases: tuple[Bundle, ...] = ()) -> DeployResult:
+           bases: tuple[Bundle, ...] = (),
+           on_progress: Callable[[int], None] | None = None) -> DeployResult:
     started = time.monotonic()
     with options.connect(target) as conn:
         result = transfer(conn, options, bundle, allow_downgrade=allow_downgrade,
-                          show_progress=show_progress, cut_after=cut_after, bases=bases)
+                          show_progress=show_progress, cut_after=cut_after, bases=bases,
+                          on_progress=on_progress)
         if reboot:
             _request_reboot(conn, options)
         result.wire_bytes = conn.wire_bytes
