@@ -55,6 +55,7 @@ def test_cli_errors_are_one_line_exit_2_no_traceback(tmp_path):
         ([], {"BUILDROOT_DIR": ""}, "no Buildroot tree given"),
     ]
     for args, env, text in cases:
+        env = {**env, "FLEETFORGE_WORKSPACES": str(tmp_path / "workspaces")}
         result = _invoke("buildroot.configure", "--workspace", "pytest-br", *args, env=env)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
