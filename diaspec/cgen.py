@@ -148,6 +148,44 @@ class CGenerator:
     def value_type(self, context: str) -> str:
         return f"{c_ident(context)}_value"
 
+    def attributed_devices(self) -> list[str]:
+        return [d.name.text for d in self.design.devices
+                if self.index.device(d.name.text) is d and self.index.attributes(d.name.text)]
+
+    def group_type(self, context: Context, contract) -> str:
+        return f"{c_ident(context.name.text)}_{context_callback(contract).method}_group"
+
+    def group_key_type(self, contract) -> str:
+        attribute, _ = self.index.attributes(contract.source.device.text)[contract.grouped_by.text]
+        return self.ctype(attribute.type)
+
+    def equality(self, ref_type: TypeRef, emitted: dict[str, str]) -> str:
+        """The name of a generated `static inline bool f(T a, T b)` for a key type (emitted on demand)."""
+        resolved = self.index.resolve(ref_type)
+        ctype = self.ctype(ref_type)
+        name = "ds_equal_" + ("string" if ctype == "const char *" else ctype.replace(" ", "_"))
+        if name in emitted:
+            return name
+        emitted[name] = ""  # reserve: a structure's fields are emitted first
+        if resolved is not None and resolved.dims:
+            body = "a.count == b.count && a.items == b.items"
+        elif ctype == "const char *":
+            body = "a == b || (a != NULL && b != NULL && strcmp(a, b) == 0)"
+        elif ctype == "ds_binary":
+            body = "a.length == b.length && (a.length == 0 || memcmp(a.data, b.data, a.length) == 0)"
+        elif resolved is not None and isinstance(self.index.by_name.get(resolved.name), Structure):
+            struct = self.index.by_name[resolved.name]
+            parts = [f"{self.equality(f.type, emitted)}(a.{c_ident(f.name.text)}, b.{c_ident(f.name.text)})" for f in struct.fields]
+            body = " && ".join(parts) if parts else "true"
+            if not parts:
+                body = "(void)a, (void)b, true"
+        else:
+            body = "a == b"
+        emitted[name] = f"static inline bool {name}({ctype} a, {ctype} b)\n{{\n    return {body};\n}}\n\n"
+        # keep definition order: dependencies first (dict insertion order: reinsert at the end)
+        emitted[name] = emitted.pop(name)
+        return name
+
     def declaring(self, given: SourceInput) -> str:
         return self.index.sources(given.device.text)[given.source.text][1]
 
@@ -187,11 +225,19 @@ class CGenerator:
                            f"typedef struct {{\n{keys}    {self.ctype(context.type)} value;\n}} {self.value_type(context.name.text)};\n")
             else:
                 out.append(f"typedef {self.ctype(context.type)} {self.value_type(context.name.text)};\n")
+        for device in self.attributed_devices():
+            fields = "".join(
+                f"    {self.ctype(a.type)} {c_ident(name)};\n" for name, (a, _) in self.index.attributes(device).items()
+            )
+            out.append(f"typedef struct {{\n{fields}}} {c_ident(device)}_attributes;\n")
         out.append("\n/* Board start-up: register each device instance, then call ds_tick() from a timer\n"
                    "   and ds_run_pending() from the main loop. */\n")
         out.append("void ds_init(uint32_t now_ms);\nbool ds_register_device(ds_device_id id, ds_device_type type);\n"
                    "void ds_run_pending(void);\nvoid ds_tick(uint32_t now_ms);\n"
-                   "uint32_t ds_dropped_events(void);\n\n/* Drivers publish readings with these. */\n")
+                   "uint32_t ds_dropped_events(void);\n")
+        for device in self.attributed_devices():
+            out.append(f"void {c_ident(device)}_set_attributes(ds_device_id id, const {c_ident(device)}_attributes *attributes);\n")
+        out.append("\n/* Drivers publish readings with these. */\n")
         for device, source in self.source_topics():
             decl = self.index.device(device)
             spec = next(s for s in decl.sources if s.name.text == source)
@@ -244,6 +290,8 @@ class CGenerator:
                 first = f"const {self.event_type(self.declaring(given), given.source.text)} *event"
             else:
                 first = f"const {self.value_type(given.name.text)} *value"
+        elif contract.source is not None and contract.grouped_by is not None:
+            first = f"const {self.group_type(context, contract)} *groups, size_t group_count"
         elif contract.source is not None:
             first = f"const {self.event_type(self.declaring(contract.source), contract.source.source.text)} *readings, size_t count"
         else:
@@ -271,6 +319,11 @@ class CGenerator:
         for contract in context.contracts:
             cb = context_callback(contract)
             out.append(self.discover_struct(name, cb.method, contract.gets))
+            if isinstance(contract, WhenPeriodic) and contract.source is not None and contract.grouped_by is not None:
+                event = self.event_type(self.declaring(contract.source), contract.source.source.text)
+                out.append(f"/* the readings of the devices whose `{contract.grouped_by.text}` equals `key` */\n"
+                           f"typedef struct {{\n    {self.group_key_type(contract)} key;\n    const {event} *readings;\n"
+                           f"    size_t count;\n}} {self.group_type(context, contract)};\n")
             out.append(f"/* {cb.contract} */\n{self.context_signature(context, contract)};\n\n")
         out.append("#endif\n")
         return "".join(out)
@@ -350,6 +403,38 @@ class CGenerator:
                    "typedef void (*ds_handler)(const ds_event *event);\n\n"
                    "static ds_event ds_queue[DS_QUEUE_LENGTH];\nstatic uint32_t ds_head, ds_count, ds_dropped;\n"
                    "static ds_device_type ds_types[DS_MAX_DEVICES];\n\n")
+        # attributes of each device instance (what `grouped by` reads)
+        attributed = self.attributed_devices()
+        if attributed:
+            members = "".join(f"    {c_ident(d)}_attributes {c_ident(d)};\n" for d in attributed)
+            out.append(f"static union {{\n    uint8_t none;\n{members}}} ds_attributes[DS_MAX_DEVICES];\n\n")
+            for d in attributed:
+                out.append(f"void {c_ident(d)}_set_attributes(ds_device_id id, const {c_ident(d)}_attributes *attributes)\n{{\n"
+                           f"    if (id < DS_MAX_DEVICES) {{\n        ds_attributes[id].{c_ident(d)} = *attributes;\n    }}\n}}\n\n")
+        equalities: dict[str, str] = {}
+        getters: dict[str, str] = {}
+        for context in design.contexts:
+            for contract in context.contracts:
+                if not (isinstance(contract, WhenPeriodic) and contract.source and contract.grouped_by):
+                    continue
+                device, attribute = contract.source.device.text, contract.grouped_by.text
+                getter = f"ds_attribute_{c_ident(device)}_{attribute}"
+                if getter in getters:
+                    continue
+                spec, _ = index.attributes(device)[attribute]
+                key = self.ctype(spec.type)
+                self.equality(spec.type, equalities)
+                cases = "".join(
+                    f"    case DS_DEVICE_{c_ident(t)}: return ds_attributes[id].{c_ident(t)}.{c_ident(attribute)};\n"
+                    for t in index.descendants(device) if t in attributed
+                )
+                getters[getter] = (
+                    f"static inline {key} {getter}(ds_device_id id)\n{{\n    {key} none;\n"
+                    f"    memset(&none, 0, sizeof none);\n    switch (ds_types[id]) {{\n{cases}"
+                    "    default: return none;\n    }\n}\n\n"
+                )
+        out.extend(equalities.values())
+        out.extend(getters.values())
         out.append("static inline bool ds_is_a(ds_device_type type, ds_device_type ancestor)\n{\n    (void)ancestor;\n    switch (type) {\n")
         for device in design.devices:
             if index.device(device.name.text) is not device:
@@ -477,7 +562,27 @@ class CGenerator:
                         body.append(f"    static {self.event_type(d, s)} readings[DS_MAX_DEVICES];\n"
                                     f"    size_t count = ds_read_{c_ident(d)}_{s}(DS_DEVICE_{c_ident(contract.source.device.text)}, readings, DS_MAX_DEVICES);\n")
                         first = "readings, count, "
-                    else:
+                    if contract.source is not None and contract.grouped_by is not None:
+                        device, attribute = contract.source.device.text, contract.grouped_by.text
+                        getter = f"ds_attribute_{c_ident(device)}_{attribute}"
+                        spec, _ = index.attributes(device)[attribute]
+                        equal = self.equality(spec.type, {})
+                        key = self.ctype(spec.type)
+                        # stable partition of the readings by attribute value, one group per value
+                        body.append(
+                            f"    static {self.event_type(d, s)} sorted[DS_MAX_DEVICES];\n"
+                            f"    static {self.group_type(context, contract)} groups[DS_MAX_DEVICES];\n"
+                            "    bool used[DS_MAX_DEVICES] = { false };\n    size_t group_count = 0, placed = 0;\n"
+                            "    for (size_t i = 0; i < count; i++) {\n        if (used[i]) {\n            continue;\n        }\n"
+                            f"        {key} key = {getter}(readings[i].sender);\n        size_t start = placed;\n"
+                            "        for (size_t j = i; j < count; j++) {\n"
+                            f"            if (!used[j] && {equal}(key, {getter}(readings[j].sender))) {{\n"
+                            "                sorted[placed++] = readings[j];\n                used[j] = true;\n            }\n        }\n"
+                            "        groups[group_count].key = key;\n        groups[group_count].readings = &sorted[start];\n"
+                            "        groups[group_count].count = placed - start;\n        group_count++;\n    }\n"
+                        )
+                        first = "groups, group_count, "
+                    if contract.source is None:
                         first = ""
                     topic = ""
                     periodic.append((fn, max(1, math.ceil(contract.period.milliseconds))))

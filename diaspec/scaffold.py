@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from fleetforge.errors import UserError
@@ -141,11 +142,20 @@ def new_project(name: str, parent: Path) -> Path:
         raise UserError(f"'{name}' is not a valid project name (letters, digits and _, not starting with a digit)")
     root = Path(parent) / name
     if root.exists():
-        raise UserError(f"'{root}' already exists; choose another name", where=str(root))
+        raise UserError(f"'{root}' already exists; choose another name")
+    root.mkdir(parents=True)
+    try:
+        _write_project(name, root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    return root
+
+
+def _write_project(name: str, root: Path) -> None:
     from diaspec.compiler import check_spec
     from diaspec.pygen import generate_python
 
-    root.mkdir(parents=True)
     (root / "taxonomy.diaspec").write_text(TAXONOMY.format(name=name), encoding="utf-8")
     spec = root / f"{name}.diaspec"
     spec.write_text(APPLICATION.format(name=name), encoding="utf-8")
@@ -164,4 +174,3 @@ def new_project(name: str, parent: Path) -> Path:
     if not checked.ok:  # the starter design is ours: a failure here is a bug
         raise UserError("the starter design does not check:\n" + checked.diagnostics.render())
     generate_python(checked, app)
-    return root

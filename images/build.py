@@ -12,6 +12,7 @@ from fleetforge.errors import UserError
 from fleetforge.paths import REPO_ROOT
 from fleetforge.progress import console, step_progress
 from fleetforge.tools import run_tool
+from images.config_view import print_conflict_warnings
 from images.debian import DebianArchive, DebPackage
 from images.genimage import DiskLayout, run_genimage
 from images.initramfs import build_initramfs
@@ -67,6 +68,7 @@ def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, ba
     with step_progress() as progress:
         stages = _Stages(progress)
         config = stages.run("configuration", lambda: load_config(layers, strict=strict))
+        print_conflict_warnings(config, console)  # two layers disagreeing: named, not fatal
         manifest = _OfflineBuild(config, workspace, layers, refresh, strict).run(stages, started)
     return BuildResult(workspace, manifest, time.monotonic() - started)
 

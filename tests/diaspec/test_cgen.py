@@ -24,8 +24,8 @@ HOST_OUTPUT = [
     "order 2 Drive.stop()",
     "order 3 Blink.setPattern(stopped, 0)",
     "-- 400 ms",
-    "order 3 Blink.setPattern(clearance, 2)",
-    "order 3 Blink.setPattern(clearance, 2)",
+    "order 3 Blink.setPattern(clearance, 1)",
+    "order 3 Blink.setPattern(clearance, 1)",
     "dropped 0",
 ]
 
@@ -101,6 +101,12 @@ EDGE_DESIGNS = {
     "periodic-only": (
         "action A { go(); }\ndevice D { action A; }\n"
         "context T as Integer { when periodic <1 ms> always publish; }\ncontroller K { when provided T do A on D; }\n"
+    ),
+    "grouped-by-structure": (
+        "enumeration Side { L, R }\nstructure Inner { side as Side; blob as Binary; }\n"
+        "structure Place { name as String; inner as Inner; tags as String[]; at as Float; }\n"
+        "device D { attribute place as Place; source s as Float; }\ndevice E extends D { }\n"
+        "context C as Float { when periodic s from D <10 ms> grouped by place always publish; }\n"
     ),
     "binary-arrays-indexed": (
         "device D { attribute g as Integer; source s as Binary[] indexed by k as String; }\n"

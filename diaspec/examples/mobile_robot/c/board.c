@@ -4,7 +4,7 @@
 
 #include "diaspec_runtime.h"
 
-enum { SONAR_FRONT = 0, BUMPER = 1, BASE = 2, LED = 3 };
+enum { SONAR_FRONT = 0, BUMPER = 1, BASE = 2, LED = 3, SONAR_REAR = 4 };
 
 int main(void)
 {
@@ -13,6 +13,9 @@ int main(void)
     ds_register_device(BUMPER, DS_DEVICE_Bumper);
     ds_register_device(BASE, DS_DEVICE_DriveBase);
     ds_register_device(LED, DS_DEVICE_Led);
+    ds_register_device(SONAR_REAR, DS_DEVICE_Sonar);
+    Sonar_set_attributes(SONAR_FRONT, &(Sonar_attributes){ .maxRange = 4.0f, .mount = "front" });
+    Sonar_set_attributes(SONAR_REAR, &(Sonar_attributes){ .maxRange = 2.0f, .mount = "rear" });
     RangeSensor_publish_distance(SONAR_FRONT, 6.0f, SonarPosition_FRONT);
     ds_run_pending();
     printf("-- near obstacle\n");
@@ -20,6 +23,11 @@ int main(void)
     ds_run_pending();
     printf("-- bumper\n");
     Bumper_publish_pressed(BUMPER, true);
+    ds_run_pending();
+    /* while stopped: the front sonar sees 1.5 m, the rear one 0.1 m; Clearance (grouped by mount)
+       counts the front only, so the status LED blinks once (it would blink twice for 0.1 m) */
+    RangeSensor_publish_distance(SONAR_FRONT, 1.5f, SonarPosition_FRONT);
+    RangeSensor_publish_distance(SONAR_REAR, 0.1f, SonarPosition_FRONT);
     ds_run_pending();
     printf("-- 400 ms\n");
     ds_tick(400);
