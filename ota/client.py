@@ -90,6 +90,7 @@ class DeployResult:
     wire_bytes: int = 0         # TCP payload both ways, SSH overhead included
     resumed_from: int = 0       # first segment sent (0 = from the start)
     seconds: float = 0.0
+    stream_seconds: float = 0.0  # the segment stream alone (no begin, no on-device re-verify)
     history: list[str] = field(default_factory=list)
 
 
@@ -164,13 +165,15 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     plans = [plan_segment(manifest, s, have) for s in range(first, manifest.segment_count)]
     to_send = sum(p.length for plan in plans for p in plan if p.kind == "send")
     sent = 0
+    stream_started = time.monotonic()
     if first < manifest.segment_count:
         sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after,
                        on_progress)
+    stream_seconds = time.monotonic() - stream_started
     _checked(conn, options, ["activate"], timeout=options.activate_timeout)
     return DeployResult(str(conn.target), True, "activated", manifest.version,
                         sent_bytes=sent, full_bytes=manifest.rootfs_size, resumed_from=first,
-                        seconds=time.monotonic() - started)
+                        seconds=time.monotonic() - started, stream_seconds=stream_seconds)
 
 
 def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
