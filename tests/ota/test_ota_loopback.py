@@ -153,3 +153,20 @@ def test_remote_arguments_are_quoted(squash_rig: Rig) -> None:
         answer = conn.run([rig.options.agent, "begin", "1; touch /tmp/ff-ota-injected"])
     assert answer.status != 0 and "manifest size missing" in answer.stderr
     assert not Path("/tmp/ff-ota-injected").exists()
+
+
+def test_status_during_a_pending_trial_names_the_fallback(squash_rig: Rig,
+                                                          squash_images: SquashImages) -> None:
+    rig = squash_rig
+    result = client.deploy(rig.target, rig.options, squash_images.v2_bundle, reboot=False,
+                           show_progress=False)
+    assert result.message == "installed; trial boot on next reboot"
+    pending = client.status(rig.target, rig.options)
+    assert (pending.state, pending.boot_order, pending.boot_left["B"]) == ("Reboot", "B A", 1)
+    assert pending.committed == "A" and pending.booted == "A"
+    cancelled = client.rollback(rig.target, rig.options, reboot=False)
+    assert "trial of slot B cancelled" in cancelled
+    after = client.status(rig.target, rig.options)
+    assert (after.state, after.boot_order, after.boot_left["B"], after.committed) == \
+        ("Idle", "A B", 0, "A")
+    assert chain_is_valid(after.history)
