@@ -66,7 +66,9 @@ BOARD_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("kernel_package", parse_str, "", "Debian kernel package (kernel = debian)"),
     SettingSpec("kernel_image", parse_str, "vmlinuz",
                 "kernel file name prefix under /boot in the kernel package (kernel = debian)"),
-    SettingSpec("kernel_defconfig", parse_str, "defconfig", "base kernel config (kernel = source)"),
+    SettingSpec("kernel_defconfig", parse_str, "defconfig",
+                "kernel make targets applied in order for the base config, e.g. "
+                "'tinyconfig kvm_guest.config' (kernel = source)"),
     SettingSpec("boot_tested", parse_bool, False, "whether the image is boot-tested in QEMU"),
 )
 
