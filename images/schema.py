@@ -72,7 +72,9 @@ BOARD_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("kernel_package", parse_str, "", "Debian kernel package (kernel = debian)"),
     SettingSpec("kernel_image", parse_str, "vmlinuz",
                 "kernel file name prefix under /boot in the kernel package (kernel = debian)"),
-    SettingSpec("kernel_defconfig", parse_str, "defconfig", "base kernel config (kernel = source)"),
+    SettingSpec("kernel_defconfig", parse_str, "defconfig",
+                "kernel make targets applied in order for the base config, e.g. "
+                "'tinyconfig kvm_guest.config' (kernel = source)"),
     SettingSpec("device_trees", parse_str_list, (),
                 "device tree blobs from the kernel package (paths below its dtb directory, e.g. "
                 "broadcom/bcm2711-rpi-4-b.dtb), copied onto the boot partition for the firmware"),

@@ -25,7 +25,13 @@ class MeasureCache:
     def __init__(self, path: Path = DEFAULT_CACHE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=60)
+        self._db = sqlite3.connect(path, timeout=30)
+        # WAL: `tune` runs can read (and briefly write) while a long evaluation writes.
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError:
+            pass  # another process holds the database in the old mode; plain locking works
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS m (key TEXT PRIMARY KEY, ir INTEGER, text INTEGER,"
             " obj INTEGER, ok INTEGER, seconds REAL)"
@@ -48,15 +54,22 @@ class MeasureCache:
     def put(self, key: str, sizes: Sizes | None, seconds: float) -> None:
         values = (sizes.ir_instructions, sizes.text_bytes, sizes.object_bytes, 1) if sizes else (
             0, 0, 0, 0)
-        self._db.execute(
-            "INSERT OR REPLACE INTO m VALUES (?, ?, ?, ?, ?, ?)", (key, *values, seconds)
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO m VALUES (?, ?, ?, ?, ?, ?)", (key, *values, seconds)
+            )
+        except sqlite3.OperationalError:
+            return  # busy for too long: a cache is an optimisation, the result still counts
         self._pending += 1
-        if self._pending >= 200:
+        # Short transactions so concurrent users of the cache are not locked out.
+        if self._pending >= 20:
             self.flush()
 
     def flush(self) -> None:
-        self._db.commit()
+        try:
+            self._db.commit()
+        except sqlite3.OperationalError:
+            self._db.rollback()
         self._pending = 0
 
     def __len__(self) -> int:

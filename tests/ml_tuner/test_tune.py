@@ -70,3 +70,15 @@ def test_bad_c_file_is_a_clear_error(tmp_path: Path):
     bad.write_text("int f( {\n")
     proc = run_cli("tune", str(bad), "--target", "aarch64-linux-gnu", tmp_path=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "clang" in proc.stderr
+
+
+def test_ll_and_bc_inputs_agree(pid_c: Path, tmp_path: Path, cache):
+    from ml_tuner.corpus import compile_to_ir
+
+    ll = tmp_path / "pid.ll"
+    compile_to_ir(pid_c, ll, "aarch64-linux-gnu")
+    bc = tmp_path / "pid.bc"
+    subprocess.run(["llvm-as-16", str(ll), "-o", str(bc)], check=True)
+    from_ll = tune_file(ll, "aarch64-linux-gnu", budget=3, cache=cache, workers=1)
+    from_bc = tune_file(bc, "aarch64-linux-gnu", budget=3, cache=cache, workers=1)
+    assert from_ll.oz == from_bc.oz and from_ll.tuned == from_bc.tuned
