@@ -28,6 +28,8 @@ CONFIG_LINES = ("arm_64bit=1", "kernel=vmlinuz", "initramfs initramfs.img follow
 # regulators, the FAT boot partition's codepage + iocharset, ext4 /persist and its checksum.
 SD_MODULES = {"sdhci-iproc.ko", "sdhci-pltfm.ko", "sdhci.ko", "fixed.ko", "gpio-regulator.ko",
               "vfat.ko", "nls_cp437.ko", "nls_ascii.ko", "ext4.ko", "crc32c_generic.ko"}
+# On-board Ethernet: the MAC, its MDIO bus driver and the PHY's driver.
+ETH_MODULES = {"genet.ko", "mdio-bcm-unimac.ko", "broadcom.ko"}
 
 
 # --- the engine seams, without a build -------------------------------------------------------
@@ -228,14 +230,14 @@ def _cpio_files(initramfs: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_initramfs_loads_the_sd_card_modules_in_dependency_order(pi4):
+def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi4):
     result, part, _ = pi4
     initramfs = _read_boot_file(part, "initramfs.img")
     tree = result.workspace.build_dir / "initramfs.img.fromboot"
     tree.write_bytes(initramfs)
     files = _cpio_files(tree)
     present = {Path(name).name for name in files if name.endswith(".ko")}
-    assert SD_MODULES <= present, SD_MODULES - present
+    assert SD_MODULES | ETH_MODULES <= present, (SD_MODULES | ETH_MODULES) - present
     order = [Path(line).name for line in files["etc/fleetforge/modules.order"].decode().splitlines()
              if line.startswith("/lib/modules/")]
     assert SD_MODULES <= set(order)
