@@ -246,3 +246,24 @@ def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi
     # /init finds the MBR partitions by number (mmcblk0p1..4): no PARTNAME on an MBR disk.
     bootstate = files["usr/lib/fleetforge/bootstate.sh"].decode()
     assert "PARTN=$_bs_n" in bootstate and "rootfs_a) _bs_n=2" in bootstate
+
+
+def test_device_trees_come_from_the_kernel_package_or_fail_naming_the_setting(tmp_path):
+    from images.debian import DebPackage
+    from images.kernel import Kernel
+    from images.schema import parse_str_list
+
+    unpacked = tmp_path / "linux-image-6.1.0-9-arm64"
+    (unpacked / "boot").mkdir(parents=True)
+    dtbs = unpacked / "usr/lib/linux-image-6.1.0-9-arm64/broadcom"
+    dtbs.mkdir(parents=True)
+    (dtbs / DTB).write_bytes(b"\xd0\x0d\xfe\xed")
+    package = DebPackage("linux-image-6.1.0-9-arm64", "6.1", "arm64", tmp_path / "k.deb")
+    kernel = Kernel(package, "6.1.0-9-arm64", unpacked / "boot/vmlinuz-6.1.0-9-arm64",
+                    unpacked / "lib/modules/6.1.0-9-arm64")
+    assert kernel.device_tree(f"broadcom/{DTB}") == dtbs / DTB
+    with pytest.raises(UserError, match="has no device tree 'broadcom/nope.dtb'.*device_trees"):
+        kernel.device_tree("broadcom/nope.dtb")
+    assert parse_str_list(["a.dtb"]) == ("a.dtb",)
+    with pytest.raises(ValueError, match="list of non-empty strings"):
+        parse_str_list("broadcom/a.dtb")  # a bare string is a mistake, not a one-item list
