@@ -65,15 +65,10 @@ class DeviceStatus:
             state=values.get("STATE", "?"), target=values.get("TARGET", ""),
             version=values.get("VERSION", ""), seg_done=int(values.get("SEG_DONE", "0") or 0),
             result=values.get("RESULT", ""), history=values.get("HISTORY", "").split(),
+            committed=values.get("COMMITTED", "") or "?",
         )
 
-    @property
-    def committed(self) -> str:
-        """The slot that boots when no trial is pending: first in BOOT_ORDER with tries left."""
-        for slot in self.boot_order.split():
-            if self.boot_left.get(slot, 0) > 0:
-                return slot
-        return self.boot_order.split()[0] if self.boot_order else "?"
+    committed: str = "?"  # the slot a failed or pending trial falls back to
 
 
 @dataclass

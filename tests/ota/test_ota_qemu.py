@@ -259,3 +259,26 @@ def test_qemu_power_cut_during_slot_write(vm: Vm, qemu_bundles) -> None:
     status = client.status(vm.target, vm.options)
     assert (status.booted, status.committed, status.slot_versions["B"]) == ("B", "B", "4.0.0")
     assert _shell(vm, "cat /persist/robot.conf") == "wheel offsets 3 -2\n"
+
+
+def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path) -> None:
+    import subprocess
+    import sys
+
+    from fleetforge.paths import REPO_ROOT
+    from images.manifest import load_manifest
+
+    _, workspace = qemu_bundles
+    env = {**os.environ, "FLEETFORGE_WORKSPACES": str(workspace.root.parent),
+           "FLEETFORGE_OTA_KEYS": str(ota_keys)}
+    done = subprocess.run([sys.executable, "-m", "invoke", "bundle", "--workspace", workspace.name,
+                           "--version", "7.1.0"], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    path = workspace.root / "bundles" / f"{workspace.name}-7.1.0.ffota"
+    bundle = open_bundle(path, trusted_keys_dir=ota_keys)
+    built = load_manifest(workspace.manifest_path)
+    rootfs = built.artifact("rootfs.squashfs")
+    assert bundle.manifest.compatible == built.board.compatible
+    assert (bundle.manifest.rootfs_size, bundle.manifest.rootfs_sha256) == (rootfs.size, rootfs.sha256)
+    assert bundle.manifest.version == "7.1.0" and bundle.manifest.chunks
