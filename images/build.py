@@ -20,7 +20,7 @@ from images.kernel import fetch_kernel, read_module_lists, unmet_kernel_options
 from images.layers import MergedConfig, load_config
 from images.manifest import (BoardRecord, Manifest, PackageRecord, describe_artifacts,
                              write_manifest)
-from images.packages import debian_packages
+from images.packages import BootFiles, package_plan
 from images.rootfs import RootfsInputs, assemble_rootfs, generic_settings, pack_rootfs
 from images.workspace import Workspace
 
@@ -97,7 +97,9 @@ class _OfflineBuild:
         self.layers_arg = layers
         self.refresh = refresh
         self.board = config.board
-        self.archive = DebianArchive(self.board.debian_arch)
+        self.plan = package_plan(config)
+        self.archive = DebianArchive(self.board.debian_arch, components=self.plan.components)
+        self.boot_debs: list[tuple[BootFiles, DebPackage]] = []
         self.build_dir = workspace.build_dir
         self.out = self.build_dir / "images"  # becomes workspace/images only when complete
         self.log = workspace.logs_dir / "build.log"
@@ -143,12 +145,38 @@ class _OfflineBuild:
         }
 
     def _packages(self) -> list[DebPackage]:
-        wanted = debian_packages(self.config)
+        wanted = list(self.plan.rootfs)
         if not wanted:
             raise UserError("no BR2_PACKAGE_* symbol is enabled: nothing to put in the root filesystem "
                             "(add a system layer, e.g. --layers BOARD,core/minimal)")
         self.busybox_deb = self.archive.fetch_exact("busybox-static", refresh=self.refresh)
+        # Boot-partition packages (firmware) are unpacked only: no dependencies, no rootfs files.
+        self.boot_debs = [(boot, self.archive.fetch_exact(boot.package, refresh=self.refresh))
+                          for boot in self.plan.boot]
         return self.archive.resolve(wanted, refresh=self.refresh)
+
+    def _unpacked(self, deb: DebPackage) -> Path:
+        """`deb` unpacked once into the cache (dpkg-deb only reads it; nothing of it runs)."""
+        target = self.archive.root / "unpacked" / deb.path.stem
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            run_tool(["dpkg-deb", "-x", deb.path, target], debian_package="dpkg")
+            (target / ".complete").touch()
+        return target
+
+    def _boot_files(self, kernel, boot: Path) -> None:
+        """The packages' boot files and the board's device trees, flat on the boot partition."""
+        for files, deb in self.boot_debs:
+            unpacked = self._unpacked(deb)
+            for name in files.files:
+                source = unpacked / name
+                if not source.is_file():
+                    raise UserError(f"{deb.path.name} has no {name} (images/packages.toml: the "
+                                    f"boot files of package {files.package})")
+                shutil.copy2(source, boot / source.name)
+        for relpath in self.board.device_trees:
+            shutil.copy2(kernel.device_tree(relpath), boot / Path(relpath).name)
 
     def _kernel(self):
         if self.board.kernel == "source":
@@ -204,6 +232,7 @@ class _OfflineBuild:
         shutil.copy2(self.out / "initramfs.img", boot / "initramfs.img")
         (boot / "bootstate").write_text(INITIAL_BOOTSTATE)
         (boot / "cmdline.txt").write_text(cmdline + "\n")
+        self._boot_files(kernel, boot)
         for layer in self.config.layers:  # board boot files (e.g. the Pi's config.txt)
             resources = layer.resources
             if resources is not None and (resources / "boot").is_dir():
@@ -227,6 +256,9 @@ class _OfflineBuild:
                                      kernel.package.arch, "kernel"))
         records.append(PackageRecord(self.busybox_deb.name, self.busybox_deb.version,
                                      self.busybox_deb.arch, "initramfs"))
+        boot_debs = {deb.name: deb for _, deb in self.boot_debs}  # one record per package
+        records.extend(PackageRecord(deb.name, deb.version, deb.arch, "boot")
+                       for deb in boot_debs.values())
         names = sorted(p.name for p in self.out.iterdir() if p.is_file())
         return Manifest(
             workspace=self.ws.name,

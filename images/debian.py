@@ -45,22 +45,35 @@ class DebianArchive:
     files, so a cached .deb is as trustworthy as a fresh one.
     """
 
-    def __init__(self, arch: str, cache_dir: Path | None = None) -> None:
+    def __init__(self, arch: str, cache_dir: Path | None = None,
+                 components: tuple[str, ...] = ()) -> None:
         self.arch = arch
         self.root = (cache_dir or CACHE_DIR) / "debian" / arch
         self.archives = self.root / "archives"
-        self.lists = self.root / "lists"
+        self.components = tuple(sorted(set(components) - {"main"}))
+        # Lists of another set of archive areas live apart: `apt update` deletes list files its
+        # sources do not name, so builds with and without e.g. non-free-firmware would undo each
+        # other's lists. The downloaded .debs are shared.
+        suffix = "".join(f"+{c}" for c in self.components)
+        self.lists = self.root / f"lists{suffix}"
+        self.apt_cache = self.root / f"apt-cache{suffix}"
+        self.sources = self.root / f"sources{suffix}" if self.components else None
         self.status = self.root / "empty-status"
         self._lock_depth = 0
         self._updated = False
 
     def _options(self) -> list[str]:
+        sources = [] if self.sources is None else [
+            f"-oDir::Etc::SourceList={self.sources / 'sources.list'}",
+            f"-oDir::Etc::SourceParts={self.sources / 'sources.list.d'}",
+        ]
         return [
             f"-oAPT::Architecture={self.arch}",
             f"-oAPT::Architectures={self.arch}",
             f"-oDir::State::Lists={self.lists}",
             f"-oDir::State::status={self.status}",  # nothing installed: resolve full closures
-            f"-oDir::Cache={self.root / 'apt-cache'}",
+            f"-oDir::Cache={self.apt_cache}",
+            *sources,
             f"-oDir::Cache::archives={self.archives}",
             "-oDebug::NoLocking=1",  # our own lock below; the host's dpkg lock is not ours
             "-oAPT::Sandbox::User=root",
@@ -124,9 +137,11 @@ class DebianArchive:
         return bool(stamps) and time.time() - min(p.stat().st_mtime for p in stamps) < LISTS_MAX_AGE_S
 
     def _prepare(self, refresh: bool) -> None:
-        for d in (self.lists / "partial", self.archives / "partial", self.root / "apt-cache"):
+        for d in (self.lists / "partial", self.archives / "partial", self.apt_cache):
             d.mkdir(parents=True, exist_ok=True)
         self.status.touch()
+        if self.sources is not None:
+            write_sources_with_components(self.sources, self.components)
         if (refresh and not self._updated) or not self._lists_fresh():
             self._updated = True
             try:
@@ -220,6 +235,53 @@ class DebianArchive:
             memo.parent.mkdir(parents=True, exist_ok=True)
             memo.write_text(json.dumps(depends))
             return depends
+
+
+HOST_SOURCE_LIST = Path("/etc/apt/sources.list")
+HOST_SOURCE_PARTS = Path("/etc/apt/sources.list.d")
+
+
+def add_components(text: str, components: tuple[str, ...], deb822: bool) -> str:
+    """The host's apt sources `text` with `components` added wherever `main` is enabled.
+
+    Mirrors, suites and keys stay the host's; only the archive areas grow (as a user adds
+    `non-free-firmware` to their sources for firmware packages).
+    """
+    out = []
+    for line in text.splitlines():
+        if deb822 and re.match(r"Components:", line, re.I):
+            areas = line.split(":", 1)[1].split()
+        elif not deb822 and re.match(r"\s*deb\s", line):
+            areas = line.split()
+        else:
+            out.append(line)
+            continue
+        if "main" in areas:
+            line += "".join(f" {c}" for c in components if c not in areas)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def write_sources_with_components(target: Path, components: tuple[str, ...]) -> None:
+    """Write the host's sources, with `components` added, below `target` (apt's Dir::Etc parts)."""
+    parts = target / "sources.list.d"
+    parts.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, str] = {}
+    if HOST_SOURCE_LIST.is_file():
+        wanted["sources.list"] = add_components(HOST_SOURCE_LIST.read_text(), components, False)
+    for source in sorted(HOST_SOURCE_PARTS.glob("*")):
+        if source.suffix in (".list", ".sources"):
+            wanted[f"sources.list.d/{source.name}"] = add_components(
+                source.read_text(), components, source.suffix == ".sources")
+    for old in parts.iterdir():
+        if f"sources.list.d/{old.name}" not in wanted:
+            old.unlink()
+    if "sources.list" not in wanted:
+        (target / "sources.list").unlink(missing_ok=True)
+    for name, text in wanted.items():
+        path = target / name
+        if not path.is_file() or path.read_text() != text:  # unchanged: keep the mtime
+            path.write_text(text)
 
 
 def _sha256(path: Path) -> str:

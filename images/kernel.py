@@ -28,6 +28,14 @@ class Kernel:
     image: Path
     modules_root: Path  # lib/modules/<version> in the unpacked package
 
+    def device_tree(self, relpath: str) -> Path:
+        """A device tree blob Debian's kernel package ships (usr/lib/linux-image-<version>/)."""
+        dtb = self.image.parent.parent / "usr" / "lib" / f"linux-image-{self.version}" / relpath
+        if not dtb.is_file():
+            raise UserError(f"{self.package.name} has no device tree '{relpath}' "
+                            f"(check the board's device_trees; looked in {dtb.parent})")
+        return dtb
+
     def module_closure(self, names: list[str]) -> list[Module]:
         """`names` and everything they depend on, in load order (dependencies first)."""
         index = self._index()

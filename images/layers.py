@@ -24,7 +24,7 @@ from images.schema import (
 
 # The default build, overridable like SkiffOS's SKIFF_CONFIG.
 DEFAULT_LAYERS: tuple[str, ...] = tuple(
-    os.environ.get("FLEETFORGE_LAYERS", "board/qemu-aarch64,core/minimal").split(",")
+    os.environ.get("FLEETFORGE_LAYERS", "board/qemu-aarch64,core/minimal,feature/ota").split(",")
 )
 
 METADATA_FILE = "layer.toml"

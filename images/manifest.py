@@ -16,7 +16,7 @@ class PackageRecord:
     name: str
     version: str
     arch: str
-    role: str  # rootfs | kernel | initramfs
+    role: str  # rootfs | kernel | initramfs | boot (files on the boot partition)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,12 @@ def parse_str(value: Any) -> str:
     raise ValueError(f"expected a non-empty string, got {value!r}")
 
 
+def parse_str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a list of non-empty strings, got {value!r}")
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value in choices:
@@ -66,7 +72,12 @@ BOARD_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("kernel_package", parse_str, "", "Debian kernel package (kernel = debian)"),
     SettingSpec("kernel_image", parse_str, "vmlinuz",
                 "kernel file name prefix under /boot in the kernel package (kernel = debian)"),
-    SettingSpec("kernel_defconfig", parse_str, "defconfig", "base kernel config (kernel = source)"),
+    SettingSpec("kernel_defconfig", parse_str, "defconfig",
+                "kernel make targets applied in order for the base config, e.g. "
+                "'tinyconfig kvm_guest.config' (kernel = source)"),
+    SettingSpec("device_trees", parse_str_list, (),
+                "device tree blobs from the kernel package (paths below its dtb directory, e.g. "
+                "broadcom/bcm2711-rpi-4-b.dtb), copied onto the boot partition for the firmware"),
     SettingSpec("boot_tested", parse_bool, False, "whether the image is boot-tested in QEMU"),
 )
 
@@ -98,6 +109,7 @@ class Board:
     kernel_package: str
     kernel_image: str
     kernel_defconfig: str
+    device_trees: tuple[str, ...]
     boot_tested: bool
 
 

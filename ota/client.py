@@ -1,7 +1,9 @@
 """Client side of an update: status, deploy (begin, stream, activate, reboot, await), rollback."""
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from ota.bundle import Bundle
 from ota.connection import DEFAULT_KNOWN_HOSTS, Connection, ConnectionLost, Target
 from ota.delta import Piece, parse_device_index, plan_segment
 
-AGENT = "fleetforge-ota"
+# The agent on the device's PATH; loopback test devices point elsewhere.
+AGENT = os.environ.get("FLEETFORGE_OTA_AGENT", "fleetforge-ota")
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,10 @@ class DeviceStatus:
             state=values.get("STATE", "?"), target=values.get("TARGET", ""),
             version=values.get("VERSION", ""), seg_done=int(values.get("SEG_DONE", "0") or 0),
             result=values.get("RESULT", ""), history=values.get("HISTORY", "").split(),
+            committed=values.get("COMMITTED", "") or "?",
         )
 
-    @property
-    def committed(self) -> str:
-        """The slot that boots when no trial is pending: first in BOOT_ORDER with tries left."""
-        for slot in self.boot_order.split():
-            if self.boot_left.get(slot, 0) > 0:
-                return slot
-        return self.boot_order.split()[0] if self.boot_order else "?"
+    committed: str = "?"  # the slot a failed or pending trial falls back to
 
 
 @dataclass
@@ -87,6 +85,7 @@ class DeployResult:
     wire_bytes: int = 0         # TCP payload both ways, SSH overhead included
     resumed_from: int = 0       # first segment sent (0 = from the start)
     seconds: float = 0.0
+    stream_seconds: float = 0.0  # the segment stream alone (no begin, no on-device re-verify)
     history: list[str] = field(default_factory=list)
 
 
@@ -144,7 +143,7 @@ def device_chunks(conn: Connection, options: SshOptions, bases: tuple[Bundle, ..
 
 
 def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_downgrade: bool = False,
-             bases: tuple[Bundle, ...] = (),
+             bases: tuple[Bundle, ...] = (), on_progress: Callable[[int], None] | None = None,
              show_progress: bool = True, cut_after: int | None = None) -> DeployResult:
     """Begin (device verifies signature, compatible, version), then stream the missing segments and
     activate. Safe to call again after any failure: the device resumes at its first unverified
@@ -161,17 +160,20 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     plans = [plan_segment(manifest, s, have) for s in range(first, manifest.segment_count)]
     to_send = sum(p.length for plan in plans for p in plan if p.kind == "send")
     sent = 0
+    stream_started = time.monotonic()
     if first < manifest.segment_count:
-        sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after)
+        sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after,
+                       on_progress)
+    stream_seconds = time.monotonic() - stream_started
     _checked(conn, options, ["activate"], timeout=options.activate_timeout)
     return DeployResult(str(conn.target), True, "activated", manifest.version,
                         sent_bytes=sent, full_bytes=manifest.rootfs_size, resumed_from=first,
-                        seconds=time.monotonic() - started)
+                        seconds=time.monotonic() - started, stream_seconds=stream_seconds)
 
 
 def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
             plans: list[list[Piece]], to_send: int, show_progress: bool,
-            cut_after: int | None) -> int:
+            cut_after: int | None, on_progress: Callable[[int], None] | None) -> int:
     """Send segments `first`.. on one `receive` channel; returns the bundle bytes sent."""
     manifest = bundle.manifest
     sent = 0
@@ -200,6 +202,8 @@ def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
                             sent += len(block)
                             if progress:
                                 progress.update(task, completed=sent)
+                            if on_progress:
+                                on_progress(sent)
                 acks.sent(index)
                 # Stay at most MAX_AHEAD segments ahead of the device's verified writes: a drop
                 # then loses little, and a device that stops answering trips the channel timeout
@@ -284,11 +288,13 @@ def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 60
 def deploy(target: Target, options: SshOptions, bundle: Bundle, *, reboot: bool = True,
            allow_downgrade: bool = False, show_progress: bool = True,
            boot_timeout: float = 600, cut_after: int | None = None,
-           bases: tuple[Bundle, ...] = ()) -> DeployResult:
+           bases: tuple[Bundle, ...] = (),
+           on_progress: Callable[[int], None] | None = None) -> DeployResult:
     started = time.monotonic()
     with options.connect(target) as conn:
         result = transfer(conn, options, bundle, allow_downgrade=allow_downgrade,
-                          show_progress=show_progress, cut_after=cut_after, bases=bases)
+                          show_progress=show_progress, cut_after=cut_after, bases=bases,
+                          on_progress=on_progress)
         if reboot:
             _request_reboot(conn, options)
         result.wire_bytes = conn.wire_bytes

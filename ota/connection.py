@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import shlex
 import socket
 from dataclasses import dataclass
@@ -11,6 +12,10 @@ from pathlib import Path
 import paramiko
 
 from fleetforge.errors import UserError
+
+# paramiko logs every failed connection attempt with a traceback (e.g. while a device reboots);
+# our errors say what happened in one line instead.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 DEFAULT_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
 # GCM first: no separate MAC pass, the fastest cipher paramiko and OpenSSH share.

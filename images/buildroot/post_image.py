@@ -130,7 +130,12 @@ def assemble(config: MergedConfig, workspace: Path, binaries: Path, target: Path
     shutil.copy2(out / "initramfs.img", boot / "initramfs.img")
     (boot / "bootstate").write_text(INITIAL_BOOTSTATE)
     (boot / "cmdline.txt").write_text(cmdline + "\n")
-    for layer in config.layers:
+    # Boot files Buildroot built for the board (device trees; the Pi's firmware from rpi-firmware).
+    for dtb in sorted(binaries.glob("*.dtb")):
+        shutil.copy2(dtb, boot / dtb.name)
+    if (binaries / "rpi-firmware").is_dir():
+        shutil.copytree(binaries / "rpi-firmware", boot, dirs_exist_ok=True)
+    for layer in config.layers:  # the layers' boot files last: they win (e.g. the Pi's config.txt)
         if layer.resources is not None and (layer.resources / "boot").is_dir():
             shutil.copytree(layer.resources / "boot", boot, dirs_exist_ok=True)
     image = config.image

@@ -81,11 +81,11 @@ def merged_fragment_text(config: MergedConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def input_digest(config: MergedConfig, source: str) -> str:
-    """The cache key: source package, architecture, base config targets and merged fragments."""
+def input_digest(config: MergedConfig, source: str, compiler: str = "") -> str:
+    """The cache key: source package, compiler, architecture, base config targets, fragments."""
     digest = hashlib.sha256()
-    for part in (RECIPE_VERSION, source, config.board.arch, config.board.kernel_defconfig,
-                 merged_fragment_text(config)):
+    for part in (RECIPE_VERSION, source, compiler, config.board.arch,
+                 config.board.kernel_defconfig, merged_fragment_text(config)):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
@@ -141,7 +141,9 @@ def build_kernel_from_source(
     require_compiler(arch)
     package = fetch_source("linux", cache_dir)
     source = f"linux {package.version}"
-    key = input_digest(config, source)
+    compiler = run_tool([f"{arch.cross_compile}gcc", "--version"],
+                        debian_package=arch.cross_package).splitlines()[0]
+    key = input_digest(config, source, compiler)
     entry = cache_dir / "kernels" / f"{config.board.arch}-{key}"
     log = log_file or workdir / "kernel-build.log"
     if (entry / "done").is_file():

@@ -40,6 +40,7 @@ def test_cache_key_follows_every_input():
     base = input_digest(config, "linux 6.1.176-1")
     assert base == input_digest(load_config(SOURCE_BOARD), "linux 6.1.176-1")
     assert base != input_digest(config, "linux 6.1.177-1")
+    assert base != input_digest(config, "linux 6.1.176-1", "gcc (Debian 13.2.0-1) 13.2.0")
     board = dataclasses.replace(config.board, kernel_defconfig="tinyconfig")
     assert base != input_digest(dataclasses.replace(config, board=board), "linux 6.1.176-1")
     kernel = dict(config.kernel)

@@ -55,6 +55,7 @@ def test_cli_errors_are_one_line_exit_2_no_traceback(tmp_path):
         ([], {"BUILDROOT_DIR": ""}, "no Buildroot tree given"),
     ]
     for args, env, text in cases:
+        env = {**env, "FLEETFORGE_WORKSPACES": str(tmp_path / "workspaces")}
         result = _invoke("buildroot.configure", "--workspace", "pytest-br", *args, env=env)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
@@ -105,3 +106,12 @@ def test_build_backend_switch_reaches_the_buildroot_backend(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Buildroot tree" in lines[0] and "does not exist" in lines[0]
+
+
+def test_fetch_keeps_an_existing_tree_and_refuses_another_release(tmp_path):
+    from images.buildroot.tree import PINNED_RELEASE, fetch_release
+
+    existing = _broken_buildroot(tmp_path / "br", "true")
+    with pytest.raises(BuildrootTreeError, match=f"already holds Buildroot 2099.01, not {PINNED_RELEASE}"):
+        fetch_release(existing)
+    assert fetch_release(existing, release="2099.01").version == "2099.01"  # no clone needed

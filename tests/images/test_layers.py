@@ -166,3 +166,11 @@ def test_cli_config_show_prints_provenance() -> None:
     assert result.returncode == 0, result.stderr
     assert 'BR2_TARGET_GENERIC_HOSTNAME="robot"' in result.stdout
     assert "core/minimal (layers/core/minimal/buildroot/minimal.conf:6)" in result.stdout
+
+
+def test_docs_describe_every_schema_key() -> None:
+    from images.schema import BOARD_SETTINGS, IMAGE_SETTINGS
+
+    docs = (REPO_ROOT / "docs/layers.md").read_text()
+    missing = [s.key for s in BOARD_SETTINGS + IMAGE_SETTINGS if f"`{s.key}`" not in docs]
+    assert missing == []

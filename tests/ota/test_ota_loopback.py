@@ -153,3 +153,48 @@ def test_remote_arguments_are_quoted(squash_rig: Rig) -> None:
         answer = conn.run([rig.options.agent, "begin", "1; touch /tmp/ff-ota-injected"])
     assert answer.status != 0 and "manifest size missing" in answer.stderr
     assert not Path("/tmp/ff-ota-injected").exists()
+
+
+def test_status_during_a_pending_trial_names_the_fallback(squash_rig: Rig,
+                                                          squash_images: SquashImages) -> None:
+    rig = squash_rig
+    result = client.deploy(rig.target, rig.options, squash_images.v2_bundle, reboot=False,
+                           show_progress=False)
+    assert result.message == "installed; trial boot on next reboot"
+    pending = client.status(rig.target, rig.options)
+    assert (pending.state, pending.boot_order, pending.boot_left["B"]) == ("Reboot", "B A", 1)
+    assert pending.committed == "A" and pending.booted == "A"
+    cancelled = client.rollback(rig.target, rig.options, reboot=False)
+    assert "trial of slot B cancelled" in cancelled
+    after = client.status(rig.target, rig.options)
+    assert (after.state, after.boot_order, after.boot_left["B"], after.committed) == \
+        ("Idle", "A B", 0, "A")
+    assert chain_is_valid(after.history)
+
+
+def test_stalled_transfer_is_ended_so_a_new_client_can_resume(squash_rig: Rig,
+                                                               squash_images: SquashImages) -> None:
+    # A link that drops silently leaves the device's receive blocked on a read; the next client
+    # must not be locked out forever.
+    import time
+    rig, bundle = squash_rig, squash_images.v2_bundle
+    with open(rig.device.conf, "a") as conf:
+        conf.write("STALL_TIMEOUT=2\n")
+    stalled = rig.options.connect(rig.target)
+    try:
+        begin = stalled.run([rig.options.agent, "begin", str(len(bundle.manifest_bytes))],
+                            stdin=bundle.manifest_bytes + bundle.signature)
+        assert begin.status == 0, begin.stderr
+        channel = stalled.open_command([rig.options.agent, "receive"])
+        size = bundle.manifest.segment_length(0)
+        channel.sendall(f"SEG 0 1\nL {size}\n".encode() + bundle.read(0, size // 2))
+        time.sleep(3.5)  # the blocked receive's heartbeat is now older than STALL_TIMEOUT
+
+        result = client.deploy(rig.target, rig.options, bundle, show_progress=False,
+                               boot_timeout=30)
+        assert result.ok, result.message
+        log = (rig.device.state_dir / "log").read_text()
+        assert "no progress for over 2 s" in log
+    finally:
+        stalled.close()
+    assert rig.device.slot_bytes("B", bundle.manifest.rootfs_size) == squash_images.v2.read_bytes()

@@ -1,0 +1,72 @@
+"""Fleet updates: a hosts file, bounded parallelism, a canary batch, and a result table."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.table import Table
+
+from fleetforge.errors import UserError
+
+from ota.client import DeployResult
+from ota.connection import Target
+
+
+def read_hosts(path: Path) -> list[Target]:
+    """One `[user@]host[:port]` per line; `#` starts a comment; errors name file:line."""
+    if not path.is_file():
+        raise UserError("hosts file not found", where=str(path))
+    targets: list[Target] = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if len(line.split()) != 1:
+            raise UserError(f"expected one [user@]host[:port] per line, got '{line}'",
+                            where=f"{path}:{number}")
+        try:
+            targets.append(Target.parse(line))
+        except (UserError, ValueError) as error:
+            raise UserError(str(error), where=f"{path}:{number}") from None
+    if not targets:
+        raise UserError("no hosts listed", where=str(path))
+    return targets
+
+
+def update_fleet(targets: list[Target], deploy_one: Callable[[Target], DeployResult], *,
+                 parallel: int = 4, canary: int = 0) -> list[DeployResult]:
+    """Run `deploy_one` on every target, at most `parallel` at once. The first `canary` targets go
+    first; if one of them fails the others are left untouched. One device's failure never stops
+    or affects the others' updates."""
+
+    def guarded(target: Target) -> DeployResult:
+        try:
+            return deploy_one(target)
+        except UserError as error:
+            return DeployResult(str(target), False, error.message)
+        except Exception as error:  # noqa: BLE001 - a bug on one device must not stop the fleet
+            return DeployResult(str(target), False, f"internal error: {error!r}")
+
+    batches = [targets[:canary], targets[canary:]] if canary else [targets]
+    results: list[DeployResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for number, batch in enumerate(batches):
+            if number == 1 and not all(r.ok for r in results):
+                results += [DeployResult(str(t), False, "skipped: the canary batch failed")
+                            for t in batch]
+                break
+            results += list(pool.map(guarded, batch))
+    return results
+
+
+def results_table(results: list[DeployResult]) -> Table:
+    table = Table(title="OTA deploy")
+    for column in ("host", "result", "version", "slot", "sent", "of full", "seconds", "detail"):
+        table.add_column(column)
+    for r in results:
+        share = f"{100 * r.sent_bytes / r.full_bytes:.1f}%" if r.full_bytes else "-"
+        table.add_row(r.host, "[green]ok[/]" if r.ok else "[red]FAILED[/]", r.version or "-",
+                      r.slot or "-", f"{r.sent_bytes / 1e6:.2f} MB", share, f"{r.seconds:.1f}",
+                      r.message)
+    return table
