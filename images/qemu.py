@@ -50,7 +50,7 @@ def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
     if not board.qemu_system:
         raise UserError(f"board {board.name} cannot boot in QEMU (it has no qemu_system)")
     args = [board.qemu_system, "-M", board.qemu_machine, "-m", "256", "-smp", "1",
-            "-nodefaults", "-no-reboot",
+            "-nodefaults",
             "-kernel", str(images_dir / "vmlinuz"), "-initrd", str(images_dir / "initramfs.img"),
             "-append", manifest.kernel_cmdline,
             "-drive", f"file={images_dir / 'disk.img'},if=none,format=raw,id=disk0",
@@ -63,8 +63,11 @@ def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
     elif board.qemu_cpu:
         args += ["-cpu", board.qemu_cpu]
     if headless:
-        args += ["-display", "none", "-serial", "stdio", "-monitor", "none"]
+        # A headless run ends when the guest reboots or panics (panic=5), so a check or test
+        # sees it; the caller starts QEMU again to follow a reboot.
+        args += ["-no-reboot", "-display", "none", "-serial", "stdio", "-monitor", "none"]
     else:
+        # Interactive: a reboot reboots, as on the robot (an OTA trial boot or a fallback needs it).
         args += ["-nographic", "-serial", "mon:stdio"]
     return args
 
