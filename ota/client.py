@@ -13,7 +13,7 @@ from fleetforge.errors import UserError
 from fleetforge.progress import transfer_progress
 
 from ota import protocol
-from ota.bundle import Bundle
+from ota.bundle import ArtifactInBundle, Bundle
 from ota.connection import DEFAULT_KNOWN_HOSTS, Connection, ConnectionLost, Target
 from ota.delta import Piece, parse_device_index, plan_segment
 
@@ -36,6 +36,15 @@ class SshOptions:
     def connect(self, target: Target) -> Connection:
         return Connection(target, identity=self.identity, known_hosts=self.known_hosts,
                           trust_new_host=self.trust_new_host, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class InstalledArtifact:
+    """An artifact installed under /persist/artifacts/NAME on the device."""
+
+    name: str
+    version: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -66,9 +75,12 @@ class DeviceStatus:
             version=values.get("VERSION", ""), seg_done=int(values.get("SEG_DONE", "0") or 0),
             result=values.get("RESULT", ""), history=values.get("HISTORY", "").split(),
             committed=values.get("COMMITTED", "") or "?",
+            artifacts=tuple(InstalledArtifact(key.removeprefix("ARTIFACT_"), *(value.split() + ["", ""])[:2])
+                            for key, value in values.items() if key.startswith("ARTIFACT_")),
         )
 
     committed: str = "?"  # the slot a failed or pending trial falls back to
+    artifacts: tuple[InstalledArtifact, ...] = ()
 
 
 @dataclass
@@ -156,19 +168,59 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     answer = _checked(conn, options, args, stdin=bundle.manifest_bytes + bundle.signature)
     fields = dict(f.split("=", 1) for f in answer.split() if "=" in f)
     first = int(fields.get("SEG_DONE", "0"))
-    have = device_chunks(conn, options, bases)
-    plans = [plan_segment(manifest, s, have) for s in range(first, manifest.segment_count)]
-    to_send = sum(p.length for plan in plans for p in plan if p.kind == "send")
+    staged = set(fields.get("ARTIFACTS_DONE", "-").split(","))
     sent = 0
     stream_started = time.monotonic()
-    if first < manifest.segment_count:
-        sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after,
-                       on_progress)
+    if manifest.rootfs_size:
+        have = device_chunks(conn, options, bases)
+        plans = [plan_segment(manifest, s, have) for s in range(first, manifest.segment_count)]
+        to_send = sum(p.length for plan in plans for p in plan if p.kind == "send")
+        if first < manifest.segment_count:
+            sent = _stream(conn, options, bundle, first, plans, to_send, show_progress, cut_after,
+                           on_progress)
     stream_seconds = time.monotonic() - stream_started
-    _checked(conn, options, ["activate"], timeout=options.activate_timeout)
-    return DeployResult(str(conn.target), True, "activated", manifest.version,
-                        sent_bytes=sent, full_bytes=manifest.rootfs_size, resumed_from=first,
-                        seconds=time.monotonic() - started, stream_seconds=stream_seconds)
+    for item in bundle.artifacts:
+        if item.artifact.name not in staged:  # verified and staged by an earlier attempt
+            sent += _send_artifact(conn, options, bundle, item)
+    message = _checked(conn, options, ["activate"], timeout=options.activate_timeout)
+    return DeployResult(str(conn.target), True,
+                        message.strip().removeprefix("OK ") if not manifest.rootfs_size else "activated",
+                        manifest.version, sent_bytes=sent,
+                        full_bytes=manifest.rootfs_size + sum(a.size for a in manifest.artifacts),
+                        resumed_from=first, seconds=time.monotonic() - started,
+                        stream_seconds=stream_seconds)
+
+
+def _send_artifact(conn: Connection, options: SshOptions, bundle: Bundle,
+                   item: ArtifactInBundle) -> int:
+    """Stream one artifact's bytes to `receive-artifact NAME`; the device checks them against the
+    signed manifest and stages them. Returns the bytes sent."""
+    channel = conn.open_command(agent_command(options, "receive-artifact", item.artifact.name),
+                                timeout=max(conn.timeout, 60))
+    try:
+        try:
+            with open(bundle.path, "rb") as source:
+                source.seek(item.offset)
+                left = item.artifact.size
+                while left:
+                    block = source.read(min(left, 1 << 20))
+                    channel.sendall(block)
+                    left -= len(block)
+        except OSError:
+            pass  # the device stopped reading (a refusal): its reason is on stderr below
+        channel.shutdown_write()
+        channel.makefile("rb").read()
+        err = channel.makefile_stderr("rb").read().decode("utf-8", "replace")
+        code = channel.recv_exit_status()
+    except (OSError, EOFError, paramiko.SSHException) as error:
+        raise ConnectionLost(f"connection lost while sending artifact {item.artifact.name} "
+                             f"({error}); rerun to resume", where=str(conn.target)) from None
+    finally:
+        channel.close()
+    if code != 0:
+        reason = [l.removeprefix("ERR ") for l in err.splitlines() if l.strip()]
+        raise UserError(f"device refused: {reason[-1] if reason else code}", where=str(conn.target))
+    return item.artifact.size
 
 
 def _stream(conn: Connection, options: SshOptions, bundle: Bundle, first: int,
@@ -291,13 +343,17 @@ def deploy(target: Target, options: SshOptions, bundle: Bundle, *, reboot: bool 
            bases: tuple[Bundle, ...] = (),
            on_progress: Callable[[int], None] | None = None) -> DeployResult:
     started = time.monotonic()
+    slots = bool(bundle.manifest.rootfs_size)  # an artifact-only bundle installs without a reboot
     with options.connect(target) as conn:
         result = transfer(conn, options, bundle, allow_downgrade=allow_downgrade,
                           show_progress=show_progress, cut_after=cut_after, bases=bases,
                           on_progress=on_progress)
-        if reboot:
+        if reboot and slots:
             _request_reboot(conn, options)
         result.wire_bytes = conn.wire_bytes
+    if not slots:
+        result.seconds = time.monotonic() - started
+        return result
     if not reboot:
         result.message = "installed; trial boot on next reboot"
         result.seconds = time.monotonic() - started

@@ -8,6 +8,25 @@ from fleetforge.errors import UserError
 from ota.chunking import Chunk
 
 FORMAT = "fleetforge-ota-bundle/1"
+# Bundles with artifacts (or without a root filesystem) say /2: an agent that only knows /1 refuses
+# them instead of taking an artifact-only bundle for an empty root filesystem.
+FORMAT_ARTIFACTS = "fleetforge-ota-bundle/2"
+FORMATS = (FORMAT, FORMAT_ARTIFACTS)
+ARTIFACT_KINDS = ("file", "tree")  # one file, or a file set (a tar unpacked into the directory)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An extra update artifact (a model, a file set), installed under /persist/artifacts/NAME/."""
+
+    name: str
+    kind: str        # "file" or "tree"
+    size: int        # bytes of the payload in the bundle (the file, or the tar of the file set)
+    sha256: str
+    filename: str    # the file's name inside the artifact directory ("-" for a tree)
+
+    def render(self) -> str:
+        return f"artifact {self.name} {self.kind} {self.size} {self.sha256} {self.filename}"
 
 
 @dataclass(frozen=True)
@@ -17,29 +36,36 @@ class Manifest:
     compatible: str
     version: str
     build_id: str
-    rootfs_size: int
+    rootfs_size: int          # 0: the bundle carries only artifacts and leaves the slots alone
     rootfs_sha256: str
     segment_size: int
     segments: tuple[str, ...]
     chunks: tuple[Chunk, ...]
     min_version: str = ""
     extra: tuple[tuple[str, str], ...] = field(default=())
+    artifacts: tuple[Artifact, ...] = field(default=())
+
+    @property
+    def format(self) -> str:
+        return FORMAT if self.rootfs_size and not self.artifacts else FORMAT_ARTIFACTS
 
     def render(self) -> bytes:
         lines = [
-            f"format {FORMAT}",
+            f"format {self.format}",
             f"compatible {self.compatible}",
             f"version {self.version}",
         ]
         if self.min_version:
             lines.append(f"min_version {self.min_version}")
-        lines += [
-            f"build_id {self.build_id}",
-            f"rootfs_size {self.rootfs_size}",
-            f"rootfs_sha256 {self.rootfs_sha256}",
-            f"segment_size {self.segment_size}",
-        ]
+        lines.append(f"build_id {self.build_id}")
+        if self.rootfs_size:
+            lines += [
+                f"rootfs_size {self.rootfs_size}",
+                f"rootfs_sha256 {self.rootfs_sha256}",
+                f"segment_size {self.segment_size}",
+            ]
         lines += [f"{key} {value}" for key, value in self.extra]
+        lines += [a.render() for a in self.artifacts]
         lines += [f"seg {i} {digest}" for i, digest in enumerate(self.segments)]
         lines += [f"chunk {c.offset} {c.length} {c.sha256}" for c in self.chunks]
         return ("\n".join(lines) + "\n").encode()
@@ -50,6 +76,7 @@ class Manifest:
         segments: list[str] = []
         chunks: list[Chunk] = []
         extra: list[tuple[str, str]] = []
+        artifacts: list[Artifact] = []
         for number, raw in enumerate(text.decode("utf-8", "replace").splitlines(), 1):
             fields = raw.split()
             if not fields:
@@ -59,6 +86,11 @@ class Manifest:
                     if int(fields[1]) != len(segments):
                         raise ValueError("segments out of order")
                     segments.append(fields[2])
+                elif fields[0] == "artifact":
+                    if len(fields) != 6 or fields[2] not in ARTIFACT_KINDS:
+                        raise ValueError("expected: artifact NAME file|tree SIZE SHA256 FILENAME")
+                    artifacts.append(Artifact(fields[1], fields[2], int(fields[3]), fields[4],
+                                              fields[5]))
                 elif fields[0] == "chunk":
                     chunks.append(Chunk(int(fields[1]), int(fields[2]), fields[3]))
                 elif fields[0] in {"format", "compatible", "version", "min_version", "build_id",
@@ -68,15 +100,17 @@ class Manifest:
                     extra.append((fields[0], " ".join(fields[1:])))
             except (IndexError, ValueError) as error:
                 raise UserError(f"malformed manifest line: {error}", where=f"{where}:{number}") from None
-        if single.get("format") != FORMAT:
-            raise UserError(f"not a {FORMAT} manifest", where=where)
+        if single.get("format") not in FORMATS:
+            raise UserError(f"not a {' or '.join(FORMATS)} manifest", where=where)
         try:
             return cls(
                 compatible=single["compatible"], version=single["version"],
-                build_id=single["build_id"], rootfs_size=int(single["rootfs_size"]),
-                rootfs_sha256=single["rootfs_sha256"], segment_size=int(single["segment_size"]),
+                build_id=single["build_id"], rootfs_size=int(single.get("rootfs_size", "0")),
+                rootfs_sha256=single.get("rootfs_sha256", ""),
+                segment_size=int(single.get("segment_size", "0")),
                 segments=tuple(segments), chunks=tuple(chunks),
                 min_version=single.get("min_version", ""), extra=tuple(extra),
+                artifacts=tuple(artifacts),
             )
         except KeyError as missing:
             raise UserError(f"manifest lacks {missing}", where=where) from None

@@ -8,10 +8,11 @@ from fleetforge.paths import LAYERS_DIR
 
 AGENT_SCRIPT = LAYERS_DIR / "feature" / "ota" / "root_overlay" / "usr" / "sbin" / "fleetforge-ota"
 
-# Escapes the agent allows besides the table (abandoning an install before Activate).
+# Escapes the agent allows besides the table (abandoning an install before Activate; an
+# artifact-only bundle commits without a reboot).
 EXTRA_TRANSITIONS = frozenset({
     ("Idle", "Download"), ("Download", "Download"), ("Verify", "Failure"),
-    ("Activate", "Failure"), ("Failure", "Failure"),
+    ("Activate", "Failure"), ("Failure", "Failure"), ("Activate", "Commit"),
 })
 
 

@@ -36,33 +36,47 @@ def _options(workspace: str, identity: str | None, known_hosts: str | None,
                       trust_new_host=trust_new_host)
 
 
-@task(help={
+@task(iterable=["artifact"], help={
     "workspace": "workspace whose built root filesystem goes into the bundle",
-    "version": "bundle version (default: YYYY.MMDD.HHMMSS of the root filesystem)",
+    "version": "bundle version (default: YYYY.MMDD.HHMMSS of the root filesystem, or of now)",
     "min_version": "refuse to install on devices running an older version",
     "output": "bundle file (default: workspaces/NAME/bundles/NAME-VERSION.ffota)",
+    "artifact": "NAME=PATH: also install PATH (a file, or a directory = a file set) under "
+                "/persist/artifacts/NAME on the device; repeatable",
+    "no_rootfs": "a bundle of artifacts only: the device's slots are left alone (no reboot)",
 })
 @exit_on_user_error
-def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=None):
-    """Pack a built image's root filesystem into a signed update bundle."""
+def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=None,
+           artifact=None, no_rootfs=False):
+    """Pack a built image's root filesystem (and artifacts: models, file sets) into a signed bundle."""
+    import time
+
+    from ota.artifacts import ArtifactSource
     from ota.bundle import SUFFIX, create_bundle, default_version
     from ota.keys import load_private
     from images.manifest import load_manifest
     from images.workspace import Workspace
 
+    sources = tuple(ArtifactSource.parse(a) for a in artifact or [])
+    if no_rootfs and not sources:
+        raise UserError("--no-rootfs needs at least one --artifact NAME=PATH")
     ws = Workspace.named(workspace)
     manifest = load_manifest(ws.manifest_path)
-    rootfs = next((ws.images_dir / a.path for a in manifest.artifacts
-                   if a.path.startswith("rootfs.")), None)
-    if rootfs is None or not rootfs.is_file():
-        raise UserError("the workspace has no root filesystem image (run: invoke build)",
-                        where=str(ws.images_dir))
-    version = version or default_version(rootfs)
+    rootfs = None
+    if not no_rootfs:
+        rootfs = next((ws.images_dir / a.path for a in manifest.artifacts
+                       if a.path.startswith("rootfs.")), None)
+        if rootfs is None or not rootfs.is_file():
+            raise UserError("the workspace has no root filesystem image (run: invoke build)",
+                            where=str(ws.images_dir))
+    version = version or (default_version(rootfs) if rootfs else
+                          time.strftime("%Y.%m%d.%H%M%S", time.gmtime()))
     out = Path(output) if output else ws.root / "bundles" / f"{ws.name}-{version}{SUFFIX}"
-    with stderr.status(f"chunking and signing {rootfs.name}"):
+    what = rootfs.name if rootfs else ", ".join(s.name for s in sources)
+    with stderr.status(f"chunking and signing {what}"):
         path = create_bundle(rootfs, out, compatible=manifest.board.compatible, version=version,
                              min_version=min_version, signing_key=load_private(),
-                             build_id=manifest.config_digest[:16])
+                             build_id=manifest.config_digest[:16], artifacts=sources)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, version {version}, "
                  f"for {manifest.board.compatible})")
 
@@ -171,6 +185,13 @@ def status(c, host, workspace=DEFAULT_WORKSPACE, identity=None, known_hosts=None
         table.add_row(slot, s.slot_versions[slot], "yes" if s.booted == slot else "",
                       "yes" if s.committed == slot else "", str(s.boot_left[slot]))
     stdout.print(table)
+    if s.artifacts:
+        installed = Table(title="artifacts (/persist/artifacts)")
+        for column in ("name", "version", "sha256"):
+            installed.add_column(column)
+        for item in s.artifacts:
+            installed.add_row(item.name, item.version, item.sha256)
+        stdout.print(installed)
     stdout.print(f"update state: {s.state}   last result: {s.result or '-'}")
     if s.history:
         stdout.print(f"state chain: {' -> '.join(s.history)}")

@@ -1,0 +1,148 @@
+"""Bundles with extra artifacts (a model file, a file set): artifact-only updates, artifacts that
+commit and roll back with their slot, and tampered artifacts refused on the host and the device."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fleetforge.errors import UserError
+from ota import client, keys
+from ota.artifacts import ArtifactSource
+from ota.bundle import Bundle, create_bundle, open_bundle
+from ota.states import chain_is_valid
+from ota_testlib import COMPATIBLE, SQUASH_SEGMENT, Rig, SquashImages
+
+ROLLBACK_CHAIN = ["Download", "Verify", "Activate", "Reboot", "VerifyReboot", "Rollback",
+                  "RollbackReboot", "VerifyRollback", "Failure", "Cleanup", "Idle"]
+
+
+@dataclass(frozen=True)
+class ArtifactBundles:
+    model_v1: bytes
+    model_v2: bytes
+    labels: Path                 # the file set shipped with model v1
+    only_v15: Bundle             # artifacts only: model v1 + labels, version 1.5.0
+    rootfs_v2: Bundle            # squashfs v2 + model v2, version 2.0.0
+
+
+@pytest.fixture(scope="module")
+def artifact_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path,
+                     squash_images: SquashImages) -> ArtifactBundles:
+    base = tmp_path_factory.mktemp("artifacts")
+    key = keys.load_private(ota_keys)
+    v1, v2 = random.Random(11).randbytes(300_000), random.Random(12).randbytes(280_000)
+    (base / "m1").mkdir()
+    (base / "m1" / "model.tflite").write_bytes(v1)
+    (base / "m2").mkdir()
+    (base / "m2" / "model.tflite").write_bytes(v2)
+    labels = base / "labels"
+    (labels / "sub").mkdir(parents=True)
+    (labels / "classes.txt").write_text("wheel\nservo\nlidar\n")
+    (labels / "sub" / "golden.bin").write_bytes(bytes(range(256)) * 10)
+    only = create_bundle(None, base / "only.ffota", compatible=COMPATIBLE, version="1.5.0",
+                         signing_key=key, artifacts=(ArtifactSource("model", base / "m1" / "model.tflite"),
+                                                     ArtifactSource("labels", labels)))
+    both = create_bundle(squash_images.v2, base / "both.ffota", compatible=COMPATIBLE,
+                         version="2.0.0", signing_key=key, segment_size=SQUASH_SEGMENT,
+                         artifacts=(ArtifactSource("model", base / "m2" / "model.tflite"),))
+    return ArtifactBundles(v1, v2, labels, open_bundle(only, trusted_keys_dir=ota_keys),
+                           open_bundle(both, trusted_keys_dir=ota_keys))
+
+
+def _artifacts(rig: Rig) -> Path:
+    return rig.device.persist / "artifacts"
+
+
+def _install_v15(rig: Rig, bundles: ArtifactBundles) -> client.DeployResult:
+    return client.deploy(rig.target, rig.options, bundles.only_v15, show_progress=False)
+
+
+def test_artifact_only_update_installs_without_touching_slots(
+        squash_rig: Rig, squash_images: SquashImages, artifact_bundles: ArtifactBundles) -> None:
+    rig, bundles = squash_rig, artifact_bundles
+    result = _install_v15(rig, bundles)
+
+    assert result.ok and result.message == "installed artifacts of version 1.5.0"
+    assert not rig.device.reboot_requested
+    status = client.status(rig.target, rig.options)
+    assert status.history == ["Download", "Verify", "Activate", "Commit", "Idle"]
+    assert chain_is_valid(status.history)
+    assert (status.booted, status.boot_order, status.boot_left) == ("A", "A B", {"A": 3, "B": 3})
+    assert status.slot_versions == {"A": "1.0.0", "B": "factory"}
+    assert rig.device.slot_bytes("B", 4096) == squash_images.v1.read_bytes()[:4096]
+    installed = {a.name: a for a in status.artifacts}
+    assert set(installed) == {"model", "labels"}
+    model = bundles.only_v15.manifest.artifacts[0]
+    assert (installed["model"].version, installed["model"].sha256) == ("1.5.0", model.sha256)
+    art = _artifacts(rig)
+    assert (art / "model" / "model.tflite").read_bytes() == bundles.model_v1
+    assert (art / "labels" / "classes.txt").read_text() == "wheel\nservo\nlidar\n"
+    assert (art / "labels" / "sub" / "golden.bin").read_bytes() == bytes(range(256)) * 10
+    # Sending it again changes nothing and sends nothing: the content is already there.
+    again = _install_v15(rig, bundles)
+    assert again.ok and again.sent_bytes == 0
+    assert sorted(p.name for p in (art / ".store").iterdir()) == \
+        sorted(Path(p).name for p in (str((art / n).readlink()) for n in ("model", "labels")))
+
+
+def test_rootfs_artifact_rolls_back_with_its_slot_then_commits_with_it(
+        squash_rig: Rig, artifact_bundles: ArtifactBundles) -> None:
+    rig, bundles = squash_rig, artifact_bundles
+    assert _install_v15(rig, bundles).ok
+    check = rig.device.health_dir / "50-app-starts"
+    check.write_text("exit 1\n")
+
+    failed = client.deploy(rig.target, rig.options, bundles.rootfs_v2, show_progress=False,
+                           boot_timeout=30)
+
+    assert not failed.ok and failed.history == ROLLBACK_CHAIN
+    art = _artifacts(rig)
+    assert (art / "model" / "model.tflite").read_bytes() == bundles.model_v1
+    status = client.status(rig.target, rig.options)
+    assert {a.name: a.version for a in status.artifacts} == {"model": "1.5.0", "labels": "1.5.0"}
+    assert len(list((art / ".store").iterdir())) == 2  # the staged model v2 was dropped
+    assert not (art / ".incoming").exists()
+
+    check.unlink()
+    committed = client.deploy(rig.target, rig.options, bundles.rootfs_v2, show_progress=False,
+                              boot_timeout=30)
+
+    assert committed.ok, committed.message
+    assert (art / "model" / "model.tflite").read_bytes() == bundles.model_v2
+    status = client.status(rig.target, rig.options)
+    assert status.booted == "B" and status.slot_versions["B"] == "2.0.0"
+    assert {a.name: a.version for a in status.artifacts} == {"model": "2.0.0", "labels": "1.5.0"}
+    assert len(list((art / ".store").iterdir())) == 2  # model v1 is gone, labels stay
+
+
+def test_tampered_artifact_refused_with_nothing_written(
+        squash_rig: Rig, artifact_bundles: ArtifactBundles, tmp_path: Path, ota_keys: Path) -> None:
+    rig, bundle = squash_rig, artifact_bundles.only_v15
+    # On the host: a bundle file whose artifact bytes changed after signing.
+    tampered = tmp_path / "tampered.ffota"
+    data = bytearray(bundle.path.read_bytes())
+    data[bundle.artifacts[0].offset + 100] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="artifact model: sha256 differs from the signed manifest"):
+        open_bundle(tampered, trusted_keys_dir=ota_keys)
+    # On the device: a client that skips that check and sends the changed bytes.
+    item = bundle.artifacts[0]
+    bad = bytearray(bundle.path.read_bytes()[item.offset:item.offset + item.artifact.size])
+    bad[100] ^= 0xFF
+    with rig.options.connect(rig.target) as conn:
+        begin = conn.run([rig.options.agent, "begin", str(len(bundle.manifest_bytes))],
+                         stdin=bundle.manifest_bytes + bundle.signature)
+        assert begin.status == 0, begin.stderr
+        answer = conn.run([rig.options.agent, "receive-artifact", "model"], stdin=bytes(bad))
+        assert answer.status != 0
+        assert "artifact model does not match the signed manifest" in answer.stderr
+        activate = conn.run([rig.options.agent, "activate"])
+        assert activate.status != 0 and "artifact model not received" in activate.stderr
+    art = _artifacts(rig)
+    assert not (art / "model").exists()
+    assert list((art / ".store").iterdir()) == [] and list((art / ".incoming").iterdir()) == []
+    status = client.status(rig.target, rig.options)
+    assert status.artifacts == () and status.boot_left == {"A": 3, "B": 3}
