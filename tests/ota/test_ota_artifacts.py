@@ -116,6 +116,10 @@ def test_rootfs_artifact_rolls_back_with_its_slot_then_commits_with_it(
     assert status.booted == "B" and status.slot_versions["B"] == "2.0.0"
     assert {a.name: a.version for a in status.artifacts} == {"model": "2.0.0", "labels": "1.5.0"}
     assert len(list((art / ".store").iterdir())) == 2  # model v1 is gone, labels stay
+    with pytest.raises(UserError, match="artifact model: bundle version 1.5.0 is older than the "
+                                        "installed 2.0.0 \\(downgrade refused\\)"):
+        _install_v15(rig, bundles)
+    assert (art / "model" / "model.tflite").read_bytes() == bundles.model_v2
 
 
 def test_tampered_artifact_refused_with_nothing_written(
