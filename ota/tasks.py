@@ -44,20 +44,29 @@ def _options(workspace: str, identity: str | None, known_hosts: str | None,
     "artifact": "NAME=PATH: also install PATH (a file, or a directory = a file set) under "
                 "/persist/artifacts/NAME on the device; repeatable",
     "no_rootfs": "a bundle of artifacts only: the device's slots are left alone (no reboot)",
+    "segment_mb": "MiB per segment (unit of transfer, device check and resume; default 8); the "
+                  "device buffers two segments in RAM",
 })
 @exit_on_user_error
 def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=None,
-           artifact=None, no_rootfs=False):
+           artifact=None, no_rootfs=False, segment_mb=None):
     """Pack a built image's root filesystem (and artifacts: models, file sets) into a signed bundle."""
     import time
 
     from ota.artifacts import ArtifactSource
     from ota.bundle import SUFFIX, create_bundle, default_version
+    from ota.chunking import SEGMENT_SIZE
     from ota.keys import load_private
     from images.manifest import load_manifest
     from images.workspace import Workspace
 
     sources = tuple(ArtifactSource.parse(a) for a in artifact or [])
+    try:
+        segment_size = int(float(segment_mb) * (1 << 20)) if segment_mb else SEGMENT_SIZE
+    except ValueError:
+        raise UserError(f"--segment-mb wants a number, got '{segment_mb}'") from None
+    if not 64 << 10 <= segment_size <= 64 << 20:
+        raise UserError("--segment-mb must be between 0.0625 and 64")
     if no_rootfs and not sources:
         raise UserError("--no-rootfs needs at least one --artifact NAME=PATH")
     ws = Workspace.named(workspace)
@@ -76,7 +85,8 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
     with stderr.status(f"chunking and signing {what}"):
         path = create_bundle(rootfs, out, compatible=manifest.board.compatible, version=version,
                              min_version=min_version, signing_key=load_private(),
-                             build_id=manifest.config_digest[:16], artifacts=sources)
+                             build_id=manifest.config_digest[:16], artifacts=sources,
+                             segment_size=segment_size)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, version {version}, "
                  f"for {manifest.board.compatible})")
 
