@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from diaspec.callbacks import context_callback, controller_callback
 from diaspec.compiler import CheckedDesign
+from diaspec.diagnostics import Diagnostics, Pos
 from diaspec.index import DesignIndex
 from diaspec.model import (
     Context,
@@ -666,14 +668,10 @@ def generate_c(checked: CheckedDesign, out_dir: Path) -> tuple[list[Path], list[
     return generated, created
 
 
-def check_c_user_code(checked: CheckedDesign, out_dir: Path) -> "Diagnostics":
+def check_c_user_code(checked: CheckedDesign, out_dir: Path) -> Diagnostics:
     """What the user must change in the C files after regeneration: missing callbacks or action
     functions (errors), functions and files the design no longer calls (warnings). Signatures are
     left to the C compiler, which sees the generated prototypes."""
-    import re
-
-    from diaspec.diagnostics import Diagnostics, Pos
-
     generator = CGenerator(checked)
     diags = Diagnostics()
     expected: dict[str, dict[str, str]] = {}  # file -> function -> prototype

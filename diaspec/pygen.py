@@ -89,7 +89,7 @@ def _doc(text: str, indent: str) -> str:
 
 # ---- framework/types.py ----------------------------------------------------------------------
 def types_module(checked: CheckedDesign) -> str:
-    design, index = checked.design, checked.index
+    design = checked.design
     out = [header(checked), '"""Data types of the design."""\n', "from __future__ import annotations\n\n",
            "import dataclasses as _dataclasses\nimport enum as _enum\nimport importlib as _importlib\n\n",
            "MISSING_IMPORTS: list[str] = []\n\n\n"]
