@@ -261,7 +261,7 @@ def test_qemu_power_cut_during_slot_write(vm: Vm, qemu_bundles) -> None:
     assert _shell(vm, "cat /persist/robot.conf") == "wheel offsets 3 -2\n"
 
 
-def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path) -> None:
+def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -282,3 +282,21 @@ def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path) -
     assert bundle.manifest.compatible == built.board.compatible
     assert (bundle.manifest.rootfs_size, bundle.manifest.rootfs_sha256) == (rootfs.size, rootfs.sha256)
     assert bundle.manifest.version == "7.1.0" and bundle.manifest.chunks
+
+    # Artifacts only: a model file and a file set, no root filesystem.
+    (tmp_path / "model.tflite").write_bytes(b"\x1c\x00TFL3" * 1000)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "classes.txt").write_text("wheel\n")
+    done = subprocess.run([sys.executable, "-m", "invoke", "bundle", "--workspace", workspace.name,
+                           "--version", "7.2.0", "--no-rootfs",
+                           "--artifact", f"model={tmp_path / 'model.tflite'}",
+                           "--artifact", f"labels={tmp_path / 'labels'}"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    only = open_bundle(workspace.root / "bundles" / f"{workspace.name}-7.2.0.ffota",
+                       trusted_keys_dir=ota_keys)
+    assert only.manifest.rootfs_size == 0 and not only.manifest.segments
+    assert [(a.name, a.kind, a.filename) for a in only.manifest.artifacts] == \
+        [("model", "file", "model.tflite"), ("labels", "tree", "-")]
+    assert only.manifest.artifacts[0].size == 6000
+    (workspace.root / "bundles" / f"{workspace.name}-7.2.0.ffota").unlink()  # not a delta base
