@@ -12,31 +12,18 @@ import pytest
 from fleetforge.errors import UserError
 from fleetforge.paths import REPO_ROOT
 from images.genimage import PARTITIONS, DiskLayout, genimage_config
+from images.layers import Origin, Setting
 from images.packages import UnknownPackageError, debian_packages, load_mappings
-
-
-@dataclass(frozen=True)
-class _Origin:
-    layer: str
-    path: Path
-    line: int
-
-
-@dataclass(frozen=True)
-class _Setting:
-    name: str
-    value: str
-    origin: _Origin
 
 
 @dataclass
 class _Config:
     """Just what debian_packages() reads from a MergedConfig."""
 
-    buildroot: dict[str, _Setting] = field(default_factory=dict)
+    buildroot: dict[str, Setting] = field(default_factory=dict)
 
     def set(self, name: str, value: str, path: str, line: int) -> _Config:
-        self.buildroot[name] = _Setting(name, value, _Origin("test/layer", Path(path), line))
+        self.buildroot[name] = Setting(name, value, Origin("test/layer", Path(path), line))
         return self
 
     def enabled_packages(self) -> tuple[str, ...]:
@@ -199,8 +186,8 @@ def test_kernel_options_debian_lacks_are_reported(tmp_path):
         "CONFIG_VIRTIO_BLK=m\nCONFIG_EXT4_FS=y\n# CONFIG_FOO is not set\n")
     kernel = Kernel(DebPackage("linux-image-test", "1", "arm64", tmp_path / "k.deb"), "6.1.0-test",
                     boot / "vmlinuz-6.1.0-test", tmp_path / "lib/modules/6.1.0-test")
-    origin = _Origin("board/x", Path("layers/board/x/kernel/a.conf"), 3)
-    wanted = {name: _Setting(name, value, origin) for name, value in
+    origin = Origin("board/x", Path("layers/board/x/kernel/a.conf"), 3)
+    wanted = {name: Setting(name, value, origin) for name, value in
               (("CONFIG_VIRTIO_BLK", "y"), ("CONFIG_EXT4_FS", "y"), ("CONFIG_FOO", "y"),
                ("CONFIG_BAR", "n"))}
     unmet = unmet_kernel_options(kernel, wanted)

@@ -15,6 +15,7 @@ import pytest
 from fleetforge.errors import UserError
 from images import debian
 from images.debian import add_components, write_sources_with_components
+from images.layers import Origin, Setting
 from images.packages import BootFiles, load_mappings, package_plan
 
 PI4 = ("pi4,core/minimal", "pi4")  # the same build as test_image_boards.py's (built once)
@@ -34,29 +35,15 @@ ETH_MODULES = {"genet.ko", "mdio-bcm-unimac.ko", "broadcom.ko"}
 
 # --- the engine seams, without a build -------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Origin:
-    layer: str
-    path: Path
-    line: int
-
-
-@dataclass(frozen=True)
-class _Setting:
-    name: str
-    value: str
-    origin: _Origin
-
-
 @dataclass
 class _Config:
     """Just what package_plan() reads from a MergedConfig."""
 
-    buildroot: dict[str, _Setting] = field(default_factory=dict)
+    buildroot: dict[str, Setting] = field(default_factory=dict)
 
     def enable(self, *names: str) -> _Config:
         for i, name in enumerate(names):
-            self.buildroot[name] = _Setting(name, "y", _Origin("t", Path("t.conf"), i + 1))
+            self.buildroot[name] = Setting(name, "y", Origin("t", Path("t.conf"), i + 1))
         return self
 
     def enabled_packages(self) -> tuple[str, ...]:
