@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
+from fleetforge.hashing import sha256_file
 from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import ToolFailedError, run_tool
 
@@ -118,7 +119,7 @@ class DebianArchive:
             deb = self.archives / record["file"]
             if not deb.is_file():
                 return None
-            if _sha256(deb) != record["sha256"]:
+            if sha256_file(deb) != record["sha256"]:
                 deb.unlink()  # damaged since apt checked it: let apt fetch and verify it again
                 return None
             found.append(DebPackage(record["name"], record["version"], record["arch"], deb))
@@ -127,7 +128,7 @@ class DebianArchive:
     def _save_memo(self, path: Path, found: list[DebPackage]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         records = [{"name": p.name, "version": p.version, "arch": p.arch, "file": p.path.name,
-                    "sha256": _sha256(p.path)} for p in found]
+                    "sha256": sha256_file(p.path)} for p in found]
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(records))
         tmp.rename(path)
@@ -284,9 +285,3 @@ def write_sources_with_components(target: Path, components: tuple[str, ...]) -> 
             path.write_text(text)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,12 +1,13 @@
 """The build manifest (JSON): layers, packages with versions, every artifact with size and sha256."""
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from fleetforge.errors import UserError
+from fleetforge.hashing import sha256_file
+from images.schema import Board
 
 MANIFEST_VERSION = 1
 
@@ -38,6 +39,11 @@ class BoardRecord:
     console: str
     boot_tested: bool
 
+    @classmethod
+    def of(cls, board: Board) -> BoardRecord:
+        """The board's fields a manifest records (what booting and updating it needs)."""
+        return cls(**{f.name: getattr(board, f.name) for f in fields(cls)})
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -62,14 +68,6 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_artifacts(images_dir: Path, names: list[str]) -> list[Artifact]:

@@ -5,7 +5,6 @@ against the package's .dsc) into the download cache and compiled to unoptimized 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -17,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
+from fleetforge.hashing import sha256_file
 from fleetforge.paths import CACHE_DIR
 from fleetforge.progress import step_progress
 from fleetforge.tools import ToolFailedError, run_tool
@@ -93,7 +93,7 @@ def _pool_url(source: str, filename: str) -> str:
 
 
 def _download(url: str, dest: Path, sha256: str | None = None) -> Path:
-    if dest.is_file() and (sha256 is None or _sha256(dest) == sha256):
+    if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_suffix(dest.suffix + ".part")
@@ -102,15 +102,11 @@ def _download(url: str, dest: Path, sha256: str | None = None) -> Path:
             shutil.copyfileobj(response, out)
     except OSError as error:
         raise UserError(f"download failed: {error}", where=url) from None
-    if sha256 is not None and _sha256(partial) != sha256:
+    if sha256 is not None and sha256_file(partial) != sha256:
         partial.unlink()
         raise UserError("sha256 does not match the .dsc", where=url)
     partial.rename(dest)
     return dest
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fetch_source(project: Project) -> Path:

@@ -154,9 +154,7 @@ def assemble(config: MergedConfig, workspace: Path, binaries: Path, target: Path
     names = sorted(p.name for p in out.iterdir() if p.is_file())
     manifest = Manifest(
         workspace=workspace.name, layers=list(config.layer_names), backend="buildroot",
-        board=BoardRecord(board.name, board.arch, board.debian_arch, board.compatible,
-                          board.qemu_system, board.qemu_machine, board.qemu_cpu, board.console,
-                          bool(board.boot_tested)),
+        board=BoardRecord.of(board),
         kernel_version=kernel.version, kernel_cmdline=cmdline, config_digest=config.digest(),
         packages=packages, artifacts=describe_artifacts(out, names),
         extra={"initramfs_modules": " ".join(m.name for m in modules)},

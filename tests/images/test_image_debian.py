@@ -1,19 +1,15 @@
 """The Debian package cache: apt verifies downloads; a damaged cached .deb is never used."""
 from __future__ import annotations
 
-import hashlib
 import shutil
 
 import pytest
 
+from fleetforge.hashing import sha256_file
 from fleetforge.paths import CACHE_DIR
 from images.debian import DebianArchive
 
 pytestmark = [pytest.mark.slow]
-
-
-def _sha256(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -27,7 +23,7 @@ def archive(tmp_path) -> DebianArchive:
 
 def test_damaged_cached_deb_is_detected_and_fetched_again(archive):
     deb = archive.fetch_exact("busybox-static")
-    good = _sha256(deb.path)
+    good = sha256_file(deb.path)
     assert deb.version and deb.arch == "arm64"
     # Damage the cached file in place (same size): the memo's checksum must reject it.
     data = bytearray(deb.path.read_bytes())
@@ -35,7 +31,7 @@ def test_damaged_cached_deb_is_detected_and_fetched_again(archive):
     deb.path.write_bytes(bytes(data))
     again = archive.fetch_exact("busybox-static")
     assert again.path == deb.path
-    assert _sha256(again.path) == good
+    assert sha256_file(again.path) == good
 
 
 def test_closure_includes_dependencies_and_is_memoised(archive):

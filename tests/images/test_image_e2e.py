@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from images.manifest import load_manifest, sha256_file
+from fleetforge.hashing import sha256_file
+from images.manifest import load_manifest
 
 pytestmark = [pytest.mark.slow]
 
