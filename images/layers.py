@@ -329,12 +329,12 @@ def resolve_layers(names: Sequence[str], layers_dir: Path = LAYERS_DIR) -> list[
     ordered: list[Layer] = []
     visiting: list[str] = []
 
-    def visit(name: str, required_by: str | None) -> None:
-        if name in loaded and name not in visiting:
-            return
+    def visit(name: str) -> None:
         if name in visiting:
             cycle = visiting[visiting.index(name):] + [name]
             raise LayerError(f"dependency cycle: {' -> '.join(cycle)}")
+        if name in loaded:
+            return
         layer = load_layer(name, available[name])
         loaded[name] = layer
         visiting.append(name)
@@ -344,7 +344,7 @@ def resolve_layers(names: Sequence[str], layers_dir: Path = LAYERS_DIR) -> list[
             except LayerError as error:
                 where = f"{_display_path(layer.metadata_path)}:{_line_of_key(layer.metadata_path, 'depends') or 1}"
                 raise LayerError(error.message, where=where) from None
-            visit(dep_name, name)
+            visit(dep_name)
         visiting.pop()
         ordered.append(layer)
 
@@ -352,7 +352,7 @@ def resolve_layers(names: Sequence[str], layers_dir: Path = LAYERS_DIR) -> list[
     if not names:
         raise LayerError("no layers given (example: --layers qemu/aarch64,core/minimal)")
     for query in names:
-        visit(find_layer(query, available), None)
+        visit(find_layer(query, available))
     return ordered
 
 
