@@ -158,6 +158,31 @@ class BootedMachine:
                        allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
         return client
 
+    def run(self, command: str, timeout: float = 20) -> str:
+        """Run `command` on the guest over SSH; its stdout. Raise UserError when it fails."""
+        client = self.ssh()
+        try:
+            _, stdout, stderr = client.exec_command(command, timeout=timeout)
+            out = stdout.read().decode()
+            if stdout.channel.recv_exit_status() != 0:
+                raise UserError(f"`{command}` failed on the guest: {stderr.read().decode().strip()}")
+            return out
+        finally:
+            client.close()
+
+    def wait_settled(self, timeout: float = 90) -> None:
+        """Wait until the boot's commit decision is made (docs/ab-boot.md: boot-settled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.run("test -e /run/fleetforge/boot-settled")
+                return
+            except UserError:
+                if time.monotonic() > deadline:
+                    raise UserError(f"the boot did not settle within {timeout:.0f} s "
+                                    f"(console: {self.check.console_log})") from None
+                time.sleep(0.5)
+
     def stop(self, *, power_off: bool = True) -> None:
         """Power off through SSH (a clean shutdown), or kill QEMU if that does not work."""
         if power_off and self.process.poll() is None:
@@ -193,6 +218,25 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         process.stdout.close()
 
 
+def _whole_line(process: subprocess.Popen[bytes], fd: int, log, text: str,
+                grace: float = 5.0) -> str:
+    """The console line that starts `text`, read to its end: a failure message often arrives in
+    more than one chunk. Gives up after `grace` seconds or when QEMU exits."""
+    deadline = time.monotonic() + grace
+    data = text.encode()
+    while b"\n" not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            log.write(chunk)
+            data += chunk
+        elif process.poll() is not None:
+            break
+    return data.decode("utf-8", "replace").split("\n")[0].rstrip("\r")
+
+
 def _wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path,
                   started: float, timeout: float) -> BootCheck:
     assert process.stdout is not None
@@ -222,7 +266,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path
                 text = buffer.decode("utf-8", "replace")
                 for bad in FAILURE_MARKERS:
                     if bad in text:
-                        line = text[text.index(bad):].splitlines()[0]
+                        line = _whole_line(process, fd, log, text[text.index(bad):])
                         raise UserError(f"boot failed: {line.strip()} (console: {console_log})")
                 if marker is None and READY_MARKER in text:
                     line = text[text.index(READY_MARKER):].split("\n")[0]

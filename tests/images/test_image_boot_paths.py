@@ -39,6 +39,7 @@ def test_slot_marked_bad_falls_back_to_b_and_persist_survives(built_image, tmp_p
     first = BootedMachine.start(ws, timeout=180)
     try:
         assert first.check.slot == "A"
+        first.wait_settled()  # else the agent's boot step may commit A after we mark it bad
         host_key = _ssh(first, "cat /persist/dropbear/dropbear_ed25519_host_key | sha256sum")
         _ssh(first, ". /usr/lib/fleetforge/bootstate.sh && bootstate_mark_bad /boot/bootstate A"
                     " && echo kept > /persist/marker && sync")
@@ -48,6 +49,7 @@ def test_slot_marked_bad_falls_back_to_b_and_persist_survives(built_image, tmp_p
     try:
         assert second.check.slot == "B"
         assert _ssh(second, "cat /run/fleetforge/booted-slot").strip() == "B"
+        second.wait_settled()
         state = _ssh(second, "cat /boot/bootstate")
         # B is committed by S90markgood, or with feature/ota by the agent, which also puts it first.
         assert "BOOT_A_LEFT=0" in state and "BOOT_B_LEFT=3" in state

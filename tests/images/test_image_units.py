@@ -83,3 +83,22 @@ def test_clean_removes_build_output_but_keeps_the_ssh_key(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in ws.iterdir()) == ["ssh"]
     assert result.stdout.count("removed ") == 3
+
+
+def test_boot_failure_line_is_read_whole_when_the_console_splits_it(tmp_path):
+    # A serial console delivers a line in pieces; the check must not report "...partition fou".
+    import time
+
+    from images.qemu import _wait_healthy
+
+    guest = subprocess.Popen(
+        ["sh", "-c", "printf 'FLEETFORGE_INIT_FAILED: no boot partition fou'; sleep 0.5; "
+                     "printf 'nd (is the disk attached?)\\n'; sleep 30"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with pytest.raises(UserError) as error:
+            _wait_healthy(guest, 1, tmp_path / "console.log", time.monotonic(), 20)
+    finally:
+        guest.kill()
+        guest.wait()
+    assert "no boot partition found (is the disk attached?) (console:" in str(error.value)
