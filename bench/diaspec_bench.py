@@ -18,11 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from diaspec.cgen import CGenerator  # noqa: E402
-from diaspec.compiler import check_spec  # noqa: E402
-from diaspec.pygen import generate_python  # noqa: E402
+from diaspec.cgen import CGenerator
+from diaspec.compiler import check_spec
+from diaspec.pygen import generate_python
 
 
 def synthetic_design(components: int) -> str:

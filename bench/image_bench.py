@@ -2,7 +2,7 @@
 
     python bench/image_bench.py [--layers L] [--keep]
 
-Runs the real commands (`invoke build`, `invoke qemu --check`) in subprocesses with a temporary
+Runs the real commands (`fleetforge build`, `fleetforge qemu --check`) in subprocesses with a temporary
 workspace directory and a temporary, initially empty download cache, so the cold build really
 downloads. Targets (issue 2): warm full build < 60 s, overlay rebuild < 15 s,
 boot-to-healthy < 10 s, root filesystem < 24 MB.

@@ -12,15 +12,11 @@ leaves it off), and a module from the fragment (CONFIG_DUMMY=m) loaded with modp
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from images.build import build  # noqa: E402
-from images.qemu import BootedMachine  # noqa: E402
-from images.workspace import Workspace  # noqa: E402
+from images.build import build
+from images.qemu import BootedMachine
+from images.workspace import Workspace
 
 
 def run(client, command: str) -> str:

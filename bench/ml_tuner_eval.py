@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Held-out evaluation of the pass-order tuner: per-dataset table and PNG plots.
 
-Usage (after `invoke tune.corpus`; uses the shipped model unless --model is given):
+Usage (after `fleetforge tune.corpus`; uses the shipped model unless --model is given):
     FLEETFORGE_CACHE=/work/cache ML_TUNER_WORKERS=2 python bench/ml_tuner_eval.py [--budget 45]
 Writes bench/results/ml_tuner_eval.md, ml_tuner_rows.json, ml_tuner_per_dataset.png and
 ml_tuner_distribution.png.
@@ -9,14 +9,11 @@ ml_tuner_distribution.png.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fleetforge.errors import exit_on_user_error  # noqa: E402
-from ml_tuner.evaluate import run_evaluation  # noqa: E402
-from ml_tuner.tune import SHIPPED_MODEL  # noqa: E402
+from fleetforge.errors import exit_on_user_error
+from ml_tuner.evaluate import run_evaluation
+from ml_tuner.tune import SHIPPED_MODEL
 
 
 @exit_on_user_error

@@ -14,18 +14,15 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ota import client, keys, loopback  # noqa: E402
-from ota.bundle import create_bundle, open_bundle  # noqa: E402
-from ota.client import SshOptions  # noqa: E402
-from ota.connection import Target  # noqa: E402
+from ota import client, keys, loopback
+from ota.bundle import create_bundle, open_bundle
+from ota.client import SshOptions
+from ota.connection import Target
 
 
 @dataclass

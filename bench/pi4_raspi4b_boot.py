@@ -5,7 +5,7 @@ bookworm-backports' qemu-system-arm .deb (fetched with apt from a bookworm-backp
 unpacked, not installed, so the team's QEMU stays as it is (its libraries are all in bookworm):
 
     dpkg-deb -x qemu-system-arm_1%3a10.0.2+ds-2+deb13u1~bpo12+1_amd64.deb /tmp/q
-    invoke build --layers pi4,core/minimal --workspace pi4
+    fleetforge build --layers pi4,core/minimal --workspace pi4
     .venv/bin/python bench/pi4_raspi4b_boot.py --qemu /tmp/q/usr/bin/qemu-system-aarch64
 
 What it boots is read back from disk.img's FAT partition (vmlinuz, initramfs.img, the dtb and
@@ -30,10 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from fleetforge.tools import run_tool, start_tool  # noqa: E402
-from images.workspace import Workspace  # noqa: E402
+from fleetforge.tools import run_tool, start_tool
+from images.workspace import Workspace
 
 DTB = "bcm2711-rpi-4-b.dtb"
 # (node, action, property): what QEMU's raspi4b lacks, patched in the copy it boots.

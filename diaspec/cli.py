@@ -1,4 +1,4 @@
-"""Commands shared by `python -m diaspec` and the invoke tasks: check, generate, graph, new."""
+"""Commands shared by the `diaspec` command (also `python -m diaspec`) and the invoke tasks: check, generate, graph, new."""
 from __future__ import annotations
 
 import argparse
@@ -117,7 +117,7 @@ def _guarded(func, *args) -> int:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diaspec", description="DiaSpec compiler")
+    parser = argparse.ArgumentParser(prog="diaspec", description="DiaSpec compiler")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check a design and print its findings")
     check.add_argument("spec")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT
+from fleetforge.paths import keys_dir, project_dir
 from fleetforge.progress import console, step_progress
 from fleetforge.tools import run_tool
 from images.config_view import print_conflict_warnings
@@ -139,7 +139,8 @@ class _OfflineBuild:
             "FLEETFORGE_LAYERS": ",".join(l.name for l in self.config.layers),
             "FLEETFORGE_HOSTNAME": self.config.hostname,
             "FLEETFORGE_WORKSPACE": str(self.ws.root),
-            "FLEETFORGE_REPO_ROOT": str(REPO_ROOT),
+            "FLEETFORGE_PROJECT_DIR": str(project_dir()),
+            "FLEETFORGE_OTA_KEYS": str(keys_dir()),
             "FLEETFORGE_BUILD_DIR": str(self.build_dir),
             "BINARIES_DIR": str(self.out),
         }

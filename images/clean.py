@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from fleetforge.paths import CACHE_DIR, WORKSPACES_DIR
+from fleetforge.paths import CACHE_DIR, workspaces_dir
 from images.workspace import Workspace
 
 
@@ -12,7 +12,7 @@ def clean(workspace: str | None = None, *, cache: bool = False) -> list[Path]:
     """Delete one workspace or all of them (keeping their SSH keys), plus the cache if asked."""
     removed: list[Path] = []
     targets = [Workspace.named(workspace)] if workspace else [
-        Workspace.named(p.name) for p in sorted(WORKSPACES_DIR.glob("*")) if p.is_dir()]
+        Workspace.named(p.name) for p in sorted(workspaces_dir().glob("*")) if p.is_dir()]
     for ws in targets:
         # The SSH key stays: devices already flashed with it must remain reachable.
         for path in (ws.build_dir, ws.images_dir, ws.logs_dir):

@@ -5,7 +5,7 @@ import os
 import shlex
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT, WORKSPACES_DIR
+from fleetforge.paths import project_dir, workspaces_dir
 from fleetforge.tools import start_tool
 from images.layers import resolve_layers
 
@@ -18,8 +18,8 @@ def run_layer_command(layer: str, name: str, args: str = "") -> int:
         known = ", ".join(sorted(commands)) or "none"
         raise UserError(f"layer {target.name} has no command '{name}' (its commands: {known})",
                         where=str(target.path / "commands"))
-    env = {**os.environ, "FLEETFORGE_ROOT": str(REPO_ROOT),
-           "FLEETFORGE_WORKSPACES": str(WORKSPACES_DIR), "FLEETFORGE_LAYER": target.name}
+    env = {**os.environ, "FLEETFORGE_PROJECT_DIR": str(project_dir()),
+           "FLEETFORGE_WORKSPACES": str(workspaces_dir()), "FLEETFORGE_LAYER": target.name}
     # The command talks to the user directly (prompts, progress), so it shares this terminal.
     if not os.access(commands[name], os.X_OK):
         raise UserError("layer command is not executable (chmod +x it)", where=str(commands[name]))

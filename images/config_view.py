@@ -1,4 +1,4 @@
-"""Render layers and merged configurations for the terminal (`invoke layers`, `invoke config`)."""
+"""Render layers and merged configurations for the terminal (`fleetforge layers`, `fleetforge config`)."""
 from __future__ import annotations
 
 from dataclasses import fields

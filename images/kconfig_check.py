@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetforge.errors import UserError
-from images.layers import Setting, _display_path
+from fleetforge.paths import display_path
+from images.layers import Setting
 
 if TYPE_CHECKING:  # kconfiglib is only imported where a Kconfig tree is evaluated
     import kconfiglib
@@ -36,7 +37,7 @@ def read_dotconfig(path: Path) -> dict[str, str]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise UserError(f"cannot read the resolved configuration: {error.strerror}",
-                        where=_display_path(path)) from None
+                        where=display_path(path)) from None
     values: dict[str, str] = {}
     for line in lines:
         line = line.strip()
@@ -74,7 +75,7 @@ class SymbolProblem:
 
     def __str__(self) -> str:
         origin = self.setting.origin
-        where = _display_path(origin.path) + (f":{origin.line}" if origin.line else "")
+        where = display_path(origin.path) + (f":{origin.line}" if origin.line else "")
         if self.actual is None:
             outcome = "dropped (absent from the resolved .config)"
         elif self.dropped:
@@ -214,10 +215,10 @@ def load_model(
         except kconfiglib.KconfigError as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else "parse error"
             raise UserError(f"cannot evaluate Kconfig tree: {first}",
-                            where=_display_path(kconfig_file)) from None
+                            where=display_path(kconfig_file)) from None
         except OSError as error:
             raise UserError(f"cannot read Kconfig tree: {error}",
-                            where=_display_path(kconfig_file)) from None
+                            where=display_path(kconfig_file)) from None
     return model
 
 

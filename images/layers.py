@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetforge.errors import UserError
-from fleetforge.paths import LAYERS_DIR
+from fleetforge.paths import display_path, layer_search_path
 from images.schema import (
     BOARD_SETTINGS,
     IMAGE_SETTINGS,
@@ -43,7 +43,7 @@ class Origin:
     line: int | None = None
 
     def __str__(self) -> str:
-        location = _display_path(self.path) + (f":{self.line}" if self.line else "")
+        location = display_path(self.path) + (f":{self.line}" if self.line else "")
         return f"{self.layer} ({location})"
 
 
@@ -208,19 +208,23 @@ class MergedConfig:
 # Finding and reading layers
 
 
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+LayerDirs = Path | Sequence[Path] | None  # one folder, a search path, or None: the default path
 
 
-def discover_layers(layers_dir: Path = LAYERS_DIR) -> dict[str, Path]:
-    """Every `group/name` folder holding a layer.toml."""
-    return {
-        f"{meta.parent.parent.name}/{meta.parent.name}": meta.parent
-        for meta in sorted(layers_dir.glob(f"*/*/{METADATA_FILE}"))
-    }
+def _search_path(layers_dir: LayerDirs) -> tuple[Path, ...]:
+    if layers_dir is None:
+        return layer_search_path()
+    return (layers_dir,) if isinstance(layers_dir, Path) else tuple(layers_dir)
+
+
+def discover_layers(layers_dir: LayerDirs = None) -> dict[str, Path]:
+    """Every `group/name` folder holding a layer.toml; on the search path, the first folder that
+    has a name wins (a project's own layers/ can replace a shipped layer)."""
+    found: dict[str, Path] = {}
+    for folder in _search_path(layers_dir):
+        for meta in sorted(folder.glob(f"*/*/{METADATA_FILE}")):
+            found.setdefault(f"{meta.parent.parent.name}/{meta.parent.name}", meta.parent)
+    return dict(sorted(found.items()))
 
 
 def find_layer(query: str, available: Mapping[str, Path]) -> str:
@@ -240,7 +244,7 @@ def find_layer(query: str, available: Mapping[str, Path]) -> str:
     candidates = list(available) + [name.split("/", 1)[1] for name in available]
     close = difflib.get_close_matches(query, candidates, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise LayerError(f"unknown layer '{query}'{hint} (see `invoke layers`)")
+    raise LayerError(f"unknown layer '{query}'{hint} (see `fleetforge layers`)")
 
 
 def _line_of_key(path: Path, key: str) -> int | None:
@@ -256,11 +260,11 @@ def _validate_table(
 ) -> dict[str, Any]:
     """Parse a [board]/[image] table against the schema; errors name file:line and the key."""
     if not isinstance(table, dict):
-        raise LayerError(f"[{section}] must be a table", where=_display_path(path))
+        raise LayerError(f"[{section}] must be a table", where=display_path(path))
     by_key = {spec.key: spec for spec in specs}
     parsed: dict[str, Any] = {}
     for key, value in table.items():
-        where = f"{_display_path(path)}:{_line_of_key(path, key) or 1}"
+        where = f"{display_path(path)}:{_line_of_key(path, key) or 1}"
         spec = by_key.get(key)
         if spec is None:
             close = difflib.get_close_matches(key, by_key, n=1)
@@ -282,41 +286,41 @@ def load_layer(name: str, path: Path) -> Layer:
         found = re.search(r"line (\d+)", str(error))
         # tomllib names no line for errors "at end of document": that is the last line.
         line = found.group(1) if found else len(meta.read_text(encoding="utf-8").splitlines())
-        where = f"{_display_path(meta)}:{line}"
+        where = f"{display_path(meta)}:{line}"
         raise LayerError(f"invalid TOML: {error}", where=where) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise LayerError(f"cannot read: {error}", where=_display_path(meta)) from None
+        raise LayerError(f"cannot read: {error}", where=display_path(meta)) from None
     for key in data:
         if key not in LAYER_KEYS:
             raise LayerError(
                 f"unknown key '{key}' (expected {', '.join(sorted(LAYER_KEYS))})",
-                where=f"{_display_path(meta)}:{_line_of_key(meta, key) or 1}",
+                where=f"{display_path(meta)}:{_line_of_key(meta, key) or 1}",
             )
     depends = data.get("depends", [])
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
         raise LayerError(
             "depends must be a list of layer names",
-            where=f"{_display_path(meta)}:{_line_of_key(meta, 'depends') or 1}",
+            where=f"{display_path(meta)}:{_line_of_key(meta, 'depends') or 1}",
         )
     description = data.get("description", "")
     if not isinstance(description, str) or not description:
-        raise LayerError("missing description", where=_display_path(meta))
+        raise LayerError("missing description", where=display_path(meta))
     board = None
     if "board" in data:
         board = _validate_table(data["board"], BOARD_SETTINGS, meta, "board")
         missing = [s.key for s in BOARD_SETTINGS if s.default is None and s.key not in board]
         if missing:
-            raise LayerError(f"[board] misses {', '.join(missing)}", where=_display_path(meta))
+            raise LayerError(f"[board] misses {', '.join(missing)}", where=display_path(meta))
     image = _validate_table(data.get("image", {}), IMAGE_SETTINGS, meta, "image")
     return Layer(name, path, description, tuple(depends), board, image)
 
 
-def load_all_layers(layers_dir: Path = LAYERS_DIR) -> list[Layer]:
-    """Every layer in the tree (for `invoke layers`)."""
+def load_all_layers(layers_dir: LayerDirs = None) -> list[Layer]:
+    """Every layer in the tree (for `fleetforge layers`)."""
     return [load_layer(name, path) for name, path in discover_layers(layers_dir).items()]
 
 
-def resolve_layers(names: Sequence[str], layers_dir: Path = LAYERS_DIR) -> list[Layer]:
+def resolve_layers(names: Sequence[str], layers_dir: LayerDirs = None) -> list[Layer]:
     """Order the named layers with their dependencies first; detect cycles.
 
     Named layers keep the order given (later ones override earlier ones); each dependency is
@@ -324,7 +328,8 @@ def resolve_layers(names: Sequence[str], layers_dir: Path = LAYERS_DIR) -> list[
     """
     available = discover_layers(layers_dir)
     if not available:
-        raise LayerError(f"no layers found under {layers_dir}")
+        searched = ", ".join(str(p) for p in _search_path(layers_dir))
+        raise LayerError(f"no layers found (searched: {searched})")
     loaded: dict[str, Layer] = {}
     ordered: list[Layer] = []
     visiting: list[str] = []
@@ -342,7 +347,7 @@ def resolve_layers(names: Sequence[str], layers_dir: Path = LAYERS_DIR) -> list[
             try:
                 dep_name = find_layer(dependency, available)
             except LayerError as error:
-                where = f"{_display_path(layer.metadata_path)}:{_line_of_key(layer.metadata_path, 'depends') or 1}"
+                where = f"{display_path(layer.metadata_path)}:{_line_of_key(layer.metadata_path, 'depends') or 1}"
                 raise LayerError(error.message, where=where) from None
             visit(dep_name)
         visiting.pop()
@@ -371,10 +376,10 @@ def parse_fragment(path: Path, layer: str, prefix: str) -> list[Setting]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise LayerError(f"cannot read fragment: {error}", where=_display_path(path)) from None
+        raise LayerError(f"cannot read fragment: {error}", where=display_path(path)) from None
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
-        where = f"{_display_path(path)}:{number}"
+        where = f"{display_path(path)}:{number}"
         if not line:
             continue
         unset = _UNSET.match(line)
@@ -480,7 +485,7 @@ def load_config(
     spec: str | Sequence[str] | None = None,
     *,
     strict: bool = False,
-    layers_dir: Path = LAYERS_DIR,
+    layers_dir: LayerDirs = None,
 ) -> MergedConfig:
     """Resolve and merge a layer list given as 'a,b', a list, or None for the default build."""
     return merge_layers(resolve_layers(parse_layer_list(spec), layers_dir), strict=strict)

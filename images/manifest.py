@@ -83,7 +83,7 @@ def write_manifest(manifest: Manifest, path: Path) -> None:
 def load_manifest(path: Path) -> Manifest:
     """Read a manifest back into dataclasses; a missing one means the workspace was never built."""
     if not path.is_file():
-        raise UserError("no image built in this workspace yet (run: invoke build)", where=str(path))
+        raise UserError("no image built in this workspace yet (run: fleetforge build)", where=str(path))
     try:
         data = json.loads(path.read_text())
         data["board"] = BoardRecord(**data["board"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT
+from fleetforge.paths import display_path
 from images.layers import MergedConfig
 
 PACKAGES_TOML = Path(__file__).with_name("packages.toml")
@@ -104,9 +104,7 @@ def package_plan(config: MergedConfig, mappings: dict[str, PackageMapping] | Non
         mapping = mappings.get(symbol)
         if mapping is None:
             origin = config.buildroot[symbol].origin
-            path = Path(origin.path)
-            if path.is_absolute() and path.is_relative_to(REPO_ROOT):
-                path = path.relative_to(REPO_ROOT)
+            path = display_path(origin.path)
             raise UnknownPackageError(
                 f"{symbol} has no Debian package mapping for the offline backend "
                 f"(add it to images/packages.toml, or use --backend buildroot)",

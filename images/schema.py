@@ -1,6 +1,6 @@
 """The one table of typed layer settings: `[board]` and `[image]` keys, their parsers, defaults and help.
 
-Validation, `invoke config --show` and docs/layers.md all read this table (as mkosi does).
+Validation, `fleetforge config --show` and docs/layers.md all read this table (as mkosi does).
 """
 from __future__ import annotations
 

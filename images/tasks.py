@@ -88,7 +88,7 @@ def clean(c, workspace="", cache=False):
                                           "args": "arguments passed to the command"})
 @exit_on_user_error
 def cmd(c, layer, name, args=""):
-    """Run a layer's command, e.g. `invoke cmd pi4 flash --args /dev/sdX`."""
+    """Run a layer's command, e.g. `fleetforge cmd pi4 flash --args /dev/sdX`."""
     from images.commands import run_layer_command
 
     raise SystemExit(run_layer_command(layer, name, args))

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetforge.errors import UserError
-from fleetforge.paths import WORKSPACES_DIR
+from fleetforge.paths import workspaces_dir
 
 DEFAULT_WORKSPACE = "default"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -26,7 +26,7 @@ class Workspace:
     def named(cls, name: str = DEFAULT_WORKSPACE, base: Path | None = None) -> Workspace:
         if not _NAME.fullmatch(name):
             raise UserError(f"invalid workspace name '{name}' (use letters, digits, . _ -)")
-        return cls(name, (base or WORKSPACES_DIR) / name)
+        return cls(name, (base or workspaces_dir()) / name)
 
     @property
     def build_dir(self) -> Path:

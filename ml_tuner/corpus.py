@@ -269,7 +269,7 @@ def load_corpus(corpus_dir: Path = CORPUS_DIR) -> list[CorpusEntry]:
     """Read the manifest written by `build_corpus`."""
     manifest = corpus_dir / "manifest.json"
     if not manifest.is_file():
-        raise UserError("no corpus yet: run `invoke tune.corpus`", where=str(manifest))
+        raise UserError("no corpus yet: run `fleetforge tune.corpus`", where=str(manifest))
     return [CorpusEntry(**{**item, "path": Path(item["path"]),
                            "clang_oz_path": Path(item["clang_oz_path"])
                            if item.get("clang_oz_path") else None})

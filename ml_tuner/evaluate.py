@@ -257,10 +257,9 @@ def write_report(rows: list[Row], budget: int, wall: list[float], out_dir: Path,
 def run_evaluation(budget: int = 45, workers: int = 2, out_dir: Path | None = None,
                    limit_per_project: int | None = None, timed_modules: int = 6,
                    model_path: Path = SHIPPED_MODEL) -> Path:
-    """Everything `invoke tune.eval` and bench/ml_tuner_eval.py do: rows, timing, report, plots."""
-    from fleetforge.paths import REPO_ROOT
+    """Everything `fleetforge tune.eval` and bench/ml_tuner_eval.py do: rows, timing, report, plots."""
 
-    out_dir = out_dir or REPO_ROOT / "bench" / "results"
+    out_dir = out_dir or Path("bench") / "results"
     triple = "aarch64-linux-gnu"
     start = time.time()
     rows = evaluate(budget, workers, model_path, triple, limit_per_project)

@@ -1,15 +1,18 @@
-"""The pinned LLVM toolchain: tool names, the Debian packages providing them, target settings."""
+"""The pinned LLVM toolchain and per-target flags, as the tuner uses them (from toolchains/)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-LLVM_VERSION = "16"
-OPT = f"opt-{LLVM_VERSION}"
-LLC = f"llc-{LLVM_VERSION}"
-CLANG = f"clang-{LLVM_VERSION}"
-LLVM_STRESS = f"llvm-stress-{LLVM_VERSION}"
-LLVM_PACKAGE = f"llvm-{LLVM_VERSION}"
-CLANG_PACKAGE = f"clang-{LLVM_VERSION}"
+import toolchains
+
+_LLVM = toolchains.llvm()
+LLVM_VERSION = _LLVM.version
+OPT = _LLVM.opt
+LLC = _LLVM.llc
+CLANG = _LLVM.clang
+LLVM_STRESS = _LLVM.llvm_stress
+LLVM_PACKAGE = _LLVM.packages[OPT]
+CLANG_PACKAGE = _LLVM.packages[CLANG]
 
 
 @dataclass(frozen=True)
@@ -17,24 +20,13 @@ class Target:
     """How to produce IR (clang) and code (llc) for one target triple."""
 
     triple: str
-    clang_flags: tuple[str, ...]
+    clang_flags: tuple[str, ...]  # after --target=
     llc_flags: tuple[str, ...]
 
 
-# Why these two: the robots' application processors are aarch64 Linux, their motor controllers
-# Cortex-M (thumbv7em, bare metal with newlib headers).
-TARGETS: dict[str, Target] = {
-    "aarch64-linux-gnu": Target(
-        "aarch64-linux-gnu", ("--sysroot=/usr/aarch64-linux-gnu",), ()
-    ),
-    "thumbv7em-none-eabi": Target(
-        "thumbv7em-none-eabi",
-        ("-isystem", "/usr/lib/arm-none-eabi/include", "-mcpu=cortex-m4", "-mfloat-abi=soft"),
-        ("-mcpu=cortex-m4", "-float-abi=soft"),
-    ),
-}
-
-
 def target_for(triple: str) -> Target:
-    """Settings for a known triple; other triples get plain clang/llc defaults."""
-    return TARGETS.get(triple, Target(triple, (), ()))
+    """Settings of a target in toolchains/targets.toml; other triples get plain clang/llc."""
+    known = toolchains.targets().get(triple)
+    if known is None:
+        return Target(triple, (), ())
+    return Target(triple, tuple(known.clang_args()[2:]), known.llc_flags)

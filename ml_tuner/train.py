@@ -22,7 +22,7 @@ from ml_tuner.values import measure_table
 
 DATA_DIR = Path(__file__).parent / "data"
 CORESET_FILE = DATA_DIR / "coreset.json"
-RETRAIN_COMMAND = "invoke tune.corpus && invoke tune.train"
+RETRAIN_COMMAND = "fleetforge tune.corpus && fleetforge tune.train"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ml_tuner.parallel import default_workers
 from ml_tuner.search import Choice, try_ranked
 
 SHIPPED_MODEL = Path(__file__).parent / "data" / "model.pt"
-# Trained on the IR clang -Oz optimizes (`invoke tune.train --ir clang-oz`); used for IR whose
+# Trained on the IR clang -Oz optimizes (`fleetforge tune.train --ir clang-oz`); used for IR whose
 # functions carry minsize, when present.
 SHIPPED_CLANG_OZ_MODEL = Path(__file__).parent / "data" / "model-clang-oz.pt"
 # How a .c file becomes IR. "clang-oz" (default): the IR `clang -Oz` itself optimizes, whose
@@ -99,7 +99,7 @@ def tune_file(path: Path, triple: str, budget: int = 45, model_path: Path | None
         module, text = prepare_module(path, triple, Path(scratch), ir_from)
         model_path = model_path or default_model_for(text)
         if not model_path.is_file():
-            raise UserError("no trained model: run `invoke tune.train`", where=str(model_path))
+            raise UserError("no trained model: run `fleetforge tune.train`", where=str(model_path))
         ranked = rank(load_model(model_path), text)
         choice: Choice = try_ranked(module, triple, ranked, budget, cache,
                                     workers or default_workers())

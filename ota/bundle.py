@@ -11,6 +11,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetforge.errors import UserError
+from fleetforge.paths import keys_dir
 
 from ota import keys
 from ota.artifacts import NAME_PATTERN, ArtifactSource, pack_artifact
@@ -121,10 +122,10 @@ def open_bundle(path: Path, *, trusted_keys_dir: Path | None = None, check_data:
             signature = tar.extractfile(members["manifest.sig"]).read()  # type: ignore[union-attr]
     except (tarfile.TarError, OSError) as error:
         raise UserError(f"bundle is corrupted ({error})", where=where) from None
-    trusted = keys.load_trusted(trusted_keys_dir or keys.KEYS_DIR)
+    trusted = keys.load_trusted(trusted_keys_dir)
     if not trusted:
-        raise UserError("no trusted OTA public key to check the bundle with (run: invoke ota.keygen)",
-                        where=str(trusted_keys_dir or keys.KEYS_DIR))
+        raise UserError("no trusted OTA public key to check the bundle with (run: fleetforge ota.keygen)",
+                        where=str(trusted_keys_dir or keys_dir()))
     if not keys.signature_ok(manifest_bytes, signature, trusted):
         raise UserError("bundle signature does not verify against any trusted key", where=where)
     manifest = Manifest.parse(manifest_bytes, where=f"{where}:manifest")

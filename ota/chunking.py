@@ -14,7 +14,7 @@ WINDOW = 32            # the 32-bit gear hash depends on the last 32 bytes only
 # Unit of transfer, verification on the device and resume. Each segment costs the device a hash
 # process, a write and a persisted state change; 8 MiB halves that against 4 MiB (a 64 MiB install
 # on loopback: 0.53 -> 0.48 s) for at most 8 MiB re-sent after a drop and two 8 MiB buffers in
-# /run while streaming. Boards with little RAM: `invoke bundle --segment-mb 1`.
+# /run while streaming. Boards with little RAM: `fleetforge bundle --segment-mb 1`.
 SEGMENT_SIZE = 8 << 20
 
 

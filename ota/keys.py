@@ -9,16 +9,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT
+from fleetforge.paths import keys_dir as keys_dir_default
 
 # Private key `ota-signing.key`; every `*.pem` beside it is a trusted public key that builds with
 # feature/ota bake into the image (several allowed: key rotation).
-KEYS_DIR = Path(os.environ.get("FLEETFORGE_OTA_KEYS", REPO_ROOT / "keys"))
 PRIVATE_NAME = "ota-signing.key"
 PUBLIC_NAME = "ota-signing.pem"
 
 
-def keygen(keys_dir: Path = KEYS_DIR, *, force: bool = False) -> Path:
+def keygen(keys_dir: Path | None = None, *, force: bool = False) -> Path:
+    keys_dir = keys_dir or keys_dir_default()
     private_path = keys_dir / PRIVATE_NAME
     if private_path.exists() and not force:
         raise UserError("a signing key already exists (pass --force to replace it)",
@@ -41,17 +41,19 @@ def public_pem(key: Ed25519PublicKey) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def load_private(keys_dir: Path = KEYS_DIR) -> Ed25519PrivateKey:
+def load_private(keys_dir: Path | None = None) -> Ed25519PrivateKey:
+    keys_dir = keys_dir or keys_dir_default()
     path = keys_dir / PRIVATE_NAME
     if not path.is_file():
-        raise UserError("no OTA signing key (run: invoke ota.keygen)", where=str(path))
+        raise UserError("no OTA signing key (run: fleetforge ota.keygen)", where=str(path))
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise UserError("the OTA signing key is not Ed25519", where=str(path))
     return key
 
 
-def load_trusted(keys_dir: Path = KEYS_DIR) -> list[Ed25519PublicKey]:
+def load_trusted(keys_dir: Path | None = None) -> list[Ed25519PublicKey]:
+    keys_dir = keys_dir or keys_dir_default()
     keys = []
     for path in sorted(keys_dir.glob("*.pem")):
         key = serialization.load_pem_public_key(path.read_bytes())

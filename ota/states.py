@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetforge.paths import LAYERS_DIR
+from fleetforge.paths import SHIPPED_LAYERS_DIR
 
-AGENT_SCRIPT = LAYERS_DIR / "feature" / "ota" / "root_overlay" / "usr" / "sbin" / "fleetforge-ota"
+AGENT_SCRIPT = SHIPPED_LAYERS_DIR / "feature" / "ota" / "root_overlay" / "usr" / "sbin" / "fleetforge-ota"
 
 # Escapes the agent allows besides the table (abandoning an install before Activate; an
 # artifact-only bundle commits without a reboot).

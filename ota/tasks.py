@@ -1,4 +1,4 @@
-"""Invoke tasks of OTA: `invoke bundle`, `invoke deploy`, and `invoke ota.keygen|status|rollback`."""
+"""Invoke tasks of OTA: `fleetforge bundle`, `fleetforge deploy`, and `fleetforge ota.keygen|status|rollback`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetforge.errors import UserError, exit_on_user_error
-from fleetforge.paths import WORKSPACES_DIR
+from fleetforge.paths import workspaces_dir
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -29,7 +29,7 @@ def _options(workspace: str, identity: str | None, known_hosts: str | None,
     if identity:
         key = Path(identity)
     else:
-        key = WORKSPACES_DIR / workspace / "ssh" / "id_ed25519"
+        key = workspaces_dir() / workspace / "ssh" / "id_ed25519"
         if not key.is_file():
             key = Path.home() / ".ssh" / "id_ed25519"
     return SshOptions(identity=key, known_hosts=Path(known_hosts) if known_hosts else DEFAULT_KNOWN_HOSTS,
@@ -76,7 +76,7 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
         rootfs = next((ws.images_dir / a.path for a in manifest.artifacts
                        if a.path.startswith("rootfs.")), None)
         if rootfs is None or not rootfs.is_file():
-            raise UserError("the workspace has no root filesystem image (run: invoke build)",
+            raise UserError("the workspace has no root filesystem image (run: fleetforge build)",
                             where=str(ws.images_dir))
     version = version or (default_version(rootfs) if rootfs else
                           time.strftime("%Y.%m%d.%H%M%S", time.gmtime()))
@@ -94,11 +94,11 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
 def _default_bundle(workspace: str) -> Path:
     from ota.bundle import SUFFIX
 
-    found = sorted((WORKSPACES_DIR / workspace / "bundles").glob(f"*{SUFFIX}"),
+    found = sorted((workspaces_dir() / workspace / "bundles").glob(f"*{SUFFIX}"),
                    key=lambda p: p.stat().st_mtime)
     if not found:
-        raise UserError(f"no bundle in workspace '{workspace}' (run: invoke bundle)",
-                        where=str(WORKSPACES_DIR / workspace / "bundles"))
+        raise UserError(f"no bundle in workspace '{workspace}' (run: fleetforge bundle)",
+                        where=str(workspaces_dir() / workspace / "bundles"))
     return found[-1]
 
 
@@ -106,7 +106,7 @@ def _bases(chosen: Path, extra: list[str]):  # type: ignore[no-untyped-def]
     """Bundles a device may already run (delta sources for factory-flashed slots)."""
     from ota.bundle import SUFFIX, open_bundle
 
-    paths = [Path(p) for p in extra] + sorted(WORKSPACES_DIR.glob(f"*/bundles/*{SUFFIX}"))
+    paths = [Path(p) for p in extra] + sorted(workspaces_dir().glob(f"*/bundles/*{SUFFIX}"))
     bases = []
     for path in paths:
         if path.resolve() == chosen.resolve():

@@ -1,5 +1,2 @@
-"""Shared test configuration: the repository root is importable."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+"""Shared test configuration. FleetForge is installed into the environment (./forge setup:
+`pip install -e .`), so tests import it like users do; nothing edits sys.path here."""

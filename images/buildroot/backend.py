@@ -1,4 +1,4 @@
-"""`invoke build --backend buildroot`: configure, run Buildroot with progress, collect the images."""
+"""`fleetforge build --backend buildroot`: configure, run Buildroot with progress, collect the images."""
 from __future__ import annotations
 
 import json

@@ -127,5 +127,5 @@ def save_fragment(lines: list[str], fragment: Path) -> None:
     existing = fragment.read_text(encoding="utf-8") if fragment.exists() else ""
     if existing and not existing.endswith("\n"):
         existing += "\n"
-    header = "# Saved from `invoke buildroot.savedefconfig`.\n"
+    header = "# Saved from `fleetforge buildroot.savedefconfig`.\n"
     fragment.write_text(existing + header + "\n".join(lines) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Invoke tasks of the Buildroot backend: `invoke buildroot.configure|menuconfig|savedefconfig|fetch`."""
+"""Invoke tasks of the Buildroot backend: `fleetforge buildroot.configure|menuconfig|savedefconfig|fetch`."""
 from __future__ import annotations
 
 import tempfile
@@ -8,7 +8,7 @@ from invoke import Collection, task
 from rich.console import Console
 
 from fleetforge.errors import UserError, exit_on_user_error
-from fleetforge.paths import CACHE_DIR, LAYERS_DIR, WORKSPACES_DIR
+from fleetforge.paths import CACHE_DIR, workspaces_dir
 from images.buildroot.configure import (
     buildroot_build,
     changed_symbols,
@@ -33,7 +33,7 @@ _COMMON_HELP = {
 
 
 def _workspace(name: str) -> Path:
-    return WORKSPACES_DIR / name
+    return workspaces_dir() / name
 
 
 def _configure(layers, workspace, buildroot_dir, strict):
@@ -63,7 +63,7 @@ def menuconfig(c, layers=None, workspace="default", buildroot_dir=None):
     """Configure from the layers, then open Buildroot's menuconfig on the workspace's build."""
     result = _configure(layers, workspace, buildroot_dir, False)
     run_make(result.build, ["menuconfig"], interactive=True)
-    stdout.print("keep your changes in a layer with `invoke buildroot.savedefconfig --layer NAME`",
+    stdout.print("keep your changes in a layer with `fleetforge buildroot.savedefconfig --layer NAME`",
                  markup=False, highlight=False)
 
 
@@ -74,22 +74,23 @@ def menuconfig(c, layers=None, workspace="default", buildroot_dir=None):
 def savedefconfig(c, layer, layers=None, workspace="default", buildroot_dir=None,
                   fragment=SAVED_FRAGMENT):
     """Write the changes made since `configure` (e.g. in menuconfig) as a fragment of a layer."""
-    layer_name = find_layer(layer, discover_layers(LAYERS_DIR))
+    available = discover_layers()
+    layer_name = find_layer(layer, available)
     if not fragment.endswith(".conf") or "/" in fragment:
         raise UserError(f"fragment must be a file name ending in .conf, got '{fragment}'")
     config = load_config(layers)
     build = buildroot_build(locate_tree(buildroot_dir), _workspace(workspace))
     if not build.layers_dotconfig.is_file() or not build.dotconfig.is_file():
         raise UserError("no configured Buildroot build in this workspace "
-                        "(run `invoke buildroot.configure` first)", where=str(build.output))
+                        "(run `fleetforge buildroot.configure` first)", where=str(build.output))
     with tempfile.TemporaryDirectory() as scratch:
         saved = Path(scratch) / "defconfig"
         run_make(build, ["savedefconfig"], variables={"BR2_DEFCONFIG": str(saved)})
         requested = set(config.buildroot)
         lines = changed_symbols(build.layers_dotconfig, build.dotconfig, saved, requested)
-    target = LAYERS_DIR / layer_name / "buildroot" / fragment
+    target = available[layer_name] / "buildroot" / fragment
     if not lines:
-        stdout.print("no changes since `invoke buildroot.configure`", highlight=False)
+        stdout.print("no changes since `fleetforge buildroot.configure`", highlight=False)
         return
     save_fragment(lines, target)
     stdout.print(f"wrote {len(lines)} symbol(s) to {target}:", markup=False, highlight=False)

@@ -35,7 +35,7 @@ def read_tree(path: Path) -> BuildrootTree:
     """Check that `path` is a Buildroot tree; one clear line when it is not."""
     if not path.exists():
         raise BuildrootTreeError(
-            f"Buildroot tree {path} does not exist (run `invoke buildroot.fetch --dest {path}` "
+            f"Buildroot tree {path} does not exist (run `fleetforge buildroot.fetch --dest {path}` "
             f"to clone release {PINNED_RELEASE})")
     if not path.is_dir():
         raise BuildrootTreeError(f"Buildroot tree {path} is not a directory")
@@ -48,7 +48,7 @@ def read_tree(path: Path) -> BuildrootTree:
             or not (path / "support" / "scripts" / "br2-external").is_file():
         raise BuildrootTreeError(
             f"{path} is not a Buildroot tree (expected a Makefile setting BR2_VERSION, Config.in "
-            f"and support/scripts/br2-external; `invoke buildroot.fetch` clones {PINNED_RELEASE})")
+            f"and support/scripts/br2-external; `fleetforge buildroot.fetch` clones {PINNED_RELEASE})")
     return BuildrootTree(path.resolve(), found.group(1))
 
 
@@ -58,7 +58,7 @@ def locate_tree(explicit: str | Path | None = None) -> BuildrootTree:
     if not given:
         raise BuildrootTreeError(
             f"no Buildroot tree given: pass --buildroot-dir DIR or set {ENV_VAR} "
-            f"(`invoke buildroot.fetch` clones release {PINNED_RELEASE})")
+            f"(`fleetforge buildroot.fetch` clones release {PINNED_RELEASE})")
     return read_tree(Path(given).expanduser())
 
 

@@ -27,6 +27,7 @@ from images.kconfig_check import (
     read_dotconfig,
 )
 from images.kernel_source.debian_source import fetch_source, unpack_source
+import toolchains
 from images.layers import MergedConfig
 
 # Bump when the build recipe changes, so cached kernels built the old way are not reused.
@@ -35,21 +36,23 @@ RECIPE_VERSION = "1"
 
 @dataclass(frozen=True)
 class KernelArch:
-    """How the kernel's build names a board architecture."""
+    """How the kernel's build names a board architecture (from toolchains/targets.toml)."""
 
     make_arch: str  # ARCH=
     cross_compile: str  # CROSS_COMPILE= ("" = host compiler)
     image: str  # the boot image below the build directory
     cross_package: str  # the Debian package of the cross compiler
 
-
-KERNEL_ARCHES: dict[str, KernelArch] = {
-    "x86_64": KernelArch("x86_64", "", "arch/x86/boot/bzImage", "gcc"),
-    "aarch64": KernelArch("arm64", "aarch64-linux-gnu-", "arch/arm64/boot/Image",
-                          "gcc-aarch64-linux-gnu"),
-    "arm": KernelArch("arm", "arm-linux-gnueabihf-", "arch/arm/boot/zImage",
-                      "gcc-arm-linux-gnueabihf"),
-}
+    @classmethod
+    def for_board(cls, arch: str) -> KernelArch | None:
+        """The kernel build of the Linux target whose architecture is `arch` (None: unknown)."""
+        for target in toolchains.targets().values():
+            if target.arch == arch and target.kernel_arch:
+                native = target.name == toolchains.host_target().name
+                gcc = target.gnu_tool("gcc")
+                return cls(target.kernel_arch, "" if native else target.gcc_prefix,
+                           target.kernel_image, target.packages.get(gcc, "gcc"))
+        return None
 
 
 class KernelBuildError(UserError):
@@ -135,7 +138,7 @@ def build_kernel_from_source(
     `on_step` hears each step's name (the caller owns the progress display: the offline
     backend's build already shows one, and rich allows one live display at a time).
     """
-    arch = KERNEL_ARCHES.get(config.board.arch)
+    arch = KernelArch.for_board(config.board.arch)
     if arch is None:
         raise KernelBuildError(f"no kernel build recipe for architecture {config.board.arch}")
     require_compiler(arch)

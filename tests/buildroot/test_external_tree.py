@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.paths import LAYERS_DIR, REPO_ROOT
+from checkout import LAYERS_DIR, REPO_ROOT
 from images.buildroot.defconfig import compose_defconfig
 from images.buildroot.external import render_external_tree, write_external_tree
 from images.buildroot.toolchain import choose_toolchain

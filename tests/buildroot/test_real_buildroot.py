@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from fleetforge.paths import LAYERS_DIR
+from checkout import LAYERS_DIR
 from images.buildroot.configure import changed_symbols, configure
 from images.buildroot.make import run_make, show_info
 from images.buildroot.tree import PINNED_RELEASE, locate_tree

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.paths import REPO_ROOT
+from checkout import REPO_ROOT
 from images.buildroot.configure import configure
 from images.buildroot.make import BuildrootMakeError, parse_step
 from images.buildroot.tree import BuildrootTreeError, locate_tree, read_tree

@@ -1,4 +1,4 @@
-"""The commands as users type them: python -m diaspec ..., invoke diaspec.*, and `new`."""
+"""The commands as users type them: python -m diaspec ..., fleetforge diaspec.*, and `new`."""
 from __future__ import annotations
 
 import os

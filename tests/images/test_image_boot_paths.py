@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fleetforge.paths import REPO_ROOT
+from checkout import REPO_ROOT
 from images.qemu import BootedMachine
 from images.workspace import Workspace
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.paths import LAYERS_DIR
+from checkout import LAYERS_DIR
 
 LIBRARY = LAYERS_DIR / "core/minimal/root_overlay/usr/lib/fleetforge/bootstate.sh"
 SHELLS = [s for s in (["busybox", "sh"], ["dash"]) if shutil.which(s[0])]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT
+from checkout import REPO_ROOT
 from images.genimage import PARTITIONS, DiskLayout, genimage_config
 from images.layers import Origin, Setting
 from images.packages import UnknownPackageError, debian_packages, load_mappings

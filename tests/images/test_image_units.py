@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT
+from checkout import REPO_ROOT
 from images.busybox import applet_names, install_busybox
 from images.cpio import write_initramfs
 from images.overlay import copy_overlay

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.paths import REPO_ROOT
+from checkout import REPO_ROOT
 from images.layers import LayerError, load_config, resolve_layers
 
 BOARD_TOML = """
@@ -156,7 +156,7 @@ def test_cli_reports_user_errors_in_one_line_without_traceback() -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: unknown layer 'core/minimall'; did you mean core/minimal, minimal? "
-        "(see `invoke layers`)"
+        "(see `fleetforge layers`)"
     )
     assert "Traceback" not in result.stdout + result.stderr
 

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from fleetforge.errors import UserError
-from fleetforge.paths import REPO_ROOT
+from checkout import REPO_ROOT
 from ota import client, fleet
 from ota.connection import Target
 from ota_testlib import Rig, SmallImages, make_rig

@@ -265,7 +265,7 @@ def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path, t
     import subprocess
     import sys
 
-    from fleetforge.paths import REPO_ROOT
+    from checkout import REPO_ROOT
     from images.manifest import load_manifest
 
     _, workspace = qemu_bundles

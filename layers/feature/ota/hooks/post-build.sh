@@ -3,10 +3,9 @@
 # into the root filesystem ($1). Creates the signing key pair on first use (keys/, not committed).
 set -eu
 target=$1
-repo=${FLEETFORGE_REPO_ROOT:-$(cd "$(dirname "$0")/../../../.." && pwd)}
-keys=${FLEETFORGE_OTA_KEYS:-$repo/keys}
+keys=${FLEETFORGE_OTA_KEYS:-${FLEETFORGE_PROJECT_DIR:-.}/keys}
 if ! ls "$keys"/*.pem >/dev/null 2>&1; then
-  echo "feature/ota: no OTA signing key in $keys; creating one (see: invoke ota.keygen)" >&2
+  echo "feature/ota: no OTA signing key in $keys; creating one (see: fleetforge ota.keygen)" >&2
   mkdir -p "$keys"; chmod 700 "$keys"
   (umask 077; openssl genpkey -algorithm ed25519 -out "$keys/ota-signing.key")
   openssl pkey -in "$keys/ota-signing.key" -pubout -out "$keys/ota-signing.pem"
