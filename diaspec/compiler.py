@@ -5,7 +5,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-from diaspec.checker import check_design
+from diaspec.checks import check_design
 from diaspec.diagnostics import Diagnostics, Pos
 from diaspec.index import DesignIndex
 from diaspec.model import Design

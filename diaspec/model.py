@@ -269,3 +269,24 @@ def kind_name(decl: object) -> str:
         Context: "context",
         Controller: "controller",
     }.get(type(decl), "declaration")
+
+
+def type_refs(declarations: list[Declaration]) -> list[TypeRef]:
+    """Every type reference written in these declarations."""
+    refs: list[TypeRef] = []
+    for decl in declarations:
+        if isinstance(decl, TypeAlias):
+            refs.append(decl.target)
+        elif isinstance(decl, Structure):
+            refs += [f.type for f in decl.fields]
+        elif isinstance(decl, ActionDecl):
+            refs += [p.type for m in decl.methods for p in m.params]
+        elif isinstance(decl, Device):
+            refs += [a.type for a in decl.attributes]
+            for source in decl.sources:
+                refs.append(source.type)
+                refs += [i.type for i in source.indices]
+        elif isinstance(decl, Context):
+            refs.append(decl.type)
+            refs += [i.type for i in decl.indices]
+    return refs
