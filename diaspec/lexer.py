@@ -46,14 +46,14 @@ class _Scanner:
     master: re.Pattern[str]
     punctuation: dict[str, str]  # literal text -> terminal name
     other: dict[str, str]  # master-expression group -> terminal name (NUMBER, STRING, ...)
-    words: tuple[tuple[str, re.Pattern[str]], ...]  # keyword-like terminals, literal keywords first
+    keywords: dict[str, tuple[str, ...]]  # word -> the terminals it can be (NAME last)
     ignored_comment_groups: frozenset[str]
 
 
 def _scanner(conf: LexerConf) -> _Scanner:
     ignored = set(conf.ignore)
     punctuation: dict[str, str] = {}
-    words: list[tuple[int, str, re.Pattern[str]]] = []
+    words: list[tuple[int, str, list[str]]] = []
     groups: list[tuple[str, str]] = []
     other: dict[str, str] = {}
     comment_groups: set[str] = set()
@@ -65,9 +65,11 @@ def _scanner(conf: LexerConf) -> _Scanner:
             word_re = regexp
         elif isinstance(terminal.pattern, PatternStr) and not re.fullmatch(r"[A-Za-z_]\w*", terminal.pattern.value):
             punctuation[terminal.pattern.value] = terminal.name
-        elif isinstance(terminal.pattern, PatternStr) or _WORDS_ONLY.fullmatch(terminal.pattern.value):
+        elif isinstance(terminal.pattern, PatternStr):
+            words.append((0, terminal.name, [terminal.pattern.value]))
+        elif _WORDS_ONLY.fullmatch(terminal.pattern.value):
             # literal keywords before word alternations (PUBLISH_MODE), as Lark's priorities do
-            words.append((0 if isinstance(terminal.pattern, PatternStr) else 1, terminal.name, re.compile(regexp)))
+            words.append((1, terminal.name, terminal.pattern.value.removeprefix("(?:").removesuffix(")").split("|")))
         else:
             groups.append((group, regexp))
             if terminal.name in ignored:
@@ -80,8 +82,12 @@ def _scanner(conf: LexerConf) -> _Scanner:
     parts += [re.escape(text) for text in sorted(punctuation, key=len, reverse=True)]
     parts.append("(?P<bad>.)")
     master = re.compile("|".join(f"(?:{p})" for p in parts), re.DOTALL)
-    ordered = tuple((name, pattern) for _, name, pattern in sorted(words, key=lambda w: w[0]))
-    return _Scanner(master, punctuation, other, ordered, frozenset(comment_groups))
+    keywords: dict[str, tuple[str, ...]] = {}
+    for _, name, spellings in sorted(words, key=lambda w: w[0]):
+        for word in spellings:
+            keywords[word] = keywords.get(word, ()) + (name,)
+    keywords = {word: names + (WORD_TERMINAL,) for word, names in keywords.items()}
+    return _Scanner(master, punctuation, other, keywords, frozenset(comment_groups))
 
 
 class SpecLexer(Lexer):
@@ -91,15 +97,6 @@ class SpecLexer(Lexer):
 
     def __init__(self, conf: LexerConf) -> None:
         self.scanner = _scanner(conf)
-        self._word_terminals: dict[str, tuple[str, ...]] = {}
-
-    def word_terminals(self, word: str) -> tuple[str, ...]:
-        """The keyword terminals a word can be, most specific first, then NAME (memoized per word)."""
-        known = self._word_terminals.get(word)
-        if known is None:
-            known = tuple(name for name, pattern in self.scanner.words if pattern.fullmatch(word)) + (WORD_TERMINAL,)
-            self._word_terminals[word] = known
-        return known
 
     def lex(self, lexer_state, parser_state):  # noqa: ANN001 - Lark's interface
         text = lexer_state.text
@@ -109,7 +106,8 @@ class SpecLexer(Lexer):
         states = parser_state.parse_conf.states
         stack = parser_state.state_stack
         punctuation, other, comment_groups = scanner.punctuation, scanner.other, scanner.ignored_comment_groups
-        word_terminals = self.word_terminals
+        keywords = scanner.keywords
+        new_token = str.__new__
         line, line_start = 1, 0
         comments: list[str] = []
         for match in scanner.master.finditer(text):
@@ -117,8 +115,8 @@ class SpecLexer(Lexer):
             start = match.start()
             value = match.group()
             if kind == "word":
-                candidates = word_terminals(value)
-                if len(candidates) == 1:
+                candidates = keywords.get(value)
+                if candidates is None:
                     terminal = WORD_TERMINAL
                 else:
                     accepted = states[stack[-1]]
@@ -140,7 +138,10 @@ class SpecLexer(Lexer):
                     line_start = start + value.rfind("\n") + 1
                 continue
             column = start - line_start + 1
-            token = SpecToken(terminal, value, start, line, column, line, column + len(value), start + len(value))
+            # Token's own constructor handles deprecated arguments; this is the hot path
+            token = new_token(SpecToken, value)
+            token.type, token.value, token.start_pos, token.line, token.column = terminal, value, start, line, column
+            token.end_line, token.end_column, token.end_pos = line, column + len(value), start + len(value)
             token.file = file
             token.comments = tuple(comments) if comments else ()
             comments.clear()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import NamedTuple, Union
 
 from diaspec.diagnostics import Pos
 
@@ -11,16 +11,14 @@ PUBLISH_MODES = ("always", "maybe", "no")
 UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
 
 
-@dataclass(frozen=True)
-class Name:
+class Name(NamedTuple):
     """An identifier as written, with where it was written."""
 
     text: str
     pos: Pos
 
 
-@dataclass(frozen=True)
-class TypeRef:
+class TypeRef(NamedTuple):
     """A reference to a data type, `T` or `T[]` (dims counts the `[]`)."""
 
     name: str
@@ -270,23 +268,3 @@ def kind_name(decl: object) -> str:
         Controller: "controller",
     }.get(type(decl), "declaration")
 
-
-def type_refs(declarations: list[Declaration]) -> list[TypeRef]:
-    """Every type reference written in these declarations."""
-    refs: list[TypeRef] = []
-    for decl in declarations:
-        if isinstance(decl, TypeAlias):
-            refs.append(decl.target)
-        elif isinstance(decl, Structure):
-            refs += [f.type for f in decl.fields]
-        elif isinstance(decl, ActionDecl):
-            refs += [p.type for m in decl.methods for p in m.params]
-        elif isinstance(decl, Device):
-            refs += [a.type for a in decl.attributes]
-            for source in decl.sources:
-                refs.append(source.type)
-                refs += [i.type for i in source.indices]
-        elif isinstance(decl, Context):
-            refs.append(decl.type)
-            refs += [i.type for i in decl.indices]
-    return refs

@@ -42,13 +42,11 @@ from diaspec.model import (
     WhenPeriodic,
     WhenProvided,
     WhenRequired,
-    type_refs,
 )
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 100
-MAX_ARRAY_DIMS = 32  # beyond this a type is a mistake (and no target could carry it)
 
 # letters that look like ASCII ones in most fonts (what a pasted name usually hides)
 _LOOKALIKES = {
@@ -379,14 +377,6 @@ def read_spec_text(path: str, diags: Diagnostics, where: Pos) -> str | None:
         return None
 
 
-def _check_array_dims(declarations: list[Declaration], diags: Diagnostics) -> None:
-    """Refuse absurdly nested arrays here, before any pass or generator walks them."""
-    for ref in type_refs(declarations):
-        if ref.dims > MAX_ARRAY_DIMS:
-            diags.error(ref.pos, f"type '{ref.name}' has {ref.dims} array dimensions; at most "
-                                 f"{MAX_ARRAY_DIMS} are allowed (use a structure to nest data)")
-
-
 def parse_text(text: str, file: str, diags: Diagnostics) -> tuple[list[Declaration], list[tuple[str, Pos]]]:
     """Declarations and `(include path, position)` pairs of one file's text."""
     try:
@@ -397,7 +387,6 @@ def parse_text(text: str, file: str, diags: Diagnostics) -> tuple[list[Declarati
         return [], []
     declarations = [item for item in items if not isinstance(item, Include)]
     includes = [(item.target, item.pos) for item in items if isinstance(item, Include)]
-    _check_array_dims(declarations, diags)
     return declarations, includes
 
 

@@ -23,6 +23,8 @@ def warning(pos: Pos, message: str) -> Diagnostic:
 
 def duplicates(names: list[Name], what: str) -> list[Diagnostic]:
     found: list[Diagnostic] = []
+    if len(names) < 2:
+        return found
     seen: dict[str, Name] = {}
     for name in names:
         if name.text in seen:

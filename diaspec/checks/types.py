@@ -19,8 +19,14 @@ from diaspec.model import (
 )
 
 
+MAX_ARRAY_DIMS = 32  # beyond this a type is a mistake (and no target could carry it)
+
+
 def type_ref_problem(index: DesignIndex, ref: TypeRef) -> Diagnostic | None:
-    """Check 2: a type reference names a data type."""
+    """Check 2: a type reference names a data type (with a sane number of `[]`)."""
+    if ref.dims > MAX_ARRAY_DIMS:
+        return error(ref.pos, f"type '{ref.name}' has {ref.dims} array dimensions; at most "
+                              f"{MAX_ARRAY_DIMS} are allowed (use a structure to nest data)")
     if ref.name in PRIMITIVES:
         return None
     decl = index.by_name.get(ref.name)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from diaspec.compiler import check_spec
-from diaspec.parser import MAX_ARRAY_DIMS
+from diaspec.checks.types import MAX_ARRAY_DIMS
 from diaspec.model import (
     ContextInput,
     Device,
