@@ -20,6 +20,11 @@ def _docstring(text: str, indent: str = "    ") -> str:
     return f'{indent}"""{body}"""'
 
 
+def _dot_string(text: str) -> str:
+    """A quoted Graphviz ID."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -37,6 +42,7 @@ def environment() -> jinja2.Environment:
         c_ident=naming.c_ident,
         snake=naming.snake,
         docstring=_docstring,
+        dot=_dot_string,
     )
     return env
 
