@@ -672,7 +672,9 @@ def _convert(kind: Any, value: Any) -> Any:
         if unknown:
             raise ValueError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
         return kind(**value)
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
         return float(value)
     if kind in (int, str, bool) and type(value) is not kind:
         raise ValueError(f"expected {kind.__name__}, got {value!r}")
