@@ -298,6 +298,9 @@ def devices_module(checked: CheckedDesign) -> str:
             "attributes": [{"name": py_name(a), "type": py_type(spec.type), "converter": _attribute_converter(index, spec.type)}
                            for a, (spec, _) in index.attributes(name).items()],
             "sources": sources,
+            "source_types": [(py_name(s), _attribute_converter(index, spec.type),
+                              [(py_name(i.name.text), _attribute_converter(index, i.type)) for i in spec.indices])
+                             for s, (spec, _) in index.sources(name).items()],
             "own_actions": [{"method": cb.method, "params": _typed_params(index, name, cb.method), "contract": cb.contract}
                             for cb in device_action_callbacks(index, name, inherited=False)],
             "all_actions": [{"method": cb.method, "params": _typed_params(index, name, cb.method),
@@ -374,16 +377,31 @@ def _stub_device(checked: CheckedDesign, device: Device) -> str:
                   callbacks=device_action_callbacks(checked.index, device.name.text, inherited=True))
 
 
+def _deployed(checked: CheckedDesign) -> list[Device]:
+    """The devices the first deployment has one instance of: the concrete ones (no family types)."""
+    index = checked.index
+    return [d for d in checked.design.devices if index.descendants(d.name.text) == [d.name.text]]
+
+
 def _stub_deployment(checked: CheckedDesign) -> str:
     index = checked.index
-    devices = []
-    for device in checked.design.devices:
-        name = device.name.text
-        if index.descendants(name) != [name]:
-            continue  # a family type; its concrete devices are deployed
-        devices.append({"id": f"{py_name(name)}_1", "type": name,
-                        "attributes": [(a, _toml_default(index, spec.type)) for a, (spec, _) in index.attributes(name).items()]})
+    devices = [{"id": f"{py_name(d.name.text)}_1", "type": d.name.text,
+                "attributes": [(a, _toml_default(index, spec.type)) for a, (spec, _) in index.attributes(d.name.text).items()]}
+               for d in _deployed(checked)]
     return render("python/user/deployment.toml.j2", devices=devices)
+
+
+def _stub_scenario(checked: CheckedDesign, package: str) -> str:
+    """One signal per source of each first-deployed device, with a harmless value: a fresh app
+    shows its contracts at work in its first `--trace` run."""
+    index = checked.index
+    signals = []
+    for device in _deployed(checked):
+        for source, (spec, _) in index.sources(device.name.text).items():
+            signals.append({"device": f"{py_name(device.name.text)}_1", "source": source,
+                            "index": [f"{i.name.text} = {_toml_default(index, i.type)}" for i in spec.indices],
+                            "value": _toml_default(index, spec.type)})
+    return render("python/user/scenario.toml.j2", signals=signals, package=package)
 
 
 def _toml_default(index: DesignIndex, ref: TypeRef) -> str:
@@ -408,6 +426,7 @@ def user_files(checked: CheckedDesign, package: str) -> dict[str, str]:
         "__init__.py": render("python/user/package_init.py.j2", **names),
         "__main__.py": render("python/user/main.py.j2", **names),
         "deployment.toml": _stub_deployment(checked),
+        "scenario.toml": _stub_scenario(checked, package),
         "components/__init__.py": '"""Your contexts and controllers, one module each."""\n',
         "devices/__init__.py": '"""Your device drivers, one module each (simulation needs none)."""\n',
         "test_app.py": render("python/user/test_app.py.j2", **names),

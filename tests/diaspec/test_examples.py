@@ -1,7 +1,11 @@
 """The shipped examples: generate -> implement -> run on simulated devices, and regeneration."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from diaspec.compiler import check_spec
 from diaspec.pygen import generate_python
@@ -169,3 +173,14 @@ def test_pick_and_place_regeneration_reports_stale_missing_and_mismatched(exampl
         "pick_and_place_app/components/stalled.py:1:1: warning: stalled is no longer in the design; "
         "this module is not used (delete it)",
     ]
+
+
+@pytest.mark.parametrize("name", ["mobile_robot", "pick_and_place"])
+def test_each_example_passes_its_own_tests_on_its_scenario(example_copy, name):
+    """The example's test_app.py (its user test) plays scenario.toml on the generated framework."""
+    root = example_copy(name)
+    _generate(root, f"{name}.diaspec", f"{name}_app")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{name}_app/test_app.py"],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
