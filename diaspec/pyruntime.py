@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -393,7 +394,7 @@ class _Timer:
     due_ms: float
     seq: int
     period_ms: float = field(compare=False)
-    handler: Callable[[], None] = field(compare=False)
+    handler: Callable[[Any], Any] = field(compare=False)
 
 
 class Runtime:
@@ -419,7 +420,7 @@ class Runtime:
         self._seq = 0
         self._current_controller = ""
         self._context_routes: dict[str, list[Callable[[Any], None]]] = {}
-        self._pullers: dict[str, Callable[[str], Any]] = {}
+        self._pullers: dict[str, Callable[[Any], Any]] = {}
         self.failures: list[Failure] = []
         self.values: dict[str, Any] = {}  # last published value of each context
         # called with (context, value) on every publication (a ROS 2 node forwards them to topics)
@@ -448,12 +449,12 @@ class Runtime:
             for contract in spec.contracts:
                 if not callable(getattr(component, contract.method, None)):
                     missing.append(f"{name}.{contract.method} ({contract.text})")
-        for name, spec in self.tables.controllers.items():
+        for name, controller in self.tables.controllers.items():
             component = self.components.get(name)
             if component is None:
                 missing.append(f"controller {name}: no implementation")
                 continue
-            for reaction in spec.reactions:
+            for reaction in controller.reactions:
                 if not callable(getattr(component, reaction.method, None)):
                     missing.append(f"{name}.{reaction.method} ({reaction.text})")
         ids = set()
@@ -480,13 +481,13 @@ class Runtime:
                     self._pullers[name] = handler
                 else:
                     self._add_timer(contract.period_ms, handler)
-        for name, spec in self.tables.controllers.items():
-            for reaction in spec.reactions:
+        for name, controller in self.tables.controllers.items():
+            for reaction in controller.reactions:
                 self._context_routes.setdefault(reaction.context, []).append(
                     self._controller_handler(name, reaction)
                 )
 
-    def _add_timer(self, period_ms: float, handler: Callable[[Any], None]) -> None:
+    def _add_timer(self, period_ms: float, handler: Callable[[Any], Any]) -> None:
         self._seq += 1
         heapq.heappush(self._timers, _Timer(self.clock.now() + period_ms, self._seq, period_ms, handler))
 
@@ -786,10 +787,10 @@ def read_toml(path: Any, what: str) -> dict[str, Any]:
     """A TOML file as data (tomllib on Python 3.11+, tomli on 3.10, ROS 2 Humble's Python)."""
     from pathlib import Path
 
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib as toml
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as toml  # type: ignore[no-redef]
+    else:  # Python 3.10 (ROS 2 Humble): the same parser, from PyPI or python3-tomli
+        import tomli as toml
     where = str(path)
     try:
         return toml.loads(Path(path).read_text(encoding="utf-8"))
