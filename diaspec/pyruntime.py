@@ -680,6 +680,21 @@ class Runtime:
         # ties keep the design's order (seq is fixed at binding), as the C runtime's table does
         heapq.heappush(self._timers, timer)
 
+    def hand_over_periodic(self) -> list[tuple[float, Callable[[], None]]]:
+        """The periodic contracts as (period in ms, fire) pairs, for a host that owns timing (a
+        ROS 2 node's timers on ROS time, use_sim_time included); the runtime no longer fires them."""
+        timers = sorted(self._timers, key=lambda t: t.seq)
+        self._timers = []
+
+        def fire(handler: Callable[[Any], Any]) -> Callable[[], None]:
+            def run() -> None:
+                self._queue.append((handler, None))
+                self.run_until_idle()
+
+            return run
+
+        return [(timer.period_ms, fire(timer.handler)) for timer in timers]
+
     def play(self, scenario: Scenario, seconds: float | None = None) -> None:
         """Run a scenario on the virtual clock: each reading at its time (periodic contracts due
         at the same time run first), then on to the end."""
@@ -733,10 +748,10 @@ class ArrayOf:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"expected a list, got {value!r}")
         inner = self.item if self.dims == 1 else ArrayOf(self.item, self.dims - 1)
-        return tuple(_convert(inner, v) for v in value)
+        return tuple(convert(inner, v) for v in value)
 
 
-def _convert(kind: Any, value: Any) -> Any:
+def convert(kind: Any, value: Any) -> Any:
     """A value read from TOML (deployment attribute, scenario reading) as the design's type."""
     import dataclasses
     import enum
@@ -768,7 +783,7 @@ def _convert(kind: Any, value: Any) -> Any:
         converted = {}
         for name, item in value.items():
             try:
-                converted[name] = _convert(hints[name], item)
+                converted[name] = convert(hints[name], item)
             except ValueError as error:
                 raise ValueError(f"{kind.__name__}.{name}: {error}") from None
         return kind(**converted)
@@ -815,6 +830,7 @@ def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables
         entry = dict(entry)
         device_id = entry.pop("id", None)
         device_type = entry.pop("type", None)
+        entry.pop("ros", None)  # ROS 2 bindings: the node's bridge reads them
         label = f"{where}: device #{number}" + (f" '{device_id}'" if device_id else "")
         if not isinstance(device_id, str) or not device_id:
             raise BindError(f"{label}: needs an id = \"...\"")
@@ -836,7 +852,7 @@ def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables
             if py is None:
                 raise BindError(f"{label}: {device_type} has no attribute '{key}' (it has: {', '.join(spec.attributes.values()) or 'none'})")
             try:
-                kwargs[py] = _convert(cls._ATTRIBUTE_TYPES[py], value)  # type: ignore[attr-defined]
+                kwargs[py] = convert(cls._ATTRIBUTE_TYPES[py], value)  # type: ignore[attr-defined]
             except (ValueError, TypeError) as error:
                 raise BindError(f"{label}: attribute '{key}': {error}") from None
         missing = [spec.attributes[a] for a in spec.attributes if a not in kwargs]
@@ -1004,14 +1020,14 @@ def load_scenario(path: Any, runtime: Runtime) -> Scenario:
             raise BindError(f"{label}: {source} is indexed by {wanted}; write index = {{ {wanted} }}")
         index_types = type(device)._INDEX_TYPES.get(python_name, {})  # type: ignore[attr-defined]
         try:
-            index = {name: _convert(index_types.get(name, object), given[name]) for name in spec.index}
+            index = {name: convert(index_types.get(name, object), given[name]) for name in spec.index}
         except (ValueError, TypeError) as error:
             raise BindError(f"{label}: index: {error}") from None
         return device, python_name, index, type(device)._SOURCE_TYPES.get(python_name, object)  # type: ignore[attr-defined]
 
-    def convert(kind: Any, value: Any, label: str) -> Any:
+    def typed(kind: Any, value: Any, label: str) -> Any:
         try:
-            return _convert(kind, value)
+            return convert(kind, value)
         except (ValueError, TypeError) as error:
             raise BindError(f"{label}: value: {error}") from None
 
@@ -1025,7 +1041,7 @@ def load_scenario(path: Any, runtime: Runtime) -> Scenario:
         time_ms = duration_ms(entry.get("start", 0), label)
         stop = min(duration_ms(entry.get("stop", end_ms), label), end_ms)
         while time_ms <= stop:
-            steps.append((time_ms, order, Step(time_ms, device.device_id, source, index, convert(kind, signal.at(time_ms), label))))
+            steps.append((time_ms, order, Step(time_ms, device.device_id, source, index, typed(kind, signal.at(time_ms), label))))
             order += 1
             time_ms += every
     for number, entry in enumerate(data.get("event", []), 1):
@@ -1034,7 +1050,7 @@ def load_scenario(path: Any, runtime: Runtime) -> Scenario:
         if "value" not in entry:
             raise BindError(f"{label}: needs value = ...")
         time_ms = duration_ms(entry.get("at", 0), label)
-        steps.append((time_ms, order, Step(time_ms, device.device_id, source, index, convert(kind, entry["value"], label))))
+        steps.append((time_ms, order, Step(time_ms, device.device_id, source, index, typed(kind, entry["value"], label))))
         order += 1
     steps.sort(key=lambda s: (s[0], s[1]))
     return Scenario(seconds, tuple(step for _, _, step in steps))
