@@ -24,7 +24,7 @@ def mypy(root: Path, package: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("name", ["mobile_robot", "pick_and_place"])
+@pytest.mark.parametrize("name", ["mobile_robot", "pick_and_place", "warehouse_robot"])
 def test_the_examples_type_check(example_copy, name):
     root = example_copy(name)
     generate_python(check_spec(root / f"{name}.diaspec"), root / f"{name}_app")
