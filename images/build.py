@@ -49,19 +49,21 @@ class _Stages:
 
 
 def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, backend: str = "offline",
-          strict: bool = False, refresh: bool = False,
-          buildroot_dir: str | None = None) -> BuildResult:
-    """Build the image for `layers` into `workspace`; raise UserError on any bad input."""
+          strict: bool = False, refresh: bool = False, buildroot_dir: str | None = None,
+          overrides: Sequence[str] | None = None) -> BuildResult:
+    """Build the image for `layers` into `workspace`; raise UserError on any bad input.
+    `overrides`: --set SECTION.KEY=VALUE texts, applied over the layers."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}' (choose one of: {', '.join(BACKENDS)})")
     started = time.monotonic()
     if backend == "buildroot":
         manifest = buildroot_backend.build(layers, workspace=workspace, strict=strict,
-                                           buildroot_dir=buildroot_dir)
+                                           buildroot_dir=buildroot_dir, overrides=overrides)
         return BuildResult(workspace, manifest, time.monotonic() - started)
     with step_progress() as progress:
         stages = _Stages(progress)
-        config = stages.run("configuration", lambda: load_config(layers, strict=strict))
+        config = stages.run("configuration",
+                            lambda: load_config(layers, strict=strict, overrides=overrides))
         print_conflict_warnings(config, console)  # two layers disagreeing: named, not fatal
         workspace.logs_dir.mkdir(parents=True, exist_ok=True)
         # Written below build/ and swapped in as workspace/images only when complete.

@@ -52,6 +52,8 @@ class Target:
     elf_machine: str
     runner: tuple[str, ...]
     packages: Mapping[str, str]
+    buildroot_arch: str
+    buildroot_toolchain: str
 
     @property
     def bare_metal(self) -> bool:
