@@ -243,7 +243,7 @@ def disk_layout(config: MergedConfig) -> DiskLayout:
                 for entry in config.board.bootloader if entry.partition != "boot")
     return DiskLayout(image.partition_table, image.boot_fstype, image.boot_size,
                       image.rootfs_size, image.persist_size, slot_image_name(config),
-                      bootloaders=raw)
+                      bootloaders=raw, boot_offset=image.boot_offset)
 
 
 def write_disk(config: MergedConfig, parts: ImageParts, boot: Path, dirs: AssemblyDirs) -> Path:

@@ -44,6 +44,7 @@ class DiskLayout:
     rootfs_image: str  # file name in the input directory, e.g. rootfs.squashfs
     disk_image: str = "disk.img"
     bootloaders: tuple[RawImage, ...] = ()
+    boot_offset: int = 0  # 0: after the bootloaders
 
 
 def _size(n: int) -> str:
@@ -75,6 +76,8 @@ def genimage_config(layout: DiskLayout) -> str:
 
     def partition(name: str, image: str, size: int, fs_kind: str) -> str:
         lines = [f"\tpartition {name} {{", f'\t\timage = "{image}"', f"\t\tsize = {_size(size)}"]
+        if name == "boot" and layout.boot_offset:
+            lines.append(f"\t\toffset = {_size(layout.boot_offset)}")
         if gpt:
             lines.append(f'\t\tpartition-type-uuid = "{"F" if fs_kind == "vfat" else "L"}"')
         else:

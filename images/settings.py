@@ -257,6 +257,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                                  _rootfs_format)),
     SettingSpec("image", "rootfs_size", parse_size, 64 << 20, "size of each root slot (A and B)"),
     SettingSpec("image", "persist_size", parse_size, 32 << 20, "persistent data partition size"),
+    SettingSpec("image", "boot_offset", parse_size, 0,
+                "where the boot partition (the first A/B partition) starts on the disk; 0: right "
+                "after the board's bootloader images, 1 MiB aligned"),
 )
 
 SECTIONS = ("board", "image")
