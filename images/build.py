@@ -14,6 +14,7 @@ from images.buildroot import backend as buildroot_backend
 from images.config_view import print_conflict_warnings
 from images.layers import load_config
 from images.manifest import Manifest, write_manifest
+from images.settings import parse_assignments
 from images.offline import OfflineBackend
 from images.workspace import Workspace
 
@@ -55,6 +56,7 @@ def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, ba
     `overrides`: --set SECTION.KEY=VALUE texts, applied over the layers."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}' (choose one of: {', '.join(BACKENDS)})")
+    parse_assignments(overrides)  # a bad --set fails in one line, before any progress display
     started = time.monotonic()
     if backend == "buildroot":
         manifest = buildroot_backend.build(layers, workspace=workspace, strict=strict,
