@@ -5,16 +5,17 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import toolchains
-from apps.description import TUNED, AppDescription
+from apps.description import AppDescription
 from apps.sizes import SectionSizes
 from apps.tuning import DEFAULT_STORE
 from fleetforge.errors import UserError
 from fleetforge.progress import console
-from fleetforge.tools import run_tool
+from fleetforge.tools import ToolFailedError, run_tool
 
 SCONSTRUCT = Path(__file__).with_name("SConstruct")
 
@@ -49,36 +50,55 @@ class AppBuild:
         return sum((b.shipped for b in self.binaries), SectionSizes())
 
 
-def app_target(app: AppDescription, board_target: str = "") -> toolchains.Target:
-    """The target an app builds for: its own `target`, else the board's, else this machine's."""
-    return toolchains.target(app.target or board_target or toolchains.host_target().name)
+def app_targets(app: AppDescription, chosen: str = "") -> list[toolchains.Target]:
+    """The targets to build for: `chosen` (comma-separated), else the app's own `target`, else
+    this machine's."""
+    names = chosen or app.target or toolchains.host_target().name
+    return [toolchains.target(name) for name in names.split(",") if name]
 
 
-def build_app(app: AppDescription, build_dir: Path, *, target: toolchains.Target,
+def build_app(app: AppDescription, build_dir: Path, *, targets: Sequence[toolchains.Target],
               optimize: str | None = None, budget: int = 45, store: Path = DEFAULT_STORE,
-              jobs: int | None = None, verbose: bool = False) -> AppBuild:
-    """Build every library and program of `app` into `build_dir` (incrementally)."""
+              jobs: int | None = None, verbose: bool = False) -> list[AppBuild]:
+    """Build every library and program of `app` for each target into `build_dir`/TARGET
+    (incrementally: SCons rebuilds what changed)."""
     optimize = optimize or app.optimize
-    target.require()
+    for target in targets:
+        target.require()
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
     log.write_text("")
     started = time.perf_counter()
+    names = ",".join(t.name for t in targets)
     argv = [sys.executable, "-m", "SCons", "-Q", "-C", str(build_dir), "-f", str(SCONSTRUCT),
-            f"-j{jobs or os.cpu_count() or 1}", f"app={app.path}", f"target={target.name}",
+            f"-j{jobs or os.cpu_count() or 1}", f"app={app.path}", f"target={names}",
             f"optimize={optimize}", f"budget={budget}", f"store={store}"]
     if verbose:
         argv.append("verbose=1")
-    with console.status(f"building app {app.name} for {target.name} ({optimize})") as status:
+    with console.status(f"building app {app.name} for {names} ({optimize})") as status:
         def show(line: str) -> None:
             if line.startswith(("Compiling", "Tuning", "Linking", "Choosing")):
                 status.update(f"{app.name}: {line}")
             elif line.startswith("warning:"):
                 console.print(line, markup=False, highlight=False)
 
-        run_tool(argv, debian_package="python3", env={**os.environ}, log_file=log, on_line=show)
-    return AppBuild(app, target, optimize, build_dir, read_size_report(build_dir),
-                    time.perf_counter() - started)
+        try:
+            run_tool(argv, debian_package="python3", log_file=log, on_line=show)
+        except ToolFailedError as error:
+            raise UserError(f"app {app.name} did not build: {_first_error(log)} "
+                            f"(full log: {log})", where=str(app.path)) from error
+    seconds = time.perf_counter() - started
+    return [AppBuild(app, target, optimize, build_dir / target.name,
+                     read_size_report(build_dir / target.name), seconds) for target in targets]
+
+
+def _first_error(log: Path) -> str:
+    """The compiler's or linker's first error line (what a user fixes first)."""
+    lines = log.read_text(errors="replace").splitlines()
+    for line in lines:
+        if " error: " in line or line.startswith(("error:", "scons: ***")) or "undefined reference" in line:
+            return line.strip()
+    return lines[-1].strip() if lines else "no output"
 
 
 def read_size_report(build_dir: Path) -> tuple[BinaryReport, ...]:

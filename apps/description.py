@@ -46,6 +46,7 @@ OPTIMIZE_CHOICES = (TUNED, "Oz", "Os", "O3", "O2", "O1", "O0")
 # A name becomes a program file, an init script and the artifact `app-NAME`: a path component.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,47}")
 DEFAULT_SETTLE_SECONDS = 2
+REQUIRED = object()  # the default of a key that must be given
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class _Table:
 
     def get(self, key: str, parse: Callable[[Any], Any], default: Any) -> Any:
         if key not in self.data:
-            if default is None:
+            if default is REQUIRED:
                 self.fail(f"{self.where}.{key}", "missing (required)")
             return default
         try:
@@ -226,13 +227,13 @@ def _unique(path: Path, kind: str, names: list[str]) -> None:
 
 def _library(path: Path, item: Any, index: int) -> Library:
     table = _Table(path, item, f"library[{index}]", {"name", "sources"})
-    return Library(table.get("name", _name, None), table.get("sources", _strings, None))
+    return Library(table.get("name", _name, REQUIRED), table.get("sources", _strings, REQUIRED))
 
 
 def _program(path: Path, item: Any, index: int) -> Program:
     table = _Table(path, item, f"program[{index}]",
                    {"name", "sources", "libraries", "libs", "selftest"})
-    return Program(table.get("name", _name, None), table.get("sources", _strings, None),
+    return Program(table.get("name", _name, REQUIRED), table.get("sources", _strings, REQUIRED),
                    table.get("libraries", _names, ()), table.get("libs", _strings, ()),
                    table.get("selftest", _strings_or_empty, None))
 

@@ -19,6 +19,7 @@ program is linked by the target's GNU driver with --gc-sections and gets a size 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -188,8 +189,8 @@ def fleet_library(env, name, sources, **kw):
         return env.StaticLibrary(name, sources, **kw)
     objects = [env.FleetTunedObject(s, **_compile_overrides(kw)) for s in sources]
     library = env.StaticLibrary(name, [o[0] for o in objects])
-    twin_name = env.File(name).dir.Dir(COMPARE_DIR).Dir("Oz").File(env.File(name).name)
-    twin = env.StaticLibrary(twin_name, [o[1] for o in objects])
+    folder, base = os.path.split(str(name))
+    twin = env.StaticLibrary(os.path.join(folder, COMPARE_DIR, "Oz", base), [o[1] for o in objects])
     twins = dict(env.get("FLEETFORGE_OZ_TWIN", {}))
     twins[str(library[0])] = twin[0]
     env["FLEETFORGE_OZ_TWIN"] = twins
@@ -200,11 +201,13 @@ def fleet_library(env, name, sources, **kw):
 def run_on_target(program: Path, target: toolchains.Target, args: list[str],
                   timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
     """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
-    status and stdout. A bare-metal program takes no arguments."""
+    status and output (stdout and stderr: QEMU's semihosting console writes to stderr when
+    stdout is not a terminal). A bare-metal program takes no arguments."""
     argv = [*target.runner, str(program)] + ([] if target.bare_metal else list(args))
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, text=True,
-                              errors="replace", stdin=subprocess.DEVNULL)
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {timeout} s"
     return done.returncode, done.stdout

@@ -36,6 +36,7 @@ SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
 IR_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-S")
 # Codegen only, with clang's own codegen settings (relocation model, features) for the target.
 CODEGEN_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-Wno-unused-command-line-argument")
+CODEGEN_FLAG_PREFIXES = ("-f", "-m", "-g")
 # The tuner runs one module at a time in this process (torch is not shared across threads).
 _TUNER_LOCK = threading.Lock()
 
@@ -101,8 +102,12 @@ class TunedStore:
 
     def key(self, digest: str, target: toolchains.Target, cflags: Sequence[str],
             budget: int) -> str:
-        raw = json.dumps([STORE_FORMAT, digest, target.name, toolchains.llvm().version,
-                          list(cflags), budget])
+        """The IR digest already holds what preprocessor flags (-I, -D, -std) did; of the
+        flags only those that can still change code generation (-f, -m, -g) join the key, so a
+        unit built in another folder (other -I paths) is the same entry."""
+        codegen_flags = [f for f in cflags if f.startswith(CODEGEN_FLAG_PREFIXES)]
+        raw = json.dumps([STORE_FORMAT, digest, target.name, target.clang_args(),
+                          toolchains.llvm().version, codegen_flags, budget])
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def folder(self, key: str) -> Path:

@@ -27,6 +27,7 @@ int main(void)
     uint32_t sorted = sort_check(values, copy, COUNT, 7u);
     failures += sorted == 0;
     printf("sort %08lx\n", (unsigned long)sorted);
+    printf("telemetry %08lx\n", (unsigned long)telemetry_check(99u));
     pid_state pid;
     pid_init(&pid, 3 << 15, 1 << 12, 1 << 14, 100 << 16);
     int32_t position = 0, velocity = 0;
