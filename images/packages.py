@@ -55,11 +55,6 @@ def load_mappings(path: Path = PACKAGES_TOML) -> dict[str, PackageMapping]:
     return mappings
 
 
-def debian_packages(config: MergedConfig, mappings: dict[str, PackageMapping] | None = None) -> list[str]:
-    """Debian packages for the root filesystem of `config` (see package_plan)."""
-    return list(package_plan(config, mappings).rootfs)
-
-
 def package_plan(config: MergedConfig, mappings: dict[str, PackageMapping] | None = None) -> PackagePlan:
     """Debian packages and archive areas for every enabled BR2_PACKAGE_* symbol.
 

@@ -324,13 +324,6 @@ def suggest(key: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
-def parse_value(spec: SettingSpec, value: Any) -> Any:
-    try:
-        return spec.parse(value)
-    except ValueError as error:
-        raise SettingError(f"{spec.name}: {error}") from None
-
-
 @dataclass(frozen=True)
 class Assignment:
     """One `--set section.key=value`: the setting and its parsed value."""

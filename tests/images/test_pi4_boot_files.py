@@ -111,18 +111,17 @@ def test_components_are_added_to_the_hosts_sources_where_main_is():
     assert lines[1:] == one_line.splitlines()[1:]  # comments, sources, already-there: unchanged
 
 
-def test_sources_are_written_apart_from_the_hosts(tmp_path, monkeypatch):
+def test_sources_are_written_apart_from_the_hosts(tmp_path):
     host = tmp_path / "host"
     (host / "sources.list.d").mkdir(parents=True)
     (host / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n")
     (host / "sources.list.d" / "old.list.disabled").write_text("deb http://x y main\n")
-    monkeypatch.setattr(debian, "HOST_SOURCE_LIST", host / "sources.list")  # absent
-    monkeypatch.setattr(debian, "HOST_SOURCE_PARTS", host / "sources.list.d")
     target = tmp_path / "sources+non-free-firmware"
     (target / "sources.list.d").mkdir(parents=True)
     (target / "sources.list.d" / "stale.sources").write_text("gone")
-    write_sources_with_components(target, ("non-free-firmware",))
+    write_sources_with_components(target, ("non-free-firmware",), host_list=host / "sources.list",
+                                  host_parts=host / "sources.list.d")  # sources.list absent
     written = sorted(p.name for p in (target / "sources.list.d").iterdir())
     assert written == ["debian.sources"]  # apt ignores other suffixes; stale copies are removed
     assert "Components: main non-free-firmware" in (target / "sources.list.d/debian.sources").read_text()
@@ -132,9 +131,9 @@ def test_sources_are_written_apart_from_the_hosts(tmp_path, monkeypatch):
 def test_archive_keeps_lists_of_other_components_apart(tmp_path):
     main = debian.DebianArchive("arm64", cache_dir=tmp_path)
     firmware = debian.DebianArchive("arm64", cache_dir=tmp_path, components=("non-free-firmware", "main"))
-    assert main.sources is None and "-oDir::Etc::SourceParts" not in " ".join(main._options())
+    assert main.sources is None and "-oDir::Etc::SourceParts" not in " ".join(main.apt_options())
     assert firmware.lists != main.lists and firmware.archives == main.archives
-    assert f"-oDir::Etc::SourceParts={firmware.sources / 'sources.list.d'}" in firmware._options()
+    assert f"-oDir::Etc::SourceParts={firmware.sources / 'sources.list.d'}" in firmware.apt_options()
 
 
 # --- the built SD-card image -----------------------------------------------------------------
