@@ -10,13 +10,14 @@ from fleetforge.errors import exit_on_user_error
 from fleetforge.paths import project_dir
 
 stdout = Console()
+stderr = Console(stderr=True)
 
 BUILD_HELP = {
     "app": "the app's folder (holding app.toml), or the name of an app layer (layers/app/NAME)",
     "target": "compile targets, comma-separated (see `fleetforge toolchains`; default: the "
               "app's, else this machine)",
     "optimize": "tuned (clang IR + the tuner's pass lists) or a plain level: Oz Os O2 O3 O1 O0",
-    "budget": "tuner compilations per unit (tuned only)",
+    "budget": "tuner compilations per unit (tuned only; default: the app's, else 45)",
     "out": "build folder (default: ./build/apps/NAME/OPTIMIZE; one folder per target in it)",
     "verbose": "show every compiler command",
 }
@@ -24,7 +25,7 @@ BUILD_HELP = {
 
 @task(positional=["app"], help=BUILD_HELP)
 @exit_on_user_error
-def build(c, app, target="", optimize="", budget=45, out="", verbose=False):
+def build(c, app, target="", optimize="", budget=0, out="", verbose=False):
     """Build an app's programs for a target and print their sizes (-Oz and tuned side by side)."""
     from apps.build import app_targets, build_app
     from apps.locate import find_app
@@ -33,8 +34,11 @@ def build(c, app, target="", optimize="", budget=45, out="", verbose=False):
     description = find_app(app)
     optimize = optimize or description.optimize
     folder = Path(out) if out else project_dir() / "build" / "apps" / description.name / optimize
-    results = build_app(description, folder, targets=app_targets(description, target),
-                        optimize=optimize, budget=int(budget), verbose=verbose)
+    targets = app_targets(description, target)
+    names = ",".join(t.name for t in targets)
+    with stderr.status(f"building app {description.name} for {names} ({optimize})") as status:
+        results = build_app(description, folder, targets=targets, optimize=optimize,
+                            budget=int(budget) or None, verbose=verbose, on_step=status.update)
     for result in results:
         print_sizes([result], stdout)
         for program in description.programs:
