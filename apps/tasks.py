@@ -45,5 +45,22 @@ def build(c, app, target="", optimize="", budget=0, out="", verbose=False):
             stdout.print(f"{result.program(program.name)}", markup=False, highlight=False)
 
 
+@task(positional=["name"], help={
+    "name": "the app's name (its program, service and update artifact app-NAME)",
+    "design": "a DiaSpec design: the app's C code is the framework `diaspec generate --lang c` "
+              "writes, plus the callbacks you implement",
+})
+@exit_on_user_error
+def new(c, name, design=""):
+    """Create an app layer in ./layers/app/NAME (layer.toml, app.toml, c/)."""
+    from apps.scaffold import new_app
+
+    folder = new_app(name, Path(design) if design else None)
+    stdout.print(f"created {folder}: build an image with it: fleetforge build --layers "
+                 f"qemu-aarch64,core/minimal,feature/ota,app/{name}", markup=False,
+                 highlight=False)
+
+
 namespace = Collection("app")
 namespace.add_task(build)
+namespace.add_task(new)
