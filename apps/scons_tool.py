@@ -201,16 +201,16 @@ def fleet_library(env, name, sources, **kw):
 def run_on_target(program: Path, target: toolchains.Target, args: list[str],
                   timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
     """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
-    status and output (stdout and stderr: QEMU's semihosting console writes to stderr when
-    stdout is not a terminal). A bare-metal program takes no arguments."""
+    status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
+    stdout is not a terminal), bytes as latin-1 so binary output compares exactly. A bare-metal
+    program takes no arguments."""
     argv = [*target.runner, str(program)] + ([] if target.bare_metal else list(args))
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, text=True, errors="replace",
-                              stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {timeout} s"
-    return done.returncode, done.stdout
+    return done.returncode, done.stdout.decode("latin-1")
 
 
 def _choose_program(target, source, env) -> int:

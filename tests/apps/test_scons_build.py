@@ -14,7 +14,7 @@ from apps.build import AppBuild, build_app
 from apps.description import load_app
 from apps.scons_tool import run_on_target
 
-SAMPLE = Path(__file__).parent / "data" / "sample"
+SAMPLE = Path(__file__).parent / "data" / "layers" / "app" / "sample"
 TARGETS = tuple(toolchains.target(name) for name in
                 ("aarch64-linux-gnu", "arm-linux-gnueabihf", "thumbv7em-none-eabi"))
 # Enough for the tuner to beat -Oz on the sample's telemetry.c; small enough for the suite.

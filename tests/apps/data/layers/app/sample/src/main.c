@@ -1,7 +1,12 @@
 /* The sample program of tests/apps: it tests itself and prints checksums, so the -Oz and the
-   tuned builds can be compared by their output on every target (qemu-user, the MPS2 board). */
+   tuned builds can be compared by their output on every target (qemu-user, the MPS2 board).
+   On Linux, `sample --serve` runs as a service: a trace line per second, forever. */
+#define _DEFAULT_SOURCE /* sleep() under -std=c11 */
 #include <stdio.h>
 #include <string.h>
+#ifdef __linux__
+#include <unistd.h>
+#endif
 
 #include "checksum.h"
 #include "sample.h"
@@ -11,7 +16,7 @@
 static uint32_t values[COUNT], copy[COUNT];
 static uint8_t buffer[1024];
 
-int main(void)
+static int self_test(void)
 {
     int failures = 0;
     uint32_t seed = 2463534242u;
@@ -41,3 +46,28 @@ int main(void)
     printf("%s\n", failures ? "FAIL" : "PASS");
     return failures;
 }
+
+#ifdef __linux__
+static void serve(void)
+{
+    uint32_t seed = 1u;
+    for (unsigned long tick = 1;; tick++) {
+        printf("sample tick %lu telemetry %08lx\n", tick, (unsigned long)telemetry_check(seed++));
+        fflush(stdout);
+        sleep(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
+        serve();
+    }
+    return self_test();
+}
+#else
+int main(void)
+{
+    return self_test();
+}
+#endif
