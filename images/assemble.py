@@ -112,7 +112,7 @@ def finish_rootfs(config: MergedConfig, workspace: Workspace, tree: Path, dirs: 
         f"DHCP_INTERFACE={_symbol_text(config, 'BR2_SYSTEM_DHCP')}\n")
     # App layers (a layer holding app.toml): compiled for the board with SCons and installed with
     # their service and health check (apps/image.py); their sizes go to app-sizes.json.
-    install_apps([layer.path for layer in config.layers], toolchains.board_target(config.board.arch),
+    install_apps([layer.path for layer in config.layers], toolchains.target(config.board.target),
                  tree, dirs.build_dir, report=dirs.out / APP_SIZES_NAME)
     env = {**os.environ, **hook_environment(config, workspace, dirs), "TARGET_DIR": str(tree)}
     for hook in config.post_build_hooks:
