@@ -49,7 +49,7 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
     user's own build (clang -Oz CFLAGS per unit, -flto when `lto`, linked by lld with CFLAGS and
     LDFLAGS). ProgramResult.mode says whether the whole program was tuned as one module (the
     default, which won on held-out programs) or unit by unit. With `check` (e.g.
-    `args_check(target, ["--selftest"])`), a binary whose run differs from the baseline's is
+    `args_check(target, [["--selftest"]])`), a binary whose run differs from the baseline's is
     rejected, reported in ProgramResult.rejected, and never written.
     """
     return _tune_program([Path(u) for u in units], target, cflags=cflags, ldflags=ldflags,

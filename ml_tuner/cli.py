@@ -108,7 +108,8 @@ def _tune_program(args, cflags: list[str], cache):
     compile_flags = [f for f in cflags if not f.startswith(("-Wl,", "-l", "-L"))
                      and f != "-flto"]
     ldflags = [f for f in cflags if f.startswith(("-Wl,", "-l", "-L"))]
-    check = args_check(args.target, shlex.split(args.check)) if args.check is not None else None
+    check = (args_check(args.target, [shlex.split(args.check)]) if args.check is not None
+             else None)
     return tune_program(args.units, args.target, cflags=compile_flags, ldflags=ldflags,
                         out=args.out, lto="-flto" in cflags, budget=args.budget, cache=cache,
                         mode=args.mode, check=check, time_limit=args.time_limit)

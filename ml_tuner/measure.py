@@ -97,7 +97,9 @@ def build(job: Job, output: Path, timeout: float | None) -> None:
     if not s.is_program:
         compile_ir(s.ir, s.target, s.cflags, job.space, job.candidate, output, timeout=timeout)
         return
-    optimized = output.with_suffix(".opt.bc")
+    # Bitcode named as an object: lld takes it for LTO, and clang's bare-metal driver refuses
+    # to hand a .bc file to the linker.
+    optimized = output.with_suffix(".opt.o")
     try:
         compile_ir(s.ir, s.target, s.cflags, job.space, job.candidate, optimized,
                    emit_llvm=True, timeout=timeout)

@@ -72,6 +72,8 @@ class ProgramResult:
     unit_results: tuple[UnitResult, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     ir_instructions: int = 0
+    # With keep_builds: every whole-program build measured afresh, (candidate, flash, binary).
+    builds: tuple[tuple[str, int, Path], ...] = ()
 
     @property
     def gain(self) -> float:
@@ -137,12 +139,14 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
                  ldflags: Sequence[str] = (), out: Path | None = None, lto: bool = False,
                  budget: int = 45, cache: MeasureCache | None = None, mode: str = DEFAULT_MODE,
                  check: Check | None = None, workers: int | None = None,
-                 time_limit: float | None = None) -> ProgramResult:
+                 time_limit: float | None = None,
+                 keep_builds: Path | None = None) -> ProgramResult:
     """Tune a program made of UNITS for TARGET; write the binary to OUT.
 
     budget: builds of the whole program allowed (whole-program) or per unit (per-unit), the
     baseline's included. check: runs a binary; a tuned binary whose run differs from the
     baseline's is rejected. time_limit: seconds for the search (None: the budget alone bounds it).
+    keep_builds: a folder that keeps every binary built (whole-program), e.g. to test them all.
     """
     started = time.monotonic()
     toolchains.target(target).require(with_llvm=True)
@@ -164,7 +168,7 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
         expected = check(baseline_binary) if check is not None else None
         if mode == "whole-program":
             outcome, extra = _whole_program(build, scratch, baseline, timings, budget, cache,
-                                            workers, time_limit)
+                                            workers, time_limit, keep_builds)
             choices = [(r.job.candidate.label, r.artifact, r.sizes, r) for r in outcome.ordered()]
             compilations, failures = 1 + len(outcome.tried), outcome.failures
             stop = outcome.stop_reason
@@ -196,7 +200,7 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
     return ProgramResult(tuple(units), target, out, lto, mode, baseline, sizes, label, flags,
                          fell_back, reason, compilations, failures, time.monotonic() - started,
                          tuple(rejected), check is not None, extra.get("units", ()), timings,
-                         extra.get("ir_instructions", 0))
+                         extra.get("ir_instructions", 0), extra.get("builds", ()))
 
 
 def _candidate(label: str):
@@ -207,7 +211,7 @@ def _candidate(label: str):
 
 def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[str, float],
                    budget: int, cache: MeasureCache | None, workers: int,
-                   time_limit: float | None) -> tuple[SearchOutcome, dict]:
+                   time_limit: float | None, keep_builds: Path | None) -> tuple[SearchOutcome, dict]:
     tick = time.monotonic()
     merged = build.merged_module(scratch, workers)
     timings["merge"] = time.monotonic() - tick
@@ -219,15 +223,17 @@ def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[s
     timings["graph+model"] = time.monotonic() - tick
     # Whole-program clang -Oz (no knob) first: the plain merge is often a gain of its own.
     ranked = [Ranked(OZ), *[r for r in ranked if r.candidate != OZ]]
-    keep = scratch / "builds"
-    keep.mkdir()
+    keep = keep_builds or scratch / "builds"
+    keep.mkdir(parents=True, exist_ok=True)
     tick = time.monotonic()
     outcome = search(subject, space, ranked, baseline, budget=budget,
                      baseline_seconds=timings["baseline build"], cache=cache, workers=workers,
                      keep_dir=keep, time_limit=time_limit)
     timings["search"] = time.monotonic() - tick
     timings["builds"] = outcome.compile_seconds
-    return outcome, {"ir_instructions": count_ir_instructions(text)}
+    kept = tuple((r.job.candidate.label, r.sizes.flash, r.artifact) for r in outcome.tried
+                 if keep_builds is not None and r.artifact is not None and r.sizes is not None)
+    return outcome, {"ir_instructions": count_ir_instructions(text), "builds": kept}
 
 
 def _per_unit(build: Build, scratch: Path, baseline: Sizes, budget: int,

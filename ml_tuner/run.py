@@ -45,9 +45,10 @@ def run_program(target: str, program: Path, args: Sequence[str] = (), *, cwd: Pa
 Check = Callable[[Path], Run]
 
 
-def args_check(target: str, args: Sequence[str], cwd: Path | None = None,
+def args_check(target: str, runs: Sequence[Sequence[str]], cwd: Path | None = None,
                timeout: float = RUN_TIMEOUT, name: str = "program") -> Check:
-    """A check that runs the binary with ARGS (in CWD); two binaries agree when their runs do.
+    """A check that runs the binary once per argument list of RUNS (in CWD); two binaries agree
+    when every run shows the same exit status and output.
 
     Every binary runs under the same path (a link in one folder), so a program that prints its
     own name prints the same thing whichever build it is.
@@ -59,6 +60,10 @@ def args_check(target: str, args: Sequence[str], cwd: Path | None = None,
     def check(binary: Path) -> Run:
         stable.unlink(missing_ok=True)
         stable.symlink_to(binary.resolve())
-        return run_program(target, stable, args, cwd=cwd, timeout=timeout)
+        done = [run_program(target, stable, args, cwd=cwd, timeout=timeout) for args in runs]
+        status = next((r.status for r in done if r.status != 0), 0)
+        output = "".join(f"$ {' '.join(args)}\n{r.output}[exit {r.status}]\n"
+                         for args, r in zip(runs, done))
+        return Run(status, output, any(r.timed_out for r in done))
 
     return check
