@@ -1,0 +1,77 @@
+"""Build the C runtime with the project's toolchains: the host shared library (Python binding)
+and the static `lowbit-run` runner for any Linux target of toolchains/targets.toml.
+
+Outputs are cached under CACHE_DIR/lowbit by a digest of the sources, the compiler command and
+the compiler's version, so a rebuild happens only when one of them changes.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import toolchains
+from fleetforge.errors import UserError
+from fleetforge.paths import CACHE_DIR
+from fleetforge.tools import run_tool
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+LIBRARY_SOURCES = ("lowbit.c", "kernels_x86.c", "kernels_neon.c")
+HEADERS = ("lowbit.h", "lowbit_internal.h")
+RUNNER_SOURCE = "runner.c"
+# Optimisation and warnings for every target; SIMD is chosen inside the sources (x86-64: AVX-512
+# functions picked at load time, so one binary runs on any x86-64; aarch64: NEON is baseline).
+CFLAGS = ("-O3", "-std=gnu11", "-Wall", "-Wextra", "-fno-strict-aliasing")
+
+
+def _compiler(target: toolchains.Target) -> list[str]:
+    if target.bare_metal:
+        raise UserError(f"target {target.name} has no Linux C library; the runtime needs one")
+    target.require(with_llvm=False)
+    return target.gcc_args()
+
+
+def _package(target: toolchains.Target) -> str:
+    return target.packages.get(target.gnu_tool("gcc"), "gcc")
+
+
+def _digest(target: toolchains.Target, extra: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for name in (*LIBRARY_SOURCES, *HEADERS, RUNNER_SOURCE):
+        digest.update(name.encode() + b"\0" + (RUNTIME_DIR / name).read_bytes())
+    compiler = _compiler(target)
+    version = run_tool([compiler[0], "--version"], debian_package=_package(target))
+    digest.update("\0".join([*compiler, *CFLAGS, *extra, version]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _build(target: toolchains.Target, name: str, sources: tuple[str, ...],
+           extra: tuple[str, ...]) -> Path:
+    out_dir = CACHE_DIR / "lowbit" / f"{target.name}-{_digest(target, extra)}"
+    out = out_dir / name
+    if out.is_file():
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{name}.part"
+    run_tool([*_compiler(target), *CFLAGS, *extra, "-I", RUNTIME_DIR,
+              *(RUNTIME_DIR / s for s in sources), "-o", tmp], debian_package=_package(target))
+    tmp.replace(out)
+    return out
+
+
+def build_library() -> Path:
+    """liblowbit.so for this machine (what the Python binding loads)."""
+    return _build(toolchains.host_target(), "liblowbit.so", LIBRARY_SOURCES,
+                  ("-shared", "-fPIC"))
+
+
+def build_runner(target_name: str | None = None) -> Path:
+    """The static `lowbit-run` for a target of the table (default: this machine)."""
+    target = toolchains.target(target_name) if target_name else toolchains.host_target()
+    return _build(target, "lowbit-run", (*LIBRARY_SOURCES, RUNNER_SOURCE), ("-static",))
+
+
+def runner_command(target_name: str | None = None) -> list[str]:
+    """How this machine runs the target's runner: natively, or under its emulator
+    (qemu-user for aarch64, from the table's `runner`)."""
+    target = toolchains.target(target_name) if target_name else toolchains.host_target()
+    return [*target.runner, str(build_runner(target.name))]
