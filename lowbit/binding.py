@@ -22,6 +22,11 @@ def _library() -> ctypes.CDLL:
     lib.lb_kernels.restype = ctypes.c_char_p
     lib.lb_kernels.argtypes = [ctypes.c_void_p]
     lib.lb_use_portable.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.lb_profile.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.lb_node_count.restype = ctypes.c_size_t
+    lib.lb_node_count.argtypes = [ctypes.c_void_p]
+    lib.lb_node_ms.restype = ctypes.c_double
+    lib.lb_node_ms.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)]
     return lib
 
 
@@ -51,6 +56,19 @@ class Runtime:
         out = np.empty(self.output_count, dtype=np.int32)
         self._lib.lb_run(self._handle, data.ctypes.data, out.ctypes.data)
         return out
+
+    def profile(self, codes: np.ndarray) -> list[tuple[str, float]]:
+        """(operator, milliseconds) of each node in one run."""
+        self._lib.lb_profile(self._handle, 1)
+        self.run(codes)
+        self._lib.lb_profile(self._handle, 0)
+        names = {1: "bitpack", 2: "conv", 3: "maxpool", 4: "avgpool"}
+        rows = []
+        for index in range(self._lib.lb_node_count(self._handle)):
+            op = ctypes.c_int()
+            ms = self._lib.lb_node_ms(self._handle, index, ctypes.byref(op))
+            rows.append((names.get(op.value, "?"), ms))
+        return rows
 
     def close(self) -> None:
         if self._handle:

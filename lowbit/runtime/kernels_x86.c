@@ -56,41 +56,47 @@ static inline void store8(const lb_conv *c, long pixel, int o0, __m512i acc) {
     }
 }
 
-#define PX 4 /* output pixels per block (along x) */
+/* Output pixels per block: as many as the 32 vector registers hold accumulators for
+ * (PX * A * W accumulators + W weight vectors + 1 broadcast). */
+#define PIXELS(A, W) ((A) * (W) <= 2 ? 8 : (A) * (W) <= 4 ? 6 : (A) * (W) <= 8 ? 3 : 1)
+#define MAX_PX 8
 
-/* One block: PX pixels x 8 output channels, A activation planes x W weight planes. A and W are
+/* One block: px pixels x 8 output channels, A activation planes x W weight planes. A and W are
  * compile-time constants in each instantiation, so the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void bitserial_block(const lb_conv *c, int oy, int ox0,
                                                                     int npx, int ob, const int A, const int W) {
-    __m512i acc[PX][4][4];
-    int64_t sumx[PX] = {0};
+    const int PX = PIXELS(A, W);
+    __m512i acc[MAX_PX][4][4];
+    int64_t sumx[MAX_PX] = {0};
     for (int p = 0; p < PX; p++)
         for (int i = 0; i < A; i++)
             for (int j = 0; j < W; j++) acc[p][i][j] = _mm512_setzero_si512();
-    const int kk = c->kh * c->kw, words = c->words;
+    const int words = c->words, pixel_words = A * words;
     const uint64_t *in = c->in;
-    const uint64_t *wbase = (const uint64_t *)c->packed + (long)ob * kk * words * W * 8;
-    for (int t = 0; t < kk; t++) {
-        const uint64_t *ap[PX];
-        int iy = oy * c->sh - c->ph + t / c->kw;
-        for (int p = 0; p < PX; p++) {
-            int ix = (ox0 + p) * c->sw - c->pw + t % c->kw;
-            ap[p] = (p < npx && iy >= 0 && iy < c->h && ix >= 0 && ix < c->w)
-                        ? in + ((long)(iy * c->w + ix) * A) * words : c->zeros;
-        }
-        const uint64_t *wp = wbase + (long)t * words * W * 8;
-        for (int wd = 0; wd < words; wd++) {
-            __m512i wv[4];
-            for (int j = 0; j < W; j++) wv[j] = _mm512_load_si512((const void *)(wp + (wd * W + j) * 8));
-            for (int p = 0; p < PX; p++)
-                for (int i = 0; i < A; i++) {
-                    uint64_t aw = ap[p][i * words + wd];
-                    __m512i a = _mm512_set1_epi64((long long)aw);
-                    if (W == 1 && c->binary) sumx[p] += (int64_t)__builtin_popcountll(aw) << i;
-                    for (int j = 0; j < W; j++)
-                        acc[p][i][j] = _mm512_add_epi64(acc[p][i][j],
-                                                        _mm512_popcnt_epi64(_mm512_and_si512(a, wv[j])));
-                }
+    const uint64_t *wp = (const uint64_t *)c->packed + (long)ob * c->kh * c->kw * words * W * 8;
+    for (int ky = 0; ky < c->kh; ky++) {
+        int iy = oy * c->sh - c->ph + ky;
+        int row_ok = iy >= 0 && iy < c->h;
+        const uint64_t *row = in + (long)iy * c->w * pixel_words;
+        for (int kx = 0; kx < c->kw; kx++, wp += words * W * 8) {
+            const uint64_t *ap[MAX_PX];
+            for (int p = 0; p < PX; p++) {
+                int ix = (ox0 + p) * c->sw - c->pw + kx;
+                ap[p] = (row_ok && p < npx && ix >= 0 && ix < c->w) ? row + (long)ix * pixel_words : c->zeros;
+            }
+            for (int wd = 0; wd < words; wd++) {
+                __m512i wv[4];
+                for (int j = 0; j < W; j++) wv[j] = _mm512_load_si512((const void *)(wp + (wd * W + j) * 8));
+                for (int p = 0; p < PX; p++)
+                    for (int i = 0; i < A; i++) {
+                        uint64_t aw = ap[p][i * words + wd];
+                        __m512i a = _mm512_set1_epi64((long long)aw);
+                        if (W == 1 && c->binary) sumx[p] += (int64_t)__builtin_popcountll(aw) << i;
+                        for (int j = 0; j < W; j++)
+                            acc[p][i][j] = _mm512_add_epi64(acc[p][i][j],
+                                                            _mm512_popcnt_epi64(_mm512_and_si512(a, wv[j])));
+                    }
+            }
         }
     }
     for (int p = 0; p < npx; p++) {
@@ -111,11 +117,11 @@ static inline __attribute__((always_inline)) void bitserial_block(const lb_conv 
 
 #define BITSERIAL_ROWS(A, W)                                                                   \
     static void bitserial_##A##_##W(const lb_conv *c) {                                        \
-        int blocks = (c->oc + 7) / 8;                                                          \
+        const int px = PIXELS(A, W), blocks = (c->oc + 7) / 8;                                 \
         for (int oy = 0; oy < c->oh; oy++)                                                     \
             for (int ob = 0; ob < blocks; ob++)                                                \
-                for (int ox = 0; ox < c->ow; ox += PX)                                         \
-                    bitserial_block(c, oy, ox, c->ow - ox < PX ? c->ow - ox : PX, ob, A, W);   \
+                for (int ox = 0; ox < c->ow; ox += px)                                         \
+                    bitserial_block(c, oy, ox, c->ow - ox < px ? c->ow - ox : px, ob, A, W);   \
     }
 BITSERIAL_ROWS(1, 1) BITSERIAL_ROWS(1, 2) BITSERIAL_ROWS(1, 3) BITSERIAL_ROWS(1, 4)
 BITSERIAL_ROWS(2, 1) BITSERIAL_ROWS(2, 2) BITSERIAL_ROWS(2, 3) BITSERIAL_ROWS(2, 4)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lowbit_internal.h"
 
@@ -24,6 +25,7 @@ typedef struct {
     uint16_t in[MAX_IO], out[MAX_IO], cst[MAX_CONSTS];
     int32_t params[MAX_PARAMS];
     lb_conv conv; /* OP_CONV, OP_AVGPOOL (epilogues) */
+    double ms;    /* last run, when profiling */
 } lb_node;
 
 struct lb_model {
@@ -33,7 +35,7 @@ struct lb_model {
     lb_tensor *tensors;
     lb_node *nodes;
     uint64_t *zeros;
-    int portable, simd;
+    int portable, simd, profile;
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
@@ -139,26 +141,32 @@ void lb_conv_int8_portable(const lb_conv *c) {
         }
 }
 
+/* Max pool on codes; the channel loop is innermost and contiguous (NHWC), so it vectorizes. */
+#define MAXPOOL_BODY(T, LOWEST)                                                                 \
+    for (int oy = 0; oy < oh; oy++)                                                             \
+        for (int ox = 0; ox < ow; ox++) {                                                       \
+            T *o = (T *)out->data + ((long)oy * ow + ox) * ch;                                  \
+            for (int c = 0; c < ch; c++) o[c] = LOWEST;                                         \
+            for (int ky = 0; ky < kh; ky++) {                                                   \
+                int iy = oy * sh - ph + ky;                                                     \
+                if (iy < 0 || iy >= h) continue;                                                \
+                for (int kx = 0; kx < kw; kx++) {                                               \
+                    int ix = ox * sw - pw + kx;                                                 \
+                    if (ix < 0 || ix >= w) continue;                                            \
+                    const T *x = (const T *)in->data + ((long)iy * w + ix) * ch;                \
+                    for (int c = 0; c < ch; c++) o[c] = x[c] > o[c] ? x[c] : o[c];              \
+                }                                                                               \
+            }                                                                                   \
+        }
+
 static void maxpool(const lb_tensor *in, lb_tensor *out, const int32_t *p) {
     int kh = p[0], kw = p[1], sh = p[2], sw = p[3], ph = p[4], pw = p[5];
     int h = in->dims[0], w = in->dims[1], ch = in->dims[2], oh = out->dims[0], ow = out->dims[1];
-    int sgn = in->dtype == DT_I8;
-    for (int oy = 0; oy < oh; oy++)
-        for (int ox = 0; ox < ow; ox++)
-            for (int c = 0; c < ch; c++) {
-                int best = sgn ? -128 : 0;
-                for (int ky = 0; ky < kh; ky++)
-                    for (int kx = 0; kx < kw; kx++) {
-                        int iy = oy * sh - ph + ky, ix = ox * sw - pw + kx;
-                        if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                        long at = ((long)iy * w + ix) * ch + c;
-                        int v = sgn ? ((const int8_t *)in->data)[at] : ((const uint8_t *)in->data)[at];
-                        if (v > best) best = v;
-                    }
-                long at = ((long)oy * ow + ox) * ch + c;
-                if (sgn) ((int8_t *)out->data)[at] = (int8_t)best;
-                else ((uint8_t *)out->data)[at] = (uint8_t)best;
-            }
+    if (in->dtype == DT_I8) {
+        MAXPOOL_BODY(int8_t, -128)
+    } else {
+        MAXPOOL_BODY(uint8_t, 0)
+    }
 }
 
 static void avgpool(const lb_tensor *in, const lb_conv *c) {
@@ -448,6 +456,18 @@ void lb_free(lb_model *m) {
 size_t lb_input_bytes(const lb_model *m) { return tensor_bytes(&m->tensors[m->input]); }
 size_t lb_output_count(const lb_model *m) { return tensor_bytes(&m->tensors[m->output]) / 4; }
 void lb_use_portable(lb_model *m, int portable) { m->portable = portable; }
+void lb_profile(lb_model *m, int enable) { m->profile = enable; }
+size_t lb_node_count(const lb_model *m) { return m->n_nodes; }
+double lb_node_ms(const lb_model *m, size_t i, int *op) {
+    if (i >= m->n_nodes) return -1;
+    if (op) *op = m->nodes[i].op;
+    return m->nodes[i].ms;
+}
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
 
 const char *lb_kernels(const lb_model *m) {
     if (m->portable || !m->simd) return "portable";
@@ -467,6 +487,7 @@ int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         lb_node *n = &m->nodes[i];
         lb_tensor *src = &m->tensors[n->in[0]], *dst = &m->tensors[n->out[0]];
+        double start = m->profile ? now_ms() : 0;
         switch (n->op) {
         case OP_BITPACK: {
             long pixels = (long)src->dims[0] * src->dims[1];
@@ -493,6 +514,7 @@ int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
         case OP_MAXPOOL: maxpool(src, dst, n->params); break;
         case OP_AVGPOOL: avgpool(src, &n->conv); break;
         }
+        if (m->profile) n->ms = now_ms() - start;
     }
     lb_tensor *out = &m->tensors[m->output];
     memcpy(output, out->data, tensor_bytes(out));

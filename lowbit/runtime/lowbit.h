@@ -26,6 +26,10 @@ size_t lb_output_count(const lb_model *model);
 int lb_run(lb_model *model, const uint8_t *input, int32_t *output);
 /* The kernel family in use: "avx512", "neon" or "portable". */
 const char *lb_kernels(const lb_model *model);
+/* Per-node timing (off by default): enable, then read each node's milliseconds of the last run. */
+void lb_profile(lb_model *model, int enable);
+size_t lb_node_count(const lb_model *model);
+double lb_node_ms(const lb_model *model, size_t node, int *op);
 /* Force the portable kernels (tests compare every family against the reference). */
 void lb_use_portable(lb_model *model, int portable);
 
