@@ -6,7 +6,6 @@ hand (docs/buildroot.md), not here.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from images.kernel_source.build import (
     input_digest,
     merged_fragment_text,
 )
-from images.kernel_source.debian_source import SourceFetchError, fetch_source, prepare_apt
 from images.kernel_source.offline import SourceKernel
 from images.layers import load_config
 
@@ -57,35 +55,6 @@ def test_unknown_architecture_is_a_clear_error(tmp_path):
     assert KernelArch.for_board("aarch64").cross_compile == "aarch64-linux-gnu-"
     assert KernelArch.for_board("arm").image == "arch/arm/boot/zImage"
     assert KernelArch.for_board("x86_64").cross_compile == ""  # this machine's own gcc
-
-
-def _fake_source_download(folder: Path, *, complete: bool) -> None:
-    tarball = b"not really a tarball"
-    md5 = hashlib.md5(tarball).hexdigest()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "linux_6.1.1-1.dsc").write_text(
-        f"Format: 3.0 (quilt)\nSource: linux\nFiles:\n {md5} {len(tarball)} linux_6.1.1.orig.tar.xz\n")
-    if complete:
-        (folder / "linux_6.1.1.orig.tar.xz").write_bytes(tarball)
-
-
-def test_a_complete_cached_download_is_reused_offline(tmp_path):
-    _fake_source_download(tmp_path / "debian-source" / "linux", complete=True)
-    package = fetch_source("linux", tmp_path, offline=True)
-    assert (package.version, package.upstream_version) == ("6.1.1-1", "6.1.1")
-
-
-def test_an_incomplete_download_is_not_trusted(tmp_path):
-    _fake_source_download(tmp_path / "debian-source" / "linux", complete=False)
-    with pytest.raises(SourceFetchError, match="not in the cache"):
-        fetch_source("linux", tmp_path, offline=True)
-
-
-def test_private_apt_configuration_leaves_the_host_alone(tmp_path):
-    options = prepare_apt(tmp_path)
-    sources = (tmp_path / "apt-source" / "sources.list.d" / "fleetforge-bookworm-src.sources")
-    assert "Types: deb-src" in sources.read_text() and "Suites: bookworm" in sources.read_text()
-    assert all(str(tmp_path) in value for value in options[1::2] if value.startswith("Dir::"))
 
 
 def test_built_in_modules_are_skipped_not_failed(tmp_path):
