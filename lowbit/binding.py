@@ -34,6 +34,7 @@ class Runtime:
     """A loaded artifact: run(codes) -> int32 outputs, exactly as lowbit-run computes them."""
 
     def __init__(self, blob: bytes, *, portable: bool = False, where: str = "model") -> None:
+        self._handle = None
         lib = _library()
         err = ctypes.create_string_buffer(256)
         handle = lib.lb_load(blob, len(blob), err, len(err))

@@ -6,11 +6,13 @@ the compiler's version, so a rebuild happens only when one of them changes.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import shutil
 from pathlib import Path
 
 import toolchains
-from fleetforge.errors import UserError
+from fleetforge.errors import UserError, exit_on_user_error
 from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
 
@@ -75,3 +77,31 @@ def runner_command(target_name: str | None = None) -> list[str]:
     (qemu-user for aarch64, from the table's `runner`)."""
     target = toolchains.target(target_name) if target_name else toolchains.host_target()
     return [*target.runner, str(build_runner(target.name))]
+
+
+def target_for_arch(arch: str) -> toolchains.Target:
+    """The Linux target of the table for a board's `arch` (layer.toml [board])."""
+    for candidate in toolchains.targets().values():
+        if candidate.arch == arch and candidate.os == "linux":
+            return candidate
+    raise UserError(f"no Linux target in toolchains/targets.toml has arch '{arch}'")
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    """`python -m lowbit.build --arch aarch64 --install ROOT/usr/bin/lowbit-run`: what the
+    feature/models layer runs at image build time."""
+    parser = argparse.ArgumentParser(prog="python -m lowbit.build", description=main.__doc__)
+    parser.add_argument("--arch", help="board architecture (default: this machine)")
+    parser.add_argument("--install", type=Path, required=True, help="where to copy lowbit-run")
+    args = parser.parse_args(argv)
+    target = target_for_arch(args.arch) if args.arch else toolchains.host_target()
+    runner = build_runner(target.name)
+    args.install.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(runner, args.install)
+    args.install.chmod(0o755)
+    print(f"lowbit-run for {target.name} -> {args.install}")
+
+
+if __name__ == "__main__":
+    main()

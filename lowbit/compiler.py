@@ -17,6 +17,10 @@ from lowbit.qat import LsqQuantizer
 
 # The compiler's own source: its digest is part of the version recorded in every artifact, so a
 # changed compiler (or an ImpNet-style backdoored one) cannot claim to be the audited one.
+# What every quantizer of lowbit.qat is; the per-layer bits and signedness follow it in the
+# provenance, and the learned steps are part of the checkpoint (its hash).
+QUANTIZER_SCHEME = ("LSQ learned steps; weights per output channel, signed two's complement "
+                    "(1 bit: -1/+1); activations per tensor, unsigned after ReLU, signed elsewhere")
 COMPILER_SOURCES = ("qat.py", "lower.py", "ir.py", "passes.py", "artifact.py", "compiler.py")
 
 
@@ -60,8 +64,7 @@ def compile_model(model: nn.Module, input_shape: tuple[int, int, int], *,
                   "scale": float(np.float64(source.scale))},
         "provenance": {
             "checkpoint_sha256": checkpoint_hash(model),
-            "quantizer": {"config": getattr(model, "lowbit_config", None),
-                          "layers": layer_bits(model)},
+            "quantizer": {"scheme": QUANTIZER_SCHEME, "layers": layer_bits(model)},
             "compiler": compiler_version(),
             "passes": ["lower", *(n for n, _ in PIPELINE)],
             "packing_layout": PACKING_LAYOUT,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass, field
 
 from fleetforge.errors import UserError
@@ -68,13 +67,3 @@ class QuantConfig:
                 bits = override
         return LayerBits(bits, bits)
 
-    def to_json(self) -> dict[str, object]:
-        """The settings as recorded in the artifact's provenance."""
-        return {"low_bits": self.low_bits, "high_bits": self.high_bits,
-                "low_bit_roles": list(self.low_bit_roles),
-                "overrides": [[p, b] for p, b in self.overrides],
-                "weights": "per-output-channel LSQ, signed (1 bit: -1/+1)",
-                "activations": "per-tensor LSQ, unsigned after ReLU, signed elsewhere"}
-
-    def describe(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True)

@@ -87,9 +87,9 @@ class Graph:
     def ops(self) -> list[str]:
         return [n.op for n in self.nodes]
 
-    def fresh(self, base: str) -> str:
-        """A tensor or node name not used yet."""
-        taken = set(self.tensors) | {n.name for n in self.nodes}
+    def fresh(self, base: str, *, node: bool = False) -> str:
+        """A tensor name (or with node=True a node name) not used yet."""
+        taken = {n.name for n in self.nodes} if node else set(self.tensors)
         if base not in taken:
             return base
         index = 1

@@ -46,7 +46,7 @@ class _Lowering:
 
     def emit(self, op: str, name: str, inputs: list[str], outputs: list[str],
              attrs: dict | None = None, consts: dict | None = None) -> None:
-        self.graph.nodes.append(Node(op, self.graph.fresh(name), inputs, outputs,
+        self.graph.nodes.append(Node(op, self.graph.fresh(name, node=True), inputs, outputs,
                                      attrs or {}, consts or {}))
 
     def quantize(self, quant: LsqQuantizer, source: str, name: str) -> str:

@@ -196,7 +196,7 @@ def insert_requantize(graph: Graph) -> Graph:
                                            out.signed, out.scale)
         index = graph.nodes.index(quantize)
         graph.nodes.remove(quantize)
-        new_nodes = [Node("requantize", graph.fresh(f"{quantize.name}.requantize"), [acc],
+        new_nodes = [Node("requantize", graph.fresh(f"{quantize.name}.requantize", node=True), [acc],
                           [tensor], attrs, consts)]
         for position, pool in enumerate(pools):
             last = position == len(pools) - 1
@@ -205,7 +205,7 @@ def insert_requantize(graph: Graph) -> Graph:
                 shape = graph.tensors[pool.outputs[0]].shape
                 graph.tensors[pooled] = Tensor(pooled, shape, out.dtype, out.bits, out.signed,
                                                out.scale)
-            new_nodes.append(Node("maxpool", graph.fresh(f"{out.name}.{pool.name}"), [tensor],
+            new_nodes.append(Node("maxpool", graph.fresh(f"{out.name}.{pool.name}", node=True), [tensor],
                                   [pooled], dict(pool.attrs)))
             tensor = pooled
         graph.nodes[index:index] = new_nodes
@@ -315,7 +315,7 @@ def insert_bitpack(graph: Graph) -> Graph:
             graph.tensors[name] = Tensor(name, codes.shape, "planes", codes.bits, False, codes.scale)
             producer = graph.producer(source)
             index = graph.nodes.index(producer) + 1 if producer else 0
-            graph.nodes.insert(index, Node("bitpack", graph.fresh(f"{source}.bitpack"), [source],
+            graph.nodes.insert(index, Node("bitpack", graph.fresh(f"{source}.bitpack", node=True), [source],
                                            [name], {"bits": codes.bits}))
             packed[source] = name
         conv.inputs[0] = packed[source]

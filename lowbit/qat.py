@@ -331,7 +331,6 @@ def prepare(model: nn.Module, config: QuantConfig | None = None, *,
             node.replace_input_with(source, quantized)
     gm.graph.lint()
     gm.recompile()
-    gm.lowbit_config = config.to_json()  # recorded in the artifact's provenance
     return gm
 
 

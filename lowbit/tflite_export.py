@@ -269,14 +269,14 @@ def _byte_vector(b: flatbuffers.Builder, data: bytes) -> int:
     b.StartVector(1, len(data), 16)  # TFLite wants buffers 16-byte aligned
     b.head -= len(data)
     b.Bytes[b.head:b.head + len(data)] = data
-    return b.EndVector(len(data))
+    return b.EndVector()
 
 
 def _offsets(b: flatbuffers.Builder, start, items: list[int]) -> int:
     start(b, len(items))
     for item in reversed(items):
         b.PrependUOffsetTRelative(item)
-    return b.EndVector(len(items))
+    return b.EndVector()
 
 
 def _options(b: flatbuffers.Builder, op: OpSpec) -> tuple[int, int]:

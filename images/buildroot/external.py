@@ -56,6 +56,7 @@ def _hook_environment(config: MergedConfig, workspace: Path) -> str:
         "FLEETFORGE_LAYERS": ",".join(config.layer_names),
         "FLEETFORGE_HOSTNAME": config.hostname,
         "FLEETFORGE_WORKSPACE": str(workspace),
+        "FLEETFORGE_PYTHON": sys.executable,
     }
     lines = [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
     # Buildroot exports BASE_DIR (its O= directory) to post scripts.
