@@ -12,7 +12,7 @@ from lowbit import passes, reference
 from lowbit.lower import lower
 from lowbit.pipeline import input_codes
 
-from conftest import calibrated
+from lowbit_testlib import calibrated
 
 
 def stages(compiled) -> dict[str, object]:

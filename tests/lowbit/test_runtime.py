@@ -17,7 +17,7 @@ from lowbit.build import runner_command
 from lowbit.config import QuantConfig
 from lowbit.pipeline import input_codes
 
-from conftest import make
+from lowbit_testlib import make
 
 BITS = [1, 2, 3, 4]
 
