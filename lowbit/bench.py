@@ -23,7 +23,7 @@ from lowbit.compiler import compile_model
 from lowbit.config import QuantConfig
 from lowbit.digits import accuracy, train
 from lowbit.pipeline import BuildRequest, build_model, input_codes
-from lowbit.qat import prepare
+from lowbit.qat import calibrate, prepare
 from lowbit.tflite_export import export_int8, quantize_input
 
 
@@ -99,14 +99,9 @@ def bench_architecture(name: str, options: BenchOptions) -> dict[str, object]:
     calibration = built.data.train_x[:256] if built.data else built.samples
     tflite_blob = export_int8(built.fp32, calibration)
     blobs = {2: compile_model(built.prepared, built.shape, name=f"{name}-w2")}
-    prepared4 = prepare(copy.deepcopy(built.fp32), QuantConfig(low_bits=4))
+    prepared4 = calibrate(prepare(copy.deepcopy(built.fp32), QuantConfig(low_bits=4)), calibration)
     if built.data is not None:
         train(prepared4, built.data, epochs=options.qat_epochs, lr=1e-3, label="QAT 4-bit")
-    else:
-        prepared4.train()
-        with torch.no_grad():
-            prepared4(built.samples)
-        prepared4.eval()
     blobs[4] = compile_model(prepared4, built.shape, name=f"{name}-w4")
     row["size_bytes"] = {"fp32": fp32_size(built.fp32), "tflite_int8": len(tflite_blob),
                          "lowbit_4": len(blobs[4]), "lowbit_2": len(blobs[2])}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import toolchains
@@ -36,40 +37,60 @@ def _package(target: toolchains.Target) -> str:
     return target.packages.get(target.gnu_tool("gcc"), "gcc")
 
 
-def _digest(target: toolchains.Target, extra: tuple[str, ...]) -> str:
+def _digest(target: toolchains.Target) -> str:
     digest = hashlib.sha256()
     for name in (*LIBRARY_SOURCES, *HEADERS, RUNNER_SOURCE):
         digest.update(name.encode() + b"\0" + (RUNTIME_DIR / name).read_bytes())
     compiler = _compiler(target)
     version = run_tool([compiler[0], "--version"], debian_package=_package(target))
-    digest.update("\0".join([*compiler, *CFLAGS, *extra, version]).encode())
+    digest.update("\0".join([*compiler, *CFLAGS, version]).encode())
     return digest.hexdigest()[:16]
 
 
-def _build(target: toolchains.Target, name: str, sources: tuple[str, ...],
-           extra: tuple[str, ...]) -> Path:
-    out_dir = CACHE_DIR / "lowbit" / f"{target.name}-{_digest(target, extra)}"
+def _out_dir(target: toolchains.Target) -> Path:
+    return CACHE_DIR / "lowbit" / f"{target.name}-{_digest(target)}"
+
+
+def _objects(target: toolchains.Target, out_dir: Path) -> list[Path]:
+    """Each source compiled once (position-independent: the same objects make the shared
+    library and the static runner), two at a time."""
+    def compile_one(source: str) -> Path:
+        obj = out_dir / (Path(source).stem + ".o")
+        if not obj.is_file():
+            tmp = out_dir / f".{obj.name}.part"
+            run_tool([*_compiler(target), *CFLAGS, "-fPIC", "-I", RUNTIME_DIR, "-c",
+                      RUNTIME_DIR / source, "-o", tmp], debian_package=_package(target))
+            tmp.replace(obj)
+        return obj
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(compile_one, (*LIBRARY_SOURCES, RUNNER_SOURCE)))
+
+
+def _link(target: toolchains.Target, name: str, extra: tuple[str, ...], with_runner: bool) -> Path:
+    out_dir = _out_dir(target)
     out = out_dir / name
     if out.is_file():
         return out
-    out_dir.mkdir(parents=True, exist_ok=True)
+    objects = _objects(target, out_dir)
+    if not with_runner:
+        objects = objects[:-1]
     tmp = out_dir / f".{name}.part"
-    run_tool([*_compiler(target), *CFLAGS, *extra, "-I", RUNTIME_DIR,
-              *(RUNTIME_DIR / s for s in sources), "-o", tmp], debian_package=_package(target))
+    run_tool([*_compiler(target), *extra, *objects, "-o", tmp], debian_package=_package(target))
     tmp.replace(out)
     return out
 
 
 def build_library() -> Path:
     """liblowbit.so for this machine (what the Python binding loads)."""
-    return _build(toolchains.host_target(), "liblowbit.so", LIBRARY_SOURCES,
-                  ("-shared", "-fPIC"))
+    return _link(toolchains.host_target(), "liblowbit.so", ("-shared",), with_runner=False)
 
 
 def build_runner(target_name: str | None = None) -> Path:
     """The static `lowbit-run` for a target of the table (default: this machine)."""
     target = toolchains.target(target_name) if target_name else toolchains.host_target()
-    return _build(target, "lowbit-run", (*LIBRARY_SOURCES, RUNNER_SOURCE), ("-static",))
+    return _link(target, "lowbit-run", ("-static",), with_runner=True)
 
 
 def runner_command(target_name: str | None = None) -> list[str]:

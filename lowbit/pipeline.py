@@ -25,7 +25,7 @@ from lowbit.architectures import ARCHITECTURES, input_shape, randomize_batchnorm
 from lowbit.compiler import compile_model
 from lowbit.config import QuantConfig
 from lowbit.digits import Digits, load_digits, train
-from lowbit.qat import prepare
+from lowbit.qat import calibrate, prepare
 
 MODEL_FILE = "model.lbit"
 GOLDEN_INPUT = "golden/input.bin"
@@ -71,18 +71,15 @@ def build_model(request: BuildRequest) -> BuiltModel:
     if request.arch == "digits":
         data = load_digits(seed=request.seed)
         train(fp32, data, epochs=request.epochs, lr=3e-3, seed=request.seed, label="fp32 training")
-        prepared = prepare(copy.deepcopy(fp32), config)
+        prepared = calibrate(prepare(copy.deepcopy(fp32), config), data.train_x[:256])
         train(prepared, data, epochs=request.qat_epochs, lr=1e-3, seed=request.seed,
               label=f"QAT {request.bits}-bit")
         return BuiltModel(request, fp32, prepared, shape, data.test_x[:request.golden], data)
     randomize_batchnorm(fp32, request.seed).eval()
-    prepared = prepare(copy.deepcopy(fp32), config)
     generator = torch.Generator().manual_seed(request.seed)
     samples = torch.rand(max(request.golden, 2), *shape, generator=generator)
-    prepared.train()
-    with torch.no_grad():
-        prepared(samples)  # LSQ's initial steps from data
-    return BuiltModel(request, fp32.eval(), prepared.eval(), shape, samples[:request.golden], None)
+    prepared = calibrate(prepare(copy.deepcopy(fp32), config), samples)
+    return BuiltModel(request, fp32.eval(), prepared, shape, samples[:request.golden], None)
 
 
 def input_codes(meta: dict, images: torch.Tensor | np.ndarray) -> np.ndarray:

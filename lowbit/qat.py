@@ -334,6 +334,19 @@ def prepare(model: nn.Module, config: QuantConfig | None = None, *,
     return gm
 
 
+@torch.no_grad()
+def calibrate(prepared: nn.Module, images: torch.Tensor) -> nn.Module:
+    """Initialize every quantizer's step from one batch (LSQ's init; with no QAT epochs this is
+    post-training quantization). Batch norms keep their statistics (eval mode); returns the
+    model in eval mode."""
+    prepared.eval()
+    for module in prepared.modules():
+        if isinstance(module, LsqQuantizer) and not bool(module.initialized):
+            module.train()
+    prepared(images)
+    return prepared.eval()
+
+
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
     parent_path, _, name = path.rpartition(".")
     parent = root.get_submodule(parent_path) if parent_path else root

@@ -74,10 +74,35 @@ static inline __attribute__((always_inline)) void bitserial_block(const lb_conv 
     const int words = c->words, pixel_words = A * words;
     const uint64_t *in = c->in;
     const uint64_t *wp = (const uint64_t *)c->packed + (long)ob * c->kh * c->kw * words * W * 8;
+    /* A block whose every tap is inside the image (most of them) addresses its pixels from one
+     * pointer per pixel and row; border blocks point missing taps at a zero pixel. */
+    const int x0 = ox0 * c->sw - c->pw;
+    const int interior_x = npx == PX && x0 >= 0 && (ox0 + PX - 1) * c->sw - c->pw + c->kw <= c->w;
     for (int ky = 0; ky < c->kh; ky++) {
         int iy = oy * c->sh - c->ph + ky;
         int row_ok = iy >= 0 && iy < c->h;
         const uint64_t *row = in + (long)iy * c->w * pixel_words;
+        if (row_ok && interior_x) {
+            const uint64_t *base[MAX_PX];
+            for (int p = 0; p < PX; p++) base[p] = row + (long)(x0 + p * c->sw) * pixel_words;
+            for (int kx = 0; kx < c->kw; kx++, wp += words * W * 8) {
+                const long koff = (long)kx * pixel_words;
+                for (int wd = 0; wd < words; wd++) {
+                    __m512i wv[4];
+                    for (int j = 0; j < W; j++) wv[j] = _mm512_load_si512((const void *)(wp + (wd * W + j) * 8));
+                    for (int p = 0; p < PX; p++)
+                        for (int i = 0; i < A; i++) {
+                            uint64_t aw = base[p][koff + i * words + wd];
+                            __m512i a = _mm512_set1_epi64((long long)aw);
+                            if (W == 1 && c->binary) sumx[p] += (int64_t)__builtin_popcountll(aw) << i;
+                            for (int j = 0; j < W; j++)
+                                acc[p][i][j] = _mm512_add_epi64(acc[p][i][j],
+                                                                _mm512_popcnt_epi64(_mm512_and_si512(a, wv[j])));
+                        }
+                }
+            }
+            continue;
+        }
         for (int kx = 0; kx < c->kw; kx++, wp += words * W * 8) {
             const uint64_t *ap[MAX_PX];
             for (int p = 0; p < PX; p++) {

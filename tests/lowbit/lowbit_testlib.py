@@ -11,7 +11,7 @@ from lowbit import artifact
 from lowbit.architectures import DigitsNet, ResNetStyle, YoloStyle, randomize_batchnorm
 from lowbit.compiler import compile_model
 from lowbit.config import QuantConfig
-from lowbit.qat import prepare
+from lowbit.qat import calibrate, prepare
 
 
 @dataclass
@@ -30,11 +30,7 @@ class Compiled:
 def calibrated(model: nn.Module, shape: tuple[int, int, int], config: QuantConfig | None = None,
                seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    prepared = prepare(model, config)
-    prepared.train()
-    with torch.no_grad():
-        prepared(torch.rand(4, *shape))
-    return prepared.eval()
+    return calibrate(prepare(model, config), torch.rand(4, *shape))
 
 
 def make(name: str, model: nn.Module, shape: tuple[int, int, int],
