@@ -22,11 +22,8 @@ TASK_MODULES = (
     "ota.tasks",
     "diaspec.tasks",
     "ml_tuner.tasks",
-<<<<<<< HEAD
-    "lowbit.tasks",
-=======
     "apps.tasks",
->>>>>>> a48ee44881525dc503e8bce821310fb7dbf0899b
+    "lowbit.tasks",
 )
 
 
