@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from checkout import REPO_ROOT
+from fleetforge.cli import main
 from fleetforge.errors import UserError
 from lowbit import artifact
 from lowbit.build import runner_command
@@ -65,16 +64,14 @@ def test_bundle_signs_the_provenance(model_dir, tmp_path) -> None:
         verify_provenance(bundle.manifest, swapped)
 
 
-def test_model_compile_task(tmp_path) -> None:
-    """`fleetforge model.compile` end to end, without training (calibration only: the training
-    loops are the bench's; here the task's plumbing)."""
+def test_model_compile_task(tmp_path, capsys) -> None:
+    """`fleetforge model.compile` (the console script's main, in this process) end to end,
+    without training (calibration only: the training loops are the bench's)."""
     out = tmp_path / "digits"
-    fleetforge = [sys.executable, "-c", "from fleetforge.cli import main; main()"]
-    done = subprocess.run([*fleetforge, "model.compile", "--epochs", "0", "--qat-epochs", "0",
-                           "--golden", "2", "--output", str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert (out / MODEL_FILE).is_file() and "checkpoint" in done.stdout
-    done = subprocess.run([*fleetforge, "model.compile", "--arch", "yolo", "--bits", "9"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
+    main(["model.compile", "--epochs", "0", "--qat-epochs", "0", "--golden", "2", "--output", str(out)])
+    assert (out / MODEL_FILE).is_file() and "checkpoint" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["model.compile", "--bits", "9"])
+    error = capsys.readouterr().err
+    assert done.value.code == 2 and error.startswith("error: quantizer setting low_bits=9")
+    assert "Traceback" not in error and error.count("\n") == 1

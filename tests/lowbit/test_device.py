@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from checkout import REPO_ROOT
+from checkout import REPO_ROOT  # the agent of this checkout (contract A probe)
+from fleetforge.cli import main
 from lowbit.deploy import model_bundle
 from lowbit.pipeline import GOLDEN_OUTPUT, MODEL_FILE, write_model_dir
 from ota import client, keys
@@ -100,18 +99,16 @@ def test_runner_checks_a_model_in_the_guest(device: Device, tmp_path: Path) -> N
     assert status == 0 and "bit-exact (neon kernels)" in out
 
 
-def test_deploy_commits_a_model_that_checks(device: Device, tmp_path: Path) -> None:
-    """`fleetforge model.deploy` (the shipped task) to the booted image."""
+def test_deploy_commits_a_model_that_checks(device: Device, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`fleetforge model.deploy` (the console script's main, in this process) to the booted image."""
     model = _model_dir(tmp_path / "digits-w2", seed=2)
-    env = {**os.environ, "FLEETFORGE_WORKSPACES": str(device.workspace.root.parent),
-           "FLEETFORGE_OTA_KEYS": str(device.keys)}
-    done = subprocess.run(
-        [sys.executable, "-c", "from fleetforge.cli import main; main()", "model.deploy",
-         "--host", f"root@127.0.0.1:{device.target.port}", "--model", str(model),
-         "--workspace", device.workspace.name, "--version", "1.0.0",
-         "--identity", str(device.options.identity), "--known-hosts", str(device.options.known_hosts),
-         "--trust-new-host"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    monkeypatch.setenv("FLEETFORGE_WORKSPACES", str(device.workspace.root.parent))
+    monkeypatch.setenv("FLEETFORGE_OTA_KEYS", str(device.keys))
+    main(["model.deploy", "--host", f"root@127.0.0.1:{device.target.port}", "--model", str(model),
+          "--workspace", device.workspace.name, "--version", "1.0.0",
+          "--identity", str(device.options.identity),
+          "--known-hosts", str(device.options.known_hosts), "--trust-new-host"])  # raises on failure
     status, out = device.shell("sha256sum /persist/artifacts/model/model.lbit")
     assert status == 0 and out.split()[0] == _sha(model / MODEL_FILE)
     installed = {a.name: a for a in client.status(device.target, device.options).artifacts}
