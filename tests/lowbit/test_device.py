@@ -7,7 +7,6 @@ booted once for the module."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,15 +56,7 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
     base = tmp_path_factory.mktemp("lowbit-device")
     key_dir = base / "keys"
     keys.keygen(key_dir)
-    previous = os.environ.get("FLEETFORGE_OTA_KEYS")
-    os.environ["FLEETFORGE_OTA_KEYS"] = str(key_dir)  # the image trusts this key
-    try:
-        built = build_once(LAYERS, "models", base / "ws")
-    finally:
-        if previous is None:
-            os.environ.pop("FLEETFORGE_OTA_KEYS", None)
-        else:
-            os.environ["FLEETFORGE_OTA_KEYS"] = previous
+    built = build_once(LAYERS, "models", base / "ws", ota_keys=key_dir)  # the image trusts key_dir
     machine = BootedMachine.start(built.workspace, timeout=240)
     try:
         machine.wait_settled(timeout=120)
