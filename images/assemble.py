@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,6 +81,8 @@ def hook_environment(config: MergedConfig, workspace: Workspace, dirs: AssemblyD
         "FLEETFORGE_WORKSPACE": str(workspace.root),
         "FLEETFORGE_PROJECT_DIR": str(project_dir()),
         "FLEETFORGE_OTA_KEYS": str(keys_dir()),
+        # The interpreter running FleetForge, for hooks that call its packages (feature/models).
+        "FLEETFORGE_PYTHON": sys.executable,
         "FLEETFORGE_BUILD_DIR": str(dirs.build_dir),
         "BINARIES_DIR": str(dirs.out),
     }
