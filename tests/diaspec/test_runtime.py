@@ -238,14 +238,19 @@ def test_bad_deployments_are_one_clear_line(tmp_path, deployment, message):
     assert message in str(caught.value) and str(caught.value).startswith(str(tmp_path / "rt_app" / "deployment.toml"))
 
 
-def test_missing_callback_and_missing_import_refuse_to_start(tmp_path):
+def test_missing_callback_refuses_to_start_and_a_missing_import_only_on_hardware(tmp_path):
     body = "class Tick(AbstractTick):\n    pass\n"
     fw, build = make_app(tmp_path, {"tick": body})
     with pytest.raises(fw.BindError, match="rt_app.components.tick: Can't instantiate abstract class Tick"):
         build()
     fw, build = make_app(tmp_path / "other", spec=SPEC.replace("datetime.datetime", "no_such_pkg.msg.Pose"))
+    # a simulation runs without the imported package (a ROS message type where ROS is absent) ...
+    app = build()
+    app.device("s1").publish_level(9.0)
+    assert app.failures == [] and fw.types.Stamp.__name__ == "Stamp"
+    # ... but on hardware the app refuses to start
     with pytest.raises(fw.BindError, match="imported types are missing: Stamp as no_such_pkg.msg.Pose: No module named 'no_such_pkg'"):
-        build()
+        fw.build("rt_app", clock=fw.VirtualClock(), simulate=False)
 
 
 def test_generated_types(tmp_path):
