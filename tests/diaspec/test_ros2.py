@@ -123,7 +123,7 @@ def _node(tmp_path: Path, monkeypatch, parameters: dict):
     root = _warehouse(tmp_path)
     checked, packages = _ros_package(root, tmp_path / "ws")
     node_xml = parse_package_string((packages.node_dir / "package.xml").read_text())
-    assert {"geometry_msgs", "nav_msgs", "sensor_msgs", "std_msgs"} <= {d.name for d in node_xml.exec_depends}
+    assert {"geometry_msgs", "nav_msgs", "sensor_msgs", "std_msgs", "std_srvs"} <= {d.name for d in node_xml.exec_depends}
     ros = StandInRos(message_table(str(root / "warehouse_robot.diaspec")),
                      {"warehouse_robot_interfaces": packages.interfaces_dir / "msg"})
     ros.install(monkeypatch)
@@ -159,6 +159,8 @@ def test_the_node_reads_topics_sends_orders_and_runs_on_ros_time(tmp_path, monke
         ros.deliver("ring/front", msg("sensor_msgs/msg/Range")(range=2.0), "sensor_msgs/msg/Range")
         ros.deliver("odom", msg("nav_msgs/msg/Odometry")(), "nav_msgs/msg/Odometry")
     assert [(t, m.data) for t, m in ros.published if t == "buzzer"][-1] == ("buzzer", 3)
+    # the beacon is bound to a service: the order is a SetBool request
+    assert [(service, request.data) for service, request in ros.requests] == [("beacon/set", True)]
     assert node.app.failures == []
 
 
