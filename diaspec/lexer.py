@@ -40,6 +40,19 @@ class SpecToken(Token):
     file: str
     comments: tuple[str, ...]
 
+    # a token never spans lines: its end follows from its start (three fewer stores per token)
+    @property  # type: ignore[override]
+    def end_line(self) -> int:
+        return self.line
+
+    @property  # type: ignore[override]
+    def end_column(self) -> int:
+        return self.column + len(self.value)
+
+    @property  # type: ignore[override]
+    def end_pos(self) -> int:
+        return self.start_pos + len(self.value)
+
 
 @dataclass(frozen=True)
 class _Scanner:
@@ -141,10 +154,12 @@ class SpecLexer(Lexer):
             # Token's own constructor handles deprecated arguments; this is the hot path
             token = new_token(SpecToken, value)
             token.type, token.value, token.start_pos, token.line, token.column = terminal, value, start, line, column
-            token.end_line, token.end_column, token.end_pos = line, column + len(value), start + len(value)
             token.file = file
-            token.comments = tuple(comments) if comments else ()
-            comments.clear()
+            if comments:
+                token.comments = tuple(comments)
+                comments.clear()
+            else:
+                token.comments = ()
             yield token
 
 
