@@ -218,3 +218,24 @@ class StandInRos:
         for cls, callback in self.subscriptions.get(topic, []):
             assert isinstance(msg, cls)
             callback(self.wire(msg, name))
+
+
+_PYTHON_OF_ROS = {"bool": bool, "float32": float, "float64": float, "string": str, "wstring": str}
+
+
+def play_as_messages(ros: StandInRos, bridge: Any, scenario: Any, table: dict[str, dict[str, Any]]) -> None:
+    """A scenario's readings sent as the ROS messages their bindings subscribe to, at their times
+    on ROS time (the node's timers fire on the way), then on to the scenario's end."""
+    for step in scenario.steps:
+        ros.advance_to(step.time_ms)
+        binding = next(b for b in bridge.sources if b.device == step.device and b.source == step.source
+                       and all(str(v) == getattr(step.index.get(k), "name", step.index.get(k)) for k, v in b.index.items()))
+        message = ros.message_class(binding.message)()
+        *parents, last = binding.field.split(".")
+        target, kind = message, binding.message
+        for part in parents:
+            target, kind = getattr(target, part), ros.fields[kind][part]
+        field_type = ros.fields[kind][last]
+        setattr(target, last, _PYTHON_OF_ROS.get(field_type, int)(step.value))
+        ros.deliver(binding.topic, message, binding.message)
+    ros.advance_to(scenario.seconds * 1000)

@@ -17,7 +17,7 @@ from diaspec.rosgen import generate_ros2
 from fleetforge.errors import UserError
 
 from ds_helpers import EXAMPLES, import_app, write
-from ros_standin import StandInRos
+from ros_standin import StandInRos, play_as_messages
 
 
 def test_packages_are_valid_and_messages_match_the_structures(tmp_path):
@@ -197,21 +197,7 @@ def test_the_node_and_the_python_runtime_give_the_same_trace(tmp_path, monkeypat
     scenario = fw.load_scenario(app_dir / "scenario.toml", app)
     app.play(scenario)
     assert app.failures == [] and len(python_lines) > 200
-    bridge = node.bridge
-    for step in scenario.steps:
-        ros.advance_to(step.time_ms)
-        binding = next(b for b in bridge.sources if b.device == step.device and b.source == step.source
-                       and all(str(v) == getattr(step.index.get(k), "name", step.index.get(k)) for k, v in b.index.items()))
-        cls = ros.message_class(binding.message)
-        message = cls()
-        path = binding.field or message_table(str(app_dir))[binding.message]["value"]
-        *parents, last = path.split(".")
-        target = message
-        for part in parents:
-            target = getattr(target, part)
-        setattr(target, last, float(step.value))
-        ros.deliver(binding.topic, message, binding.message)
-    ros.advance_to(scenario.seconds * 1000)
+    play_as_messages(ros, node.bridge, scenario, message_table(str(app_dir)))
     assert node.app.failures == []
     first = next((i for i, (a, b) in enumerate(zip(python_lines, ros.log)) if a != b), None)
     assert first is None, f"line {first + 1}: python {python_lines[first]!r} != node {ros.log[first]!r}"
