@@ -93,8 +93,9 @@ def _scanner(conf: LexerConf) -> _Scanner:
     parts = [f"(?P<{group}>{regexp})" for group, regexp in groups]
     parts.append(f"(?P<word>{word_re})")
     parts += [re.escape(text) for text in sorted(punctuation, key=len, reverse=True)]
-    parts.append("(?P<bad>.)")
-    master = re.compile("|".join(f"(?:{p})" for p in parts), re.DOTALL)
+    parts.append(r"(?P<bad>[\s\S])")  # any other character (not DOTALL: the grammar's `(.|\n)*?`
+    # comment pattern would become ambiguous and backtrack exponentially on an unclosed `/*`)
+    master = re.compile("|".join(f"(?:{p})" for p in parts))
     keywords: dict[str, tuple[str, ...]] = {}
     for _, name, spellings in sorted(words, key=lambda w: w[0]):
         for word in spellings:

@@ -54,7 +54,6 @@ def ros_trace(root: Path, tmp_path: Path, monkeypatch, scenario) -> list[str]:
     table = message_table(str(root / "mobile_robot.diaspec"))
     ros = StandInRos(table, {"mobile_robot_interfaces": packages.interfaces_dir / "msg"})
     ros.install(monkeypatch)
-    monkeypatch.syspath_prepend(str(packages.node_dir))
     import_app(packages.node_dir, "mobile_robot_ros.mobile_robot_app")
     node_module = __import__("mobile_robot_ros.node", fromlist=["AppNode"])
     monkeypatch.setattr(sys.modules["rclpy.node"].Node, "parameters", {"trace": True})

@@ -127,7 +127,6 @@ def _node(tmp_path: Path, monkeypatch, parameters: dict):
     ros = StandInRos(message_table(str(root / "warehouse_robot.diaspec")),
                      {"warehouse_robot_interfaces": packages.interfaces_dir / "msg"})
     ros.install(monkeypatch)
-    monkeypatch.syspath_prepend(str(packages.node_dir))
     for name in [m for m in sys.modules if m.startswith("warehouse_robot_ros")]:
         monkeypatch.delitem(sys.modules, name)
     import_app(packages.node_dir, "warehouse_robot_ros.warehouse_robot_app")
@@ -177,9 +176,8 @@ controller View { when provided Plan do Show on Screen; }
     packages = generate_ros2(check_spec(spec), tmp_path / "ws")
     ros = StandInRos(message_table(str(spec)), {"cell_interfaces": packages.interfaces_dir / "msg"})
     ros.install(monkeypatch)
-    monkeypatch.syspath_prepend(str(packages.node_dir))
-    bridge = __import__("cell_ros.bridge", fromlist=["to_message"])
     fw = import_app(packages.node_dir, "cell_ros.cell_app")
+    bridge = __import__("cell_ros.bridge", fromlist=["to_message"])
     value = fw.types.Path("aisle", (fw.types.Point(0.0, 1.0), fw.types.Point(2.0, 3.0)))
     msg = bridge.to_message(ros.message_class("cell_interfaces/msg/Path"), value)
     assert [type(p).__name__ for p in msg.points] == ["Point", "Point"] and msg.points[1].y == 3.0
