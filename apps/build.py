@@ -67,6 +67,9 @@ def build_app(app: AppDescription, build_dir: Path, *, targets: Sequence[toolcha
     (incrementally: SCons rebuilds what changed); `on_step` hears each step (for progress)."""
     optimize = optimize or app.optimize
     budget = budget or app.budget
+    if not app.programs:  # a Python app alone: nothing to compile
+        return [AppBuild(app, target, optimize, build_dir / target.name, (), 0.0)
+                for target in targets]
     for target in targets:
         target.require()
     build_dir.mkdir(parents=True, exist_ok=True)

@@ -49,13 +49,16 @@ def build(c, app, target="", optimize="", budget=0, out="", verbose=False):
     "name": "the app's name (its program, service and update artifact app-NAME)",
     "design": "a DiaSpec design: the app's C code is the framework `diaspec generate --lang c` "
               "writes, plus the callbacks you implement",
+    "python": "a Python package folder (e.g. rover/rover_app from `diaspec new rover`): the "
+              "device runs it with python3",
 })
 @exit_on_user_error
-def new(c, name, design=""):
-    """Create an app layer in ./layers/app/NAME (layer.toml, app.toml, c/)."""
+def new(c, name, design="", python=""):
+    """Create an app layer in ./layers/app/NAME (layer.toml, app.toml, and c/ for a C app)."""
     from apps.scaffold import new_app
 
-    folder = new_app(name, Path(design) if design else None)
+    folder = new_app(name, Path(design) if design else None,
+                     python=Path(python) if python else None)
     stdout.print(f"created {folder}: build an image with it: fleetforge build --layers "
                  f"qemu-aarch64,core/minimal,feature/ota,app/{name}", markup=False,
                  highlight=False)
