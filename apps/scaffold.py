@@ -104,7 +104,7 @@ def _write(name: str, design: Path | None, folder: Path) -> None:
     (folder / "layer.toml").write_text(LAYER_TOML.format(name=name, what=what,
                                                          depends='"feature/apps"'))
     (folder / "app.toml").write_text(APP_TOML.format(name=name,
-                                                     args='"--trace"' if design else ""))
+                                                     args=""))
     code = folder / "c"
     code.mkdir()
     if design is None:
