@@ -16,7 +16,8 @@ BUILD_HELP = {
     "app": "the app's folder (holding app.toml), or the name of an app layer (layers/app/NAME)",
     "target": "compile targets, comma-separated (see `fleetforge toolchains`; default: the "
               "app's, else this machine)",
-    "optimize": "tuned (clang IR + the tuner's pass lists) or a plain level: Oz Os O2 O3 O1 O0",
+    "optimize": "tuned (the tuner's clang -Oz settings per unit, never larger) or a plain level: "
+                "Oz Os O2 O3 O1 O0",
     "budget": "tuner compilations per unit (tuned only; default: the app's, else 45)",
     "out": "build folder (default: ./build/apps/NAME/OPTIMIZE; one folder per target in it)",
     "verbose": "show every compiler command",

@@ -23,14 +23,15 @@ sysroot = "/usr/fake-linux-gnu"
 cflags = []
 clang_cflags = []
 llc_flags = []
-ldflags = []
-startup = ""
-linker_script = ""
 kernel_arch = ""
 kernel_image = ""
 elf_machine = "EM_NONE"
+link_args = []
+link_libs = []
 runner = []
 packages = { "fake-linux-gnu-gcc" = "gcc-fake-linux-gnu", "fake-linux-gnu-g++" = "gcc-fake-linux-gnu", "/usr/fake-linux-gnu/include/stdio.h" = "libc6-dev-fake-cross" }
+buildroot_arch = ""
+buildroot_toolchain = ""
 """
 
 
@@ -83,8 +84,11 @@ def test_a_board_names_its_target_or_gets_its_architecture_s_linux_target():
         toolchains.board_target("mips")
 
 
-def test_bare_metal_board_support_files_ship_with_the_table():
-    cortex_m = toolchains.target("thumbv7em-none-eabi")
-    startup, script = cortex_m.board_support()
-    assert startup.is_file() and script.is_file()
-    assert toolchains.target("aarch64-linux-gnu").board_support() is None
+def test_one_link_rule_for_every_target():
+    # Bare metal: the runner's board memory map, vectors and newlib's semihosting runtime, found
+    # where the target's gcc keeps them; Linux: no runtime after the objects.
+    before, after = toolchains.target("thumbv7em-none-eabi").clang_link_parts()
+    assert "-fuse-ld=lld" in before and any(a.endswith("rdimon-crt0.o") for a in before)
+    assert all(Path(a).exists() for a in before + after if a.startswith("/"))
+    assert "-lrdimon_nano" in after
+    assert toolchains.target("aarch64-linux-gnu").clang_link_parts()[1] == []
