@@ -29,7 +29,7 @@ def app_bundle(name: str, workspace: Workspace, *, version: str = "") -> Path:
     manifest = load_manifest(workspace.manifest_path)
     app = find_app(name)
     board = manifest.board
-    target = toolchains.board_target(board.arch, getattr(board, "target", ""))
+    target = toolchains.target(board.target)
     (build,) = build_app(app, workspace.build_dir / "apps" / app.name, targets=[target])
     folder = write_app_folder(build, workspace.root / "apps" / app.name)
     version = version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime())

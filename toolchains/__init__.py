@@ -186,18 +186,6 @@ def linux_target_of(arch: str) -> Target | None:
     return next((t for t in targets().values() if t.arch == arch and t.os == "linux"), None)
 
 
-def board_target(arch: str, name: str = "") -> Target:
-    """The target a board layer builds for: the one it names (`[board] target`), else the Linux
-    target of its `arch`."""
-    if name:
-        return target(name)
-    found = linux_target_of(arch)
-    if found is None:
-        raise UserError(f"no Linux target in {TABLE.name} for board architecture '{arch}' "
-                        f"(name one with [board] target = ..., see `fleetforge toolchains`)")
-    return found
-
-
 def host_target() -> Target:
     """The target matching this machine."""
     machine = os.uname().machine

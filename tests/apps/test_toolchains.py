@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from checkout import LAYERS_DIR
 
 import toolchains
 from fleetforge.errors import UserError
@@ -75,13 +77,12 @@ def test_unknown_target_lists_the_known_ones():
         toolchains.target("riscv64-linux-gnu")
 
 
-def test_a_board_names_its_target_or_gets_its_architecture_s_linux_target():
-    assert toolchains.board_target("aarch64").name == "aarch64-linux-gnu"
-    assert toolchains.board_target("arm").name == "arm-linux-gnueabihf"
-    assert toolchains.board_target("x86_64").name == "x86_64-linux-gnu"
-    assert toolchains.board_target("arm", "thumbv7em-none-eabi").name == "thumbv7em-none-eabi"
-    with pytest.raises(UserError, match=r"no Linux target .* 'mips'.*\[board\] target"):
-        toolchains.board_target("mips")
+def test_every_board_layer_names_a_target_of_the_table():
+    # The one place of triples and sysroots: a board names its target, nothing else.
+    for layer in sorted(LAYERS_DIR.glob("board/*/layer.toml")):
+        board = tomllib.loads(layer.read_text())["board"]
+        assert toolchains.target(board["target"]).os == "linux", layer
+        assert not {"triple", "sysroot", "gcc_prefix", "cross_compile"} & set(board), layer
 
 
 def test_one_link_rule_for_every_target():
