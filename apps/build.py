@@ -5,7 +5,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +58,14 @@ def app_targets(app: AppDescription, chosen: str = "") -> list[toolchains.Target
 
 
 def build_app(app: AppDescription, build_dir: Path, *, targets: Sequence[toolchains.Target],
-              optimize: str | None = None, budget: int = 45, store: Path = DEFAULT_STORE,
-              jobs: int | None = None, verbose: bool = False) -> list[AppBuild]:
+              optimize: str | None = None, budget: int | None = None,
+              store: Path = DEFAULT_STORE,
+              jobs: int | None = None, verbose: bool = False,
+              on_step: Callable[[str], None] | None = None) -> list[AppBuild]:
     """Build every library and program of `app` for each target into `build_dir`/TARGET
-    (incrementally: SCons rebuilds what changed)."""
+    (incrementally: SCons rebuilds what changed); `on_step` hears each step (for progress)."""
     optimize = optimize or app.optimize
+    budget = budget or app.budget
     for target in targets:
         target.require()
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -75,18 +78,17 @@ def build_app(app: AppDescription, build_dir: Path, *, targets: Sequence[toolcha
             f"optimize={optimize}", f"budget={budget}", f"store={store}"]
     if verbose:
         argv.append("verbose=1")
-    with console.status(f"building app {app.name} for {names} ({optimize})") as status:
-        def show(line: str) -> None:
-            if line.startswith(("Compiling", "Tuning", "Linking", "Choosing")):
-                status.update(f"{app.name}: {line}")
-            elif line.startswith("warning:"):
-                console.print(line, markup=False, highlight=False)
+    def show(line: str) -> None:
+        if on_step and line.startswith(("Compiling", "Tuning", "Linking", "Choosing")):
+            on_step(f"{app.name}: {line}")
+        elif line.startswith("warning:"):
+            console.print(line, markup=False, highlight=False)
 
-        try:
-            run_tool(argv, debian_package="python3", log_file=log, on_line=show)
-        except ToolFailedError as error:
-            raise UserError(f"app {app.name} did not build: {_first_error(log)} "
-                            f"(full log: {log})", where=str(app.path)) from error
+    try:
+        run_tool(argv, debian_package="python3", log_file=log, on_line=show)
+    except ToolFailedError as error:
+        raise UserError(f"app {app.name} did not build: {_first_error(log)} "
+                        f"(full log: {log})", where=str(app.path)) from error
     seconds = time.perf_counter() - started
     return [AppBuild(app, target, optimize, build_dir / target.name,
                      read_size_report(build_dir / target.name), seconds) for target in targets]

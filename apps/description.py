@@ -5,6 +5,7 @@
     name = "rover"               # default: the folder's name
     target = ""                  # default: the board's target (toolchains/targets.toml)
     optimize = "tuned"           # tuned, or a plain level: Oz Os O2 O3 O1 O0
+    budget = 45                  # tuned: compilations the tuner may try per unit
     cflags = ["-std=c11", "-Wall"]
     include = ["c"]              # folders, relative to app.toml
     defines = ["ROVER_SPEED=2"]
@@ -46,6 +47,7 @@ OPTIMIZE_CHOICES = (TUNED, "Oz", "Os", "O3", "O2", "O1", "O0")
 # A name becomes a program file, an init script and the artifact `app-NAME`: a path component.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,47}")
 DEFAULT_SETTLE_SECONDS = 2
+DEFAULT_BUDGET = 45  # as `ml-tuner tune`
 REQUIRED = object()  # the default of a key that must be given
 
 
@@ -80,6 +82,7 @@ class AppDescription:
     name: str
     target: str
     optimize: str
+    budget: int
     cflags: tuple[str, ...]
     include: tuple[str, ...]
     defines: tuple[str, ...]
@@ -162,6 +165,12 @@ def _optimize(value: Any) -> str:
     return value
 
 
+def _budget(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValueError(f"expected a number of compilations from 1 to 1000, got {value!r}")
+    return value
+
+
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 600:
         raise ValueError(f"expected whole seconds from 0 to 600, got {value!r}")
@@ -182,7 +191,7 @@ def load_app(folder_or_file: Path) -> AppDescription:
         raise UserError(str(error), where=str(path)) from None
     _Table(path, data, "top level", {"app", "library", "program", "service"})
     app = _Table(path, data.get("app", {}), "app",
-                 {"name", "target", "optimize", "cflags", "include", "defines"})
+                 {"name", "target", "optimize", "budget", "cflags", "include", "defines"})
     libraries = tuple(_library(path, item, i) for i, item in enumerate(_array(path, data, "library")))
     programs = tuple(_program(path, item, i) for i, item in enumerate(_array(path, data, "program")))
     if not programs:
@@ -207,6 +216,7 @@ def load_app(folder_or_file: Path) -> AppDescription:
     return AppDescription(
         path=path.resolve(), name=app.get("name", _name, _name(path.resolve().parent.name)),
         target=app.get("target", _text, ""), optimize=app.get("optimize", _optimize, TUNED),
+        budget=app.get("budget", _budget, DEFAULT_BUDGET),
         cflags=app.get("cflags", _strings, ()), include=app.get("include", _strings, ()),
         defines=app.get("defines", _strings, ()), libraries=libraries, programs=programs,
         service=service)

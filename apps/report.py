@@ -2,6 +2,9 @@
 side; and the total the apps add to the image."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -21,7 +24,8 @@ def size_table(builds: list[AppBuild]) -> tuple[Table, list[str]]:
     tuned = any(b.optimize == TUNED for b in builds)
     targets = ", ".join(sorted({b.target.name for b in builds}))
     table = Table(title=f"binaries for {targets} (bytes; flash = text + rodata + data)")
-    table.add_column("binary")
+    names = [f"{b.app.name}/{binary.program}" for b in builds for binary in b.binaries]
+    table.add_column("binary", no_wrap=True, min_width=max(len(n) for n in [*names, "total"]))
     for column in (*COLUMNS, "flash"):
         table.add_column(column, justify="right")
     if tuned:
@@ -48,6 +52,19 @@ def size_table(builds: list[AppBuild]) -> tuple[Table, list[str]]:
         row += [str(total_oz.flash), percent(total_oz.flash, total.flash), ""]
     table.add_row(*row, style="bold")
     return table, notes
+
+
+def write_size_report(builds: list[AppBuild], path: Path) -> None:
+    """The sizes as JSON: each binary (shipped, -Oz, tuned) and the total the apps add."""
+    binaries = [{"app": build.app.name, "target": build.target.name, "program": b.program,
+                 "kept": b.kept, "note": b.note, "shipped": b.shipped.as_dict(),
+                 **({"oz": b.oz.as_dict()} if b.oz else {}),
+                 **({"tuned": b.tuned.as_dict()} if b.tuned else {})}
+                for build in builds for b in build.binaries]
+    total = sum((b.shipped for build in builds for b in build.binaries), SectionSizes())
+    total_oz = sum((b.oz or b.shipped for build in builds for b in build.binaries), SectionSizes())
+    path.write_text(json.dumps({"binaries": binaries, "total": total.as_dict(),
+                                "total_oz": total_oz.as_dict()}, indent=1))
 
 
 def print_sizes(builds: list[AppBuild], console: Console | None = None) -> None:

@@ -62,7 +62,7 @@ def generate(env, **overrides) -> None:
     # The compiler command includes the target's flags, so $CCFLAGS stays the program's own.
     env.Replace(FLEETFORGE_TARGET=target.name, FLEETFORGE_OPTIMIZE=optimize,
                 CC=target.clang_args(), CXX=target.clang_args(cplusplus=True),
-                LINK=target.link_args(), AR=target.gnu_tool("ar"),
+                LINK=target.gnu_link_args(), AR=target.gnu_tool("ar"),
                 RANLIB=target.gnu_tool("ranlib"), PROGSUFFIX="")
     env.Append(CCFLAGS=list(tuning.SECTION_FLAGS), LINKFLAGS=["-Wl,--gc-sections"])
     if optimize != TUNED:
@@ -113,7 +113,7 @@ def _language_overrides(env, sources) -> dict:
     """C++ programs link with the GNU C++ driver (libstdc++); C ones with gcc."""
     if any(tuning.is_cplusplus(Path(str(s))) for s in sources):
         target = toolchains.target(env["FLEETFORGE_TARGET"])
-        return {"LINK": target.link_args(cplusplus=True)}
+        return {"LINK": target.gnu_link_args(cplusplus=True)}
     return {}
 
 
@@ -201,16 +201,15 @@ def fleet_library(env, name, sources, **kw):
 def run_on_target(program: Path, target: toolchains.Target, args: list[str],
                   timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
     """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
-    status and output (stdout and stderr: QEMU's semihosting console writes to stderr when
-    stdout is not a terminal). A bare-metal program takes no arguments."""
-    argv = [*target.runner, str(program)] + ([] if target.bare_metal else list(args))
+    status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
+    stdout is not a terminal), bytes as latin-1 so binary output compares exactly."""
+    argv = target.run_command(program, args)
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, text=True, errors="replace",
-                              stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return -1, f"timed out after {timeout} s"
-    return done.returncode, done.stdout
+    return done.returncode, done.stdout.decode("latin-1")
 
 
 def _choose_program(target, source, env) -> int:

@@ -10,7 +10,7 @@ from apps.description import load_app
 from apps.locate import find_app
 from fleetforge.errors import UserError
 
-SAMPLE = Path(__file__).parent / "data" / "sample"
+SAMPLE = Path(__file__).parent / "data" / "layers" / "app" / "sample"
 
 
 def _app(tmp_path: Path, text: str) -> Path:

@@ -42,11 +42,11 @@ BUILTIN = ("fixed", "gpio-regulator", "sdhci_iproc", "mmc_block", "bcm2835-dma",
            "mdio-bcm-unimac", "broadcom", "genet")
 SHOW_INFO = {"busybox": "1.36.1", "dropbear": "2022.83", "linux": "6.1.0"}
 VIRTIO = ["virtio", "virtio_ring", "virtio_pci", "virtio_blk", "virtio_net", "virtio_rng"]
-BOARDS = {  # boot files in BINARIES_DIR, partition table, the initramfs's modules in load order
+BOARDS = {  # device trees in BINARIES_DIR, partition table, the initramfs's modules in load order
     "qemu-aarch64": ((), "gpt", [*VIRTIO, "squashfs"]),
-    # The Pi's firmware and device tree as Buildroot leaves them; its SD modules are built in here.
-    "pi4": (("bcm2711-rpi-4-b.dtb", "rpi-firmware/start4.elf", "rpi-firmware/fixup4.dat"), "mbr",
-            ["squashfs"]),
+    # The Pi's device tree and (its bootloader entries) firmware as Buildroot leaves them; its SD
+    # modules are built into the synthetic kernel.
+    "pi4": (("bcm2711-rpi-4-b.dtb",), "mbr", ["squashfs"]),
 }
 
 
@@ -57,13 +57,13 @@ def _gcc(source: str, output: Path, *flags: str) -> None:
     c.unlink()
 
 
-def _buildroot_output(root: Path, boot_files: tuple[str, ...]) -> tuple[Path, Path, Path]:
+def _buildroot_output(root: Path, boot_files: tuple[str, ...], config) -> tuple[Path, Path, Path]:
     """BASE_DIR with images/ (BINARIES_DIR) and target/ (TARGET_DIR) as Buildroot leaves them
     before the post-image script runs (the rootfs image is packed later, from the finished tree)."""
     base, binaries, target = root / "output", root / "output/images", root / "output/target"
     binaries.mkdir(parents=True)
     (binaries / "Image").write_bytes(b"ARM64 kernel image " * 1000)
-    for name in boot_files:
+    for name in (*boot_files, *(e.buildroot_path for e in config.board.bootloader)):
         (binaries / name).parent.mkdir(parents=True, exist_ok=True)
         (binaries / name).write_bytes(f"firmware {name}".encode() * 100)
     (target / "bin").mkdir(parents=True)
@@ -90,8 +90,10 @@ def _offline_parts(binaries: Path, target: Path, tree: Path, config, boot_files)
     records = tuple(PackageRecord(name, version, arch, "kernel" if name == "linux" else "rootfs")
                     for name, version in sorted(SHOW_INFO.items()))
     files = tuple(BootFile(binaries / name, Path(name).name) for name in boot_files)
+    bootloader = {e.file: binaries / e.buildroot_path for e in config.board.bootloader}
     return ImageParts(backend="offline", kernel=kernel, busybox=target / "bin/busybox",
-                      rootfs_tree=tree, rootfs_image=None, packages=records, boot_files=files)
+                      rootfs_tree=tree, rootfs_image=None, packages=records, boot_files=files,
+                      bootloader=bootloader)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -114,8 +116,8 @@ def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path):
     boot_names, table, modules = BOARDS[board]
     config = load_config(f"{board},core/minimal", layers_dir=LAYERS_DIR)
     workspace = Workspace("parity", tmp_path / "workspaces/parity")
-    base, binaries, target = _buildroot_output(tmp_path / "buildroot", boot_names)
-    defconfig = compose_defconfig(config, choose_toolchain(config.board.arch))
+    base, binaries, target = _buildroot_output(tmp_path / "buildroot", boot_names, config)
+    defconfig = compose_defconfig(config, choose_toolchain(config.board.target))
     external = write_external_tree(render_external_tree(config, defconfig, workspace.root),
                                    tmp_path / "external")
     offline_tree = tmp_path / "offline-rootfs"
@@ -147,9 +149,8 @@ def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path):
     # The boot partition: the same files, byte for byte (the initramfs is reproducible).
     boot = _tree(base / "fleetforge/boot")
     assert boot == _tree(dirs.work / "boot")
-    assert {"vmlinuz", "initramfs.img", "bootstate", "cmdline.txt"} | \
-        {Path(n).name for n in boot_names} <= set(boot)
-    assert boot["cmdline.txt"].decode() == f"console={config.board.console} quiet panic=5\n"
+    assert {"vmlinuz", "initramfs.img", "bootstate"} | {Path(n).name for n in boot_names} | \
+        {e.file for e in config.board.bootloader if e.partition == "boot"} <= set(boot)
     # The disk: the same genimage configuration and partition table.
     assert (base / "fleetforge/genimage/genimage.cfg").read_text() == \
         (dirs.work / "genimage/genimage.cfg").read_text()
