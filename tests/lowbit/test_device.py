@@ -18,6 +18,8 @@ import torch
 
 from checkout import REPO_ROOT  # the agent of this checkout (contract A probe)
 from fleetforge.cli import main
+from images.manifest import load_manifest
+from images.qemu import BootedMachine
 from lowbit.deploy import model_bundle
 from lowbit.pipeline import GOLDEN_OUTPUT, MODEL_FILE, write_model_dir
 from ota import client, keys
@@ -25,6 +27,7 @@ from ota.bundle import open_bundle
 from ota.client import SshOptions
 from ota.connection import Target
 
+from image_builds import build_once
 from lowbit_testlib import SMALL, make
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -50,9 +53,7 @@ class Device:
 def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
     if shutil.which("qemu-system-aarch64") is None:
         pytest.skip("qemu-system-aarch64 is not installed")
-    from images.qemu import BootedMachine
-    from images.testing import build_once
-
+    
     base = tmp_path_factory.mktemp("lowbit-device")
     key_dir = base / "keys"
     keys.keygen(key_dir)
@@ -133,6 +134,4 @@ def test_mismatch_keeps_the_old_model(device: Device, tmp_path: Path) -> None:
 
 
 def open_compatible(device: Device) -> str:
-    from images.manifest import load_manifest
-
     return load_manifest(device.workspace.manifest_path).board.compatible
