@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import SCons.Action
@@ -32,6 +31,7 @@ import SCons.Tool
 import toolchains
 from apps import tuning
 from apps.sizes import SectionSizes, section_sizes
+from ml_tuner.run import args_check
 
 TUNED = "tuned"
 PLAIN_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
@@ -175,20 +175,6 @@ def fleet_library(env, name, sources, **kw):
 
 
 # ---- choosing, self-tests, reports --------------------------------------------------------------
-def run_on_target(program: Path, target: toolchains.Target, args: list[str],
-                  timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
-    """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
-    status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
-    stdout is not a terminal), bytes as latin-1 so binary output compares exactly."""
-    argv = target.run_command(program, args)
-    try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout} s"
-    return done.returncode, done.stdout.decode("latin-1")
-
-
 def _choose_program(target, source, env) -> int:
     shipped, report = Path(str(target[0])), Path(str(target[1]))
     tuned_program, oz_program = Path(str(source[0])), Path(str(source[1]))
@@ -197,14 +183,15 @@ def _choose_program(target, source, env) -> int:
     kept, note = (TUNED, "") if tuned.flash < oz.flash else ("Oz", "tuned program not smaller")
     selftest = env.get("FLEETFORGE_SELFTEST")
     if kept == TUNED and selftest is not None:
-        rule = toolchains.target(env["FLEETFORGE_TARGET"])
-        tuned_run = run_on_target(tuned_program, rule, selftest)
-        oz_run = run_on_target(oz_program, rule, selftest)
-        if oz_run[0] != 0:
-            kept, note = "Oz", f"the -Oz program's self-test fails (exit {oz_run[0]})"
-        elif tuned_run != oz_run:
+        # Both run under one name (a program may print its own), as the tuner's checks do.
+        check = args_check(env["FLEETFORGE_TARGET"], [selftest], timeout=SELFTEST_TIMEOUT,
+                           name=shipped.name)
+        oz_run, tuned_run = check(oz_program), check(tuned_program)
+        if oz_run.status != 0:
+            kept, note = "Oz", f"the -Oz program's self-test fails (exit {oz_run.status})"
+        elif not tuned_run.same_as(oz_run):
             kept, note = "Oz", (f"the tuned program's self-test differs from -Oz's (exit "
-                                f"{tuned_run[0]} vs 0): the -Oz program ships")
+                                f"{tuned_run.status} vs 0): the -Oz program ships")
         if note:
             print(f"warning: {shipped.name}: {note}")
     shutil.copy2(tuned_program if kept == TUNED else oz_program, shipped)

@@ -12,7 +12,7 @@ from elf_checks import check_program, symbol_names
 import toolchains
 from apps.build import AppBuild, build_app
 from apps.description import load_app
-from apps.scons_tool import run_on_target
+from ml_tuner.run import run_program
 
 SAMPLE = Path(__file__).parent / "data" / "layers" / "app" / "sample"
 TARGETS = tuple(toolchains.target(name) for name in
@@ -39,9 +39,9 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, store: Path) -> dict[str, Ap
 
 
 def _passes(program: Path, target: toolchains.Target) -> str:
-    status, output = run_on_target(program, target, [])
-    assert status == 0 and output.rstrip().endswith("PASS"), f"{program}: {status} {output}"
-    return output
+    run = run_program(target.name, program)
+    assert run.status == 0 and run.output.rstrip().endswith("PASS"), f"{program}: {run}"
+    return run.output
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
