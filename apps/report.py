@@ -31,7 +31,7 @@ def size_table(builds: list[AppBuild]) -> tuple[Table, list[str]]:
     if tuned:
         table.add_column("-Oz flash", justify="right")
         table.add_column("vs -Oz", justify="right")
-        table.add_column("ships")
+        table.add_column("ships", no_wrap=True)
     total, total_oz = SectionSizes(), SectionSizes()
     notes = []
     for build in builds:

@@ -36,8 +36,11 @@ from ml_tuner.run import args_check
 TUNED = "tuned"
 PLAIN_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
 SELFTEST_TIMEOUT = 60  # seconds; a self-test that hangs fails the comparison
-# Where the tuned path's two candidate programs are linked (beside the shipped program's folder).
+# Where the tuned path's candidate programs are linked (beside the shipped program's folder): the
+# -Oz baseline, the tuned units linked, and the tuner's whole program (when asked for).
 COMPARE_DIR = "compare"
+PER_UNIT = "tuned"
+WHOLE_PROGRAM = "whole-program"
 # Construction variables a program's or library's keywords may set for its units' compilation.
 COMPILE_VARIABLES = ("CFLAGS", "CXXFLAGS", "CCFLAGS", "CPPFLAGS", "CPPPATH", "CPPDEFINES")
 
@@ -121,10 +124,12 @@ def _language_overrides(env, sources) -> dict:
     return {}
 
 
-def fleet_program(env, name, sources, libraries=(), selftest=None, **kw):
+def fleet_program(env, name, sources, libraries=(), selftest=None, whole_program=True, **kw):
     """Build program `name` from `sources` (and FleetLibrary nodes in `libraries`); returns the
     shipped program's node. `selftest`: arguments that make the program test itself and exit;
-    the tuned path then ships the tuned program only when its output equals the -Oz one's."""
+    the tuned path then ships a tuned program only when its output equals the -Oz one's.
+    `whole_program`: the tuned path also asks the tuner for the whole program (its units' IR
+    merged) and ships the smallest of the three builds (-Oz, units tuned, whole program)."""
     sources = env.Flatten([env.File(s) if isinstance(s, str) else s for s in env.Flatten(sources)])
     program = env.File(name)
     report = env.File(f"{program}.size.json")
@@ -143,16 +148,41 @@ def fleet_program(env, name, sources, libraries=(), selftest=None, **kw):
         unit_reports.append(unit)
     oz_libraries = [env["FLEETFORGE_OZ_TWIN"][str(lib)] for lib in libraries]
     compare = program.dir.Dir(COMPARE_DIR)
-    tuned_program = env.Program(compare.Dir(TUNED).File(program.name),
-                                [*tuned_objects, *libraries], **kw)
     oz_program = env.Program(compare.Dir("Oz").File(program.name), [*oz_objects, *oz_libraries],
                              **kw)
+    candidates = env.Program(compare.Dir(PER_UNIT).File(program.name),
+                             [*tuned_objects, *libraries], **kw)
+    labels = [PER_UNIT]
+    selftest = list(selftest) if selftest is not None else None
+    if whole_program:
+        candidates += env.Command(
+            compare.Dir(WHOLE_PROGRAM).File(program.name), [*sources, *libraries],
+            SCons.Action.Action(_tuned_whole_program, "Tuning the whole program $TARGET",
+                                varlist=["FLEETFORGE_TARGET", "FLEETFORGE_BUDGET"]),
+            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_LIBRARIES=[str(lib) for lib in libraries],
+            **kw)
+        labels.append(WHOLE_PROGRAM)
     shipped = env.Command(
-        [program, report], [tuned_program, oz_program, *unit_reports],
-        SCons.Action.Action(_choose_program, "Choosing the smaller of tuned and -Oz: $TARGET"),
-        FLEETFORGE_SELFTEST=list(selftest) if selftest is not None else None,
+        [program, report], [oz_program, *candidates, *unit_reports],
+        SCons.Action.Action(_choose_program, "Choosing the smallest build: $TARGET"),
+        FLEETFORGE_SELFTEST=selftest, FLEETFORGE_CANDIDATES=labels,
         FLEETFORGE_PROGRAM_NAME=program.name)
     return shipped[:1]
+
+
+def _tuned_whole_program(target, source, env) -> int:
+    """The tuner's whole-program build: the program's units with its libraries and link flags."""
+    units = [Path(str(s)) for s in source if str(s) not in env["FLEETFORGE_LIBRARIES"]]
+    link_flags = env.subst_list("$LINKFLAGS $_LIBDIRFLAGS $_LIBFLAGS", target=target,
+                                source=source)[0]
+    result = tuning.tune_whole_program(
+        units, toolchains.target(env["FLEETFORGE_TARGET"]),
+        cflags=_unit_flags(env, target, source[:1]),
+        ldflags=[*env["FLEETFORGE_LIBRARIES"], *map(str, link_flags)], out=Path(str(target[0])),
+        budget=int(env["FLEETFORGE_BUDGET"]), selftest=env.get("FLEETFORGE_SELFTEST"),
+        store=tuning.TunedStore(Path(env["FLEETFORGE_STORE"])))
+    Path(f"{target[0]}.json").write_text(json.dumps(result, indent=1))
+    return 0
 
 
 def _compile_overrides(kw) -> dict:
@@ -176,29 +206,45 @@ def fleet_library(env, name, sources, **kw):
 
 # ---- choosing, self-tests, reports --------------------------------------------------------------
 def _choose_program(target, source, env) -> int:
+    """Ship the smallest candidate that is smaller than -Oz and, with a self-test, behaves as
+    the -Oz program does; else the -Oz program."""
     shipped, report = Path(str(target[0])), Path(str(target[1]))
-    tuned_program, oz_program = Path(str(source[0])), Path(str(source[1]))
-    units = [json.loads(Path(str(s)).read_text()) for s in source[2:]]
-    tuned, oz = section_sizes(tuned_program), section_sizes(oz_program)
-    kept, note = (TUNED, "") if tuned.flash < oz.flash else ("Oz", "tuned program not smaller")
+    labels = list(env["FLEETFORGE_CANDIDATES"])
+    oz_program = Path(str(source[0]))
+    candidates = {label: Path(str(s)) for label, s in zip(labels, source[1:])}
+    units = [json.loads(Path(str(s)).read_text()) for s in source[1 + len(labels):]]
+    oz = section_sizes(oz_program)
+    sizes = {label: section_sizes(path) for label, path in candidates.items()}
+    ranked = sorted((label for label in labels if sizes[label].flash < oz.flash),
+                    key=lambda label: sizes[label].flash)
+    kept, notes = "Oz", [] if ranked else ["no tuned build is smaller"]
     selftest = env.get("FLEETFORGE_SELFTEST")
-    if kept == TUNED and selftest is not None:
-        # Both run under one name (a program may print its own), as the tuner's checks do.
+    if ranked and selftest is not None:
+        # Every build runs under one name (a program may print its own), as the tuner's checks do.
         check = args_check(env["FLEETFORGE_TARGET"], [selftest], timeout=SELFTEST_TIMEOUT,
                            name=shipped.name)
-        oz_run, tuned_run = check(oz_program), check(tuned_program)
-        if oz_run.status != 0:
-            kept, note = "Oz", f"the -Oz program's self-test fails (exit {oz_run.status})"
-        elif not tuned_run.same_as(oz_run):
-            kept, note = "Oz", (f"the tuned program's self-test differs from -Oz's (exit "
-                                f"{tuned_run.status} vs 0): the -Oz program ships")
-        if note:
+        expected = check(oz_program)
+        if expected.status != 0:
+            notes.append(f"the -Oz program's self-test fails (exit {expected.status})")
+            ranked = []
+        for label in ranked:
+            got = check(candidates[label])
+            if got.same_as(expected):
+                kept = label
+                break
+            notes.append(f"the {label} program's self-test differs from -Oz's: not shipped")
+    elif ranked:
+        kept = ranked[0]
+    for note in notes:
+        if "self-test" in note:
             print(f"warning: {shipped.name}: {note}")
-    shutil.copy2(tuned_program if kept == TUNED else oz_program, shipped)
+    shutil.copy2(candidates[kept] if kept != "Oz" else oz_program, shipped)
+    best = min(labels, key=lambda label: sizes[label].flash)
     report.write_text(json.dumps({
         "program": env["FLEETFORGE_PROGRAM_NAME"], "target": env["FLEETFORGE_TARGET"],
-        "optimize": TUNED, "kept": kept, "note": note, "oz": oz.as_dict(),
-        "tuned": tuned.as_dict(), "shipped": (tuned if kept == TUNED else oz).as_dict(),
+        "optimize": TUNED, "kept": kept, "note": "; ".join(notes), "oz": oz.as_dict(),
+        "tuned": sizes[best].as_dict(), "shipped": (sizes[kept] if kept != "Oz" else oz).as_dict(),
+        "candidates": {label: sizes[label].as_dict() for label in labels},
         "units": units}, indent=1))
     return 0
 
