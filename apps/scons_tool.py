@@ -156,11 +156,10 @@ def fleet_program(env, name, sources, libraries=(), selftest=None, whole_program
     selftest = list(selftest) if selftest is not None else None
     if whole_program:
         candidates += env.Command(
-            compare.Dir(WHOLE_PROGRAM).File(program.name), [*sources, *libraries],
+            compare.Dir(WHOLE_PROGRAM).File(program.name), [*unit_reports, *libraries],
             SCons.Action.Action(_tuned_whole_program, "Tuning the whole program $TARGET",
                                 varlist=["FLEETFORGE_TARGET", "FLEETFORGE_BUDGET"]),
-            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_LIBRARIES=[str(lib) for lib in libraries],
-            **kw)
+            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_UNITS=[str(u) for u in sources], **kw)
         labels.append(WHOLE_PROGRAM)
     shipped = env.Command(
         [program, report], [oz_program, *candidates, *unit_reports],
@@ -171,14 +170,17 @@ def fleet_program(env, name, sources, libraries=(), selftest=None, whole_program
 
 
 def _tuned_whole_program(target, source, env) -> int:
-    """The tuner's whole-program build: the program's units with its libraries and link flags."""
-    units = [Path(str(s)) for s in source if str(s) not in env["FLEETFORGE_LIBRARIES"]]
+    """The tuner's whole-program build: the program's units (their IR digests from the unit
+    reports) with its libraries and link flags."""
+    units = [Path(u) for u in env["FLEETFORGE_UNITS"]]
+    reports = [json.loads(Path(str(s)).read_text()) for s in source[:len(units)]]
+    libraries = [str(s) for s in source[len(units):]]
     link_flags = env.subst_list("$LINKFLAGS $_LIBDIRFLAGS $_LIBFLAGS", target=target,
                                 source=source)[0]
     result = tuning.tune_whole_program(
-        units, toolchains.target(env["FLEETFORGE_TARGET"]),
-        cflags=_unit_flags(env, target, source[:1]),
-        ldflags=[*env["FLEETFORGE_LIBRARIES"], *map(str, link_flags)], out=Path(str(target[0])),
+        units, [r["ir_digest"] for r in reports], toolchains.target(env["FLEETFORGE_TARGET"]),
+        cflags=_unit_flags(env, target, [env.File(str(units[0]))]),
+        ldflags=[*libraries, *map(str, link_flags)], out=Path(str(target[0])),
         budget=int(env["FLEETFORGE_BUDGET"]), selftest=env.get("FLEETFORGE_SELFTEST"),
         store=tuning.TunedStore(Path(env["FLEETFORGE_STORE"])))
     Path(f"{target[0]}.json").write_text(json.dumps(result, indent=1))
@@ -220,16 +222,12 @@ def _choose_program(target, source, env) -> int:
     kept, notes = "Oz", [] if ranked else ["no tuned build is smaller"]
     selftest = env.get("FLEETFORGE_SELFTEST")
     if ranked and selftest is not None:
-        # Every build runs under one name (a program may print its own), as the tuner's checks do.
-        check = args_check(env["FLEETFORGE_TARGET"], [selftest], timeout=SELFTEST_TIMEOUT,
-                           name=shipped.name)
-        expected = check(oz_program)
-        if expected.status != 0:
-            notes.append(f"the -Oz program's self-test fails (exit {expected.status})")
-            ranked = []
         for label in ranked:
-            got = check(candidates[label])
-            if got.same_as(expected):
+            same = _same_selftest(env, oz_program, candidates[label], selftest, shipped.name)
+            if same is None:
+                notes.append("the -Oz program's self-test fails")
+                break
+            if same:
                 kept = label
                 break
             notes.append(f"the {label} program's self-test differs from -Oz's: not shipped")
@@ -247,6 +245,23 @@ def _choose_program(target, source, env) -> int:
         "candidates": {label: sizes[label].as_dict() for label in labels},
         "units": units}, indent=1))
     return 0
+
+
+def _same_selftest(env, oz_program: Path, candidate: Path, selftest, name: str) -> bool | None:
+    """Whether `candidate` tests itself as the -Oz program does (None: the -Oz program's own
+    self-test fails). Both run under one name (a program may print its own), as the tuner's
+    checks do; the verdict is stored by both programs' content."""
+    store = tuning.TunedStore(Path(env["FLEETFORGE_STORE"]))
+    key, same = store.verdict([oz_program, candidate], selftest)
+    if same is not None:
+        return same
+    check = args_check(env["FLEETFORGE_TARGET"], [selftest], timeout=SELFTEST_TIMEOUT, name=name)
+    expected = check(oz_program)
+    if expected.status != 0:
+        return None
+    same = check(candidate).same_as(expected)
+    store.save_verdict(key, same)
+    return same
 
 
 def _plain_report(target, source, env) -> int:

@@ -121,6 +121,19 @@ class TunedStore:
     def save_program(self, key: str, result: dict, program: Path) -> None:
         self._save(key, result, {"program": program})
 
+    def verdict(self, programs: Sequence[Path], selftest: Sequence[str]) -> tuple[str, bool | None]:
+        """Whether two programs' self-tests agreed (None: never compared), and the key to
+        record it under: by content, so a clean rebuild does not run them again."""
+        digest = hashlib.sha256(json.dumps(list(selftest)).encode())
+        for program in programs:
+            digest.update(hashlib.sha256(program.read_bytes()).digest())
+        key = digest.hexdigest()
+        stored = self.load(key)
+        return key, stored["same"] if stored is not None else None
+
+    def save_verdict(self, key: str, same: bool) -> None:
+        self._save(key, {"same": same}, {})
+
     def _save(self, key: str, result: dict, files: dict[str, Path]) -> None:
         final = self.folder(key)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -178,24 +191,21 @@ def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] 
         return result
 
 
-def tune_whole_program(sources: Sequence[Path], target: toolchains.Target, *,
-                       cflags: Sequence[str], ldflags: Sequence[str], out: Path, budget: int,
+def tune_whole_program(sources: Sequence[Path], digests: Sequence[str],
+                       target: toolchains.Target, *, cflags: Sequence[str],
+                       ldflags: Sequence[str], out: Path, budget: int,
                        selftest: Sequence[str] | None, store: TunedStore | None = None) -> dict:
     """The tuner's whole-program build (its units' IR merged, contract B `tune_program`) into
-    `out`, never larger than its own -Oz link; stored by every unit's IR digest, the link
-    inputs and the flags, so an unchanged program is not tuned again. Returns its result."""
+    `out`, never larger than its own -Oz link; stored by every unit's IR digest (`digests`, as
+    tune_unit found them), the link inputs and the flags, so an unchanged program is not tuned
+    again. Returns its result."""
     from ml_tuner.api import MeasureCache, args_check, tune_program
 
     store = store or TunedStore()
-    with tempfile.TemporaryDirectory(prefix="fleetforge-program-") as scratch_dir:
-        digests = []
-        for index, source in enumerate(sources):
-            ll = Path(scratch_dir) / f"{index}.ll"
-            compile_ir(source, target, cflags, ll)
-            digests.append(ir_digest(ll))
     inputs = [hashlib.sha256(Path(f).read_bytes()).hexdigest() if Path(f).is_file() else f
               for f in ldflags]
-    key = store.key(json.dumps([digests, inputs, list(selftest or ())]), target, cflags, budget)
+    key = store.key(json.dumps([list(digests), inputs, list(selftest or ())]), target, cflags,
+                    budget)
     stored = store.load(key)
     if stored is not None:
         shutil.copyfile(store.folder(key) / "program", out)
