@@ -41,6 +41,8 @@ SELFTEST_TIMEOUT = 60  # seconds; a self-test that hangs fails the comparison
 COMPARE_DIR = "compare"
 PER_UNIT = "tuned"
 WHOLE_PROGRAM = "whole-program"
+# What clang++ adds to a C++ program's link.
+CPLUSPLUS_LIBS = ("-lstdc++", "-lm")
 # Construction variables a program's or library's keywords may set for its units' compilation.
 COMPILE_VARIABLES = ("CFLAGS", "CXXFLAGS", "CCFLAGS", "CPPFLAGS", "CPPPATH", "CPPDEFINES")
 
@@ -177,6 +179,8 @@ def _tuned_whole_program(target, source, env) -> int:
     libraries = [str(s) for s in source[len(units):]]
     link_flags = env.subst_list("$LINKFLAGS $_LIBDIRFLAGS $_LIBFLAGS", target=target,
                                 source=source)[0]
+    if any(tuning.is_cplusplus(u) for u in units):
+        link_flags = [*link_flags, *CPLUSPLUS_LIBS]  # the tuner links with clang, not clang++
     result = tuning.tune_whole_program(
         units, [r["ir_digest"] for r in reports], toolchains.target(env["FLEETFORGE_TARGET"]),
         cflags=_unit_flags(env, target, [env.File(str(units[0]))]),
