@@ -109,7 +109,8 @@ def test_deploy_commits_a_model_that_checks(device: Device, tmp_path: Path,
 
 def _agent_runs_artifact_checks() -> bool:
     agent = REPO_ROOT / "layers" / "feature" / "ota" / "root_overlay" / "usr" / "sbin" / "fleetforge-ota"
-    return ".fleetforge/check" in agent.read_text()
+    text = agent.read_text()
+    return ".fleetforge/" in text or "artifacts.d" in text  # contract A's hook locations
 
 
 def test_mismatch_keeps_the_old_model(device: Device, tmp_path: Path) -> None:
