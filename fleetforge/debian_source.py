@@ -340,7 +340,9 @@ def unpack_source(package: SourcePackage, cache_dir: Path = CACHE_DIR, *,
     upstream files as released (dpkg-source --skip-patches: plus a debian/ folder, nothing changed).
     """
     suffix = "" if patched else "-upstream"
-    dest = cache_dir / "debian-source-trees" / f"{package.name}-{package.version}{suffix}"
+    # No epoch in the name: a ':' in a path confuses make and rsync.
+    version = package.version.split(":", 1)[-1]
+    dest = cache_dir / "debian-source-trees" / f"{package.name}-{version}{suffix}"
     stamp = dest / ".fleetforge-unpacked"
     if stamp.is_file():
         return dest
@@ -356,6 +358,10 @@ def unpack_source(package: SourcePackage, cache_dir: Path = CACHE_DIR, *,
                  debian_package="dpkg-dev")
         partial.rename(dest)  # a tree only appears under its final name once complete
         stamp.write_text(f"{package.name} {package.version}\n", encoding="utf-8")
+        for name in package.files:  # dpkg-source links the tarballs beside the tree
+            link = dest.parent / name.name
+            if link.is_symlink():
+                link.unlink()
     return dest
 
 

@@ -57,13 +57,18 @@ class _Stages:
 
 def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, backend: str = "offline",
           strict: bool = False, refresh: bool = False,
-          buildroot_dir: str | None = None) -> BuildResult:
+          buildroot_dir: str | None = None, offline: bool = False,
+          toolchain: str | None = None) -> BuildResult:
     """Build the image for `layers` into `workspace`; raise UserError on any bad input."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}' (choose one of: {', '.join(BACKENDS)})")
     if backend == "buildroot":
         return _build_with_buildroot(layers, workspace=workspace, strict=strict,
-                                     buildroot_dir=buildroot_dir)
+                                     buildroot_dir=buildroot_dir, offline=offline,
+                                     toolchain=toolchain)
+    if toolchain or offline:
+        raise UserError("--offline and --toolchain are options of --backend buildroot (the "
+                        "offline backend never downloads sources and uses Debian's packages)")
     started = time.monotonic()
     with step_progress() as progress:
         stages = _Stages(progress)
@@ -74,14 +79,16 @@ def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, ba
 
 
 def _build_with_buildroot(layers: str, *, workspace: Workspace, strict: bool,
-                          buildroot_dir: str | None) -> BuildResult:
+                          buildroot_dir: str | None, offline: bool,
+                          toolchain: str | None) -> BuildResult:
     # The seam for the Buildroot backend (images/buildroot/): same config, same workspace layout.
     try:
         backend = importlib.import_module("images.buildroot.backend")
     except ModuleNotFoundError:
         raise UserError("the buildroot backend is not available in this checkout "
                         "(use --backend offline)") from None
-    return backend.build(layers, workspace=workspace, strict=strict, buildroot_dir=buildroot_dir)
+    return backend.build(layers, workspace=workspace, strict=strict, buildroot_dir=buildroot_dir,
+                         offline=offline, toolchain=toolchain)
 
 
 class _OfflineBuild:

@@ -51,6 +51,7 @@ class Target:
     kernel_image: str
     elf_machine: str
     runner: tuple[str, ...]
+    buildroot_bootlin: str
     packages: Mapping[str, str]
 
     @property
@@ -121,6 +122,11 @@ def target(name: str) -> Target:
         raise UserError(f"unknown target '{name}' (known: {', '.join(known)}; "
                         f"see `fleetforge toolchains`)")
     return known[name]
+
+
+def linux_target(arch: str) -> Target | None:
+    """The Linux target of a board architecture (layer.toml [board] arch), None if none."""
+    return next((t for t in targets().values() if t.arch == arch and t.os == "linux"), None)
 
 
 def host_target() -> Target:

@@ -5,13 +5,26 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from fleetforge.errors import UserError
 from fleetforge.progress import console
 from images.build import BuildResult
-from images.buildroot.configure import configure
+from fleetforge.paths import CACHE_DIR
+from fleetforge.progress import step_progress
+from images.buildroot.configure import buildroot_build, configure
 from images.buildroot.make import build_with_progress, show_info
 from images.buildroot.post_image import SHOW_INFO_FILE
+from images.buildroot.mirror import (
+    REPORT_FILE,
+    OfflineMirror,
+    apply,
+    packages_needing_sources,
+    report_lines,
+    resolve,
+    write_report,
+)
+from images.buildroot.toolchain import DEFAULT_TOOLCHAIN, choose_toolchain
 from images.buildroot.tree import locate_tree
 from images.kconfig_check import format_report
 from images.layers import load_config
@@ -20,17 +33,34 @@ from images.workspace import Workspace
 
 
 def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: bool = False,
-          buildroot_dir: str | None = None) -> BuildResult:
-    """Build the layers' image with Buildroot into `workspace`/images (same layout as offline)."""
+          buildroot_dir: str | None = None, offline: bool = False,
+          toolchain: str | None = None) -> BuildResult:
+    """Build the layers' image with Buildroot into `workspace`/images (same layout as offline).
+
+    `offline`: Debian's cross compiler and Debian's sources (mirror.py); Buildroot downloads
+    nothing. `toolchain`: bootlin (default online) or debian (default and required offline).
+    """
     started = time.monotonic()
     config = load_config(layers, strict=strict)
     tree = locate_tree(buildroot_dir)
+    kind = toolchain or ("debian" if offline else DEFAULT_TOOLCHAIN)
+    if offline and kind != "debian":
+        raise UserError(f"--offline builds with --toolchain debian (the {kind} toolchain is a "
+                        f"download); drop --toolchain or --offline")
     workspace.ensure_ssh_key()  # the generated post-build script installs its .pub for root
-    result = configure(config, tree, workspace.root, strict=strict)
+    mirror = OfflineMirror(output=buildroot_build(tree, workspace.root).output,
+                           dl_dir=CACHE_DIR / "buildroot-dl") if offline else None
+    result = configure(config, tree, workspace.root, strict=strict,
+                       toolchain=choose_toolchain(config.board.arch, kind),
+                       downloads=mirror.symbols() if mirror else ())
     console.print(f"Buildroot {tree.version}: {format_report(result.problems, 'configuration')}",
                   markup=False, highlight=False)
-    info = show_info(result.build)
+    console.print(f"toolchain: {result.defconfig.toolchain.note}", markup=False, highlight=False)
+    # Versions as Buildroot's recipes have them (an override file would say "custom").
+    info = show_info(result.build, variables={"BR2_PACKAGE_OVERRIDE_FILE": ""})
     (result.build.output / SHOW_INFO_FILE).write_text(json.dumps(info))
+    if mirror is not None:
+        fill_mirror(info, tree.path, mirror, workspace)
     build_with_progress(result.build, sorted(info))
     produced = result.build.images_dir / "fleetforge"
     if not (produced / "manifest.json").is_file():
@@ -39,5 +69,26 @@ def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: b
     # Swap the finished images in at the very end: a failed build leaves the old ones.
     shutil.rmtree(workspace.images_dir, ignore_errors=True)
     shutil.copytree(produced, workspace.images_dir)
+    report = result.build.output / REPORT_FILE
+    if mirror is not None and report.is_file():
+        shutil.copy2(report, workspace.images_dir / REPORT_FILE)
+        shutil.copy2(report.with_suffix(".txt"), workspace.images_dir / report.with_suffix(".txt").name)
     manifest = load_manifest(workspace.manifest_path)
     return BuildResult(workspace, manifest, time.monotonic() - started)
+
+
+def fill_mirror(info: dict, tree: Path, mirror: OfflineMirror, workspace: Workspace) -> None:
+    """Pick, fetch and hand over every package's Debian source; print the version report."""
+    packages = packages_needing_sources(info)
+    with step_progress() as progress:
+        task = progress.add_task("offline mirror: choose and fetch Debian sources", total=None)
+        entries = resolve(packages, tree, mirror,
+                          on_step=lambda step: progress.update(task, description=step))
+        write_report(entries, mirror.output / REPORT_FILE)
+        progress.update(task, description=f"offline mirror: {len(entries)} packages")
+    for line in report_lines(entries):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    with step_progress() as progress:
+        task = progress.add_task("offline mirror: hand the sources to Buildroot", total=None)
+        apply(entries, packages, mirror,  # raises, naming every unmatched package
+              on_step=lambda step: progress.update(task, description=step))

@@ -1,25 +1,23 @@
-"""Choose the Buildroot toolchain so a build skips compiling its own cross compiler where it can.
+"""Choose the Buildroot toolchain, so a build never compiles its own cross compiler where it can help it.
 
-Debian's cross compilers (gcc-aarch64-linux-gnu, ...) cannot be used: Buildroot's external-toolchain
-check rejects every distribution toolchain ("Distribution toolchains are unsuitable for use by
-Buildroot", toolchain/helpers.mk check_unusable_toolchain; verified against Buildroot 2026.02.3
-with Debian bookworm's aarch64-linux-gnu-gcc 12). FleetForge therefore selects Bootlin's prebuilt
-glibc toolchain, as Buildroot's own raspberrypi4_64_defconfig does: downloaded once into
-Buildroot's dl/ directory, never built.
+- `bootlin` (the default, needs internet once): Bootlin's prebuilt glibc toolchain, as Buildroot's
+  own raspberrypi4_64_defconfig does; downloaded into Buildroot's dl/ directory, never built.
+- `debian` (offline): Debian's cross gcc, relocated into a Buildroot external toolchain by
+  toolchains/buildroot_debian.py (made once from the installed packages, cached).
+The symbols and packages of each come from toolchains/targets.toml.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-# Bootlin's "glibc stable" toolchain for each board architecture (Buildroot symbol suffix).
-BOOTLIN_STABLE: dict[str, str] = {
-    "aarch64": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_AARCH64_GLIBC_STABLE",
-    "x86_64": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_X86_64_GLIBC_STABLE",
-    "arm": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_ARMV7_EABIHF_GLIBC_STABLE",
-}
+import toolchains
+from fleetforge.errors import UserError
+from fleetforge.paths import CACHE_DIR
+from toolchains.buildroot_debian import debian_toolchain
 
-DEBIAN_REJECTED = ("Debian's cross compilers are not used: Buildroot rejects distribution "
-                   "toolchains")
+TOOLCHAINS = ("bootlin", "debian")
+DEFAULT_TOOLCHAIN = "bootlin"
 
 
 @dataclass(frozen=True)
@@ -28,19 +26,32 @@ class ToolchainChoice:
 
     symbols: tuple[tuple[str, str], ...]  # empty: Buildroot's default (it builds its own)
     note: str
+    kind: str = ""  # "bootlin", "debian", "" (Buildroot's own or the layers')
 
 
-def choose_toolchain(arch: str) -> ToolchainChoice:
-    """Bootlin's prebuilt toolchain for `arch`, or Buildroot's internal one with the reason."""
-    variant = BOOTLIN_STABLE.get(arch)
-    if variant is None:
+def choose_toolchain(arch: str, kind: str = DEFAULT_TOOLCHAIN,
+                     cache_dir: Path = CACHE_DIR) -> ToolchainChoice:
+    """The `kind` toolchain for board architecture `arch`."""
+    if kind not in TOOLCHAINS:
+        raise UserError(f"unknown toolchain '{kind}' (choose one of: {', '.join(TOOLCHAINS)})")
+    target = toolchains.linux_target(arch)
+    if kind == "debian":
+        if target is None:
+            raise UserError(f"no Linux target for architecture {arch} in toolchains/targets.toml, "
+                            f"so no Debian cross toolchain (use --toolchain bootlin)")
+        made = debian_toolchain(target, cache_dir)
+        return ToolchainChoice(
+            tuple(made.buildroot_symbols()),
+            f"Debian's cross gcc {made.gcc_version} ({', '.join(made.packages)}) relocated to "
+            f"{made.prefix}: no download, no toolchain build", "debian")
+    if target is None or not target.buildroot_bootlin:
         return ToolchainChoice((), f"Buildroot builds its own toolchain (no prebuilt Bootlin "
-                                   f"toolchain known for {arch}; {DEBIAN_REJECTED})")
+                                   f"toolchain known for {arch})")
     return ToolchainChoice(
-        (("BR2_TOOLCHAIN_EXTERNAL", "y"), ("BR2_TOOLCHAIN_EXTERNAL_BOOTLIN", "y"), (variant, "y")),
-        f"Bootlin's prebuilt glibc toolchain, downloaded once, no toolchain build "
-        f"({DEBIAN_REJECTED})",
-    )
+        (("BR2_TOOLCHAIN_EXTERNAL", "y"), ("BR2_TOOLCHAIN_EXTERNAL_BOOTLIN", "y"),
+         (target.buildroot_bootlin, "y")),
+        "Bootlin's prebuilt glibc toolchain, downloaded once, no toolchain build "
+        "(offline: --toolchain debian)", "bootlin")
 
 
 def chosen_by_layers() -> ToolchainChoice:
