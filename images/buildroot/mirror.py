@@ -371,10 +371,12 @@ def _host_tool_lines(package: BuildrootPackage, rule: Rule | None,
     empty.mkdir(parents=True, exist_ok=True)
     prefix = package.make_prefix
     links = [f"\tln -sf {shutil.which(p)} $(HOST_DIR)/bin/{p}" for p in rule.host_programs]
+    # Not empty: make's ifndef treats an empty definition as undefined.
+    nothing = f"\t@true # {package.name}: nothing to build, {rule.host_package} is installed"
     return [f"# {package.name}: the build machine's Debian package {rule.host_package}",
             f"{prefix}_OVERRIDE_SRCDIR = {empty}",
-            f"define {prefix}_CONFIGURE_CMDS", "endef",
-            f"define {prefix}_BUILD_CMDS", "endef",
+            f"define {prefix}_CONFIGURE_CMDS", nothing, "endef",
+            f"define {prefix}_BUILD_CMDS", nothing, "endef",
             f"define {prefix}_INSTALL_CMDS", "\tmkdir -p $(HOST_DIR)/bin", *links, "endef"]
 
 
