@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from images.build import build
-from images.buildroot.mirror import REPORT_FILE
+from images.buildroot.mirror import REPORT_TEXT
 from images.manifest import load_manifest
 from images.qemu import boot_check
 from images.workspace import Workspace
@@ -134,7 +134,7 @@ def main() -> None:
           f"{update.sent_bytes / 1e6:.1f} MB sent; busybox now: {userland}")
     print(f"rollback: {message}; booted {back.booted} again; busybox now: {userland_back}")
     print("\nper-package sources (Buildroot version, Debian version, path):")
-    print((br_ws.images_dir / REPORT_FILE).with_suffix(".txt").read_text())
+    print((br_ws.images_dir / REPORT_TEXT).read_text())
     if not (update.ok and after.booted != before.booted and back.booted == before.booted):
         raise SystemExit("the over-the-air update or the rollback did not end as expected")
 

@@ -1,4 +1,8 @@
-"""`fleetforge build --backend buildroot`: configure, run Buildroot with progress, collect the images."""
+"""`fleetforge build --backend buildroot`: configure, run Buildroot with progress, collect the images.
+
+Buildroot's make produces the parts; its post-build and post-image scripts hand them to the
+assembly engine (images/buildroot/post_scripts.py), so the images match the offline backend's.
+"""
 from __future__ import annotations
 
 import json
@@ -8,15 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fleetforge.errors import UserError
-from fleetforge.progress import console
-from images.build import BuildResult
 from fleetforge.paths import CACHE_DIR
-from fleetforge.progress import step_progress
+from fleetforge.progress import console, step_progress
+from images.assemble import MANIFEST_NAME, with_timings
 from images.buildroot.configure import buildroot_build, configure
 from images.buildroot.make import build_with_progress, show_info
-from images.buildroot.post_image import SHOW_INFO_FILE
 from images.buildroot.mirror import (
     REPORT_FILE,
+    REPORT_TEXT,
     OfflineMirror,
     apply,
     packages_needing_sources,
@@ -24,17 +27,19 @@ from images.buildroot.mirror import (
     resolve,
     write_report,
 )
+from images.buildroot.parts import SHOW_INFO_FILE
+from images.buildroot.post_scripts import IMAGES_SUBDIR
 from images.buildroot.toolchain import DEFAULT_TOOLCHAIN, choose_toolchain
 from images.buildroot.tree import locate_tree
 from images.kconfig_check import format_report
 from images.layers import load_config
-from images.manifest import load_manifest
+from images.manifest import Manifest, load_manifest, write_manifest
 from images.workspace import Workspace
 
 
 def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: bool = False,
           buildroot_dir: str | None = None, offline: bool = False,
-          toolchain: str | None = None) -> BuildResult:
+          toolchain: str | None = None) -> Manifest:
     """Build the layers' image with Buildroot into `workspace`/images (same layout as offline).
 
     `offline`: Debian's cross compiler and Debian's sources (mirror.py); Buildroot downloads
@@ -47,7 +52,7 @@ def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: b
     if offline and kind != "debian":
         raise UserError(f"--offline builds with --toolchain debian (the {kind} toolchain is a "
                         f"download); drop --toolchain or --offline")
-    workspace.ensure_ssh_key()  # the generated post-build script installs its .pub for root
+    workspace.ensure_ssh_key()
     mirror = OfflineMirror(output=buildroot_build(tree, workspace.root).output,
                            dl_dir=CACHE_DIR / "buildroot-dl") if offline else None
     result = configure(config, tree, workspace.root, strict=strict,
@@ -60,24 +65,26 @@ def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: b
     info = show_info(result.build, variables={"BR2_PACKAGE_OVERRIDE_FILE": ""})
     (result.build.output / SHOW_INFO_FILE).write_text(json.dumps(info))
     if mirror is not None:
-        fill_mirror(info, tree.path, mirror, workspace)
+        fill_mirror(info, tree.path, mirror)
+    configured = time.monotonic()
     build_with_progress(result.build, sorted(info))
-    produced = result.build.images_dir / "fleetforge"
-    if not (produced / "manifest.json").is_file():
+    produced = result.build.images_dir / IMAGES_SUBDIR
+    if not (produced / MANIFEST_NAME).is_file():
         raise UserError("Buildroot finished but its post-image step wrote no manifest "
                         f"(see {result.build.log})", where=str(produced))
-    # Swap the finished images in at the very end: a failed build leaves the old ones.
-    shutil.rmtree(workspace.images_dir, ignore_errors=True)
-    shutil.copytree(produced, workspace.images_dir)
-    report = result.build.output / REPORT_FILE
-    if mirror is not None and report.is_file():
-        shutil.copy2(report, workspace.images_dir / REPORT_FILE)
-        shutil.copy2(report.with_suffix(".txt"), workspace.images_dir / report.with_suffix(".txt").name)
-    manifest = load_manifest(workspace.manifest_path)
-    return BuildResult(workspace, manifest, time.monotonic() - started)
+    stages = {"configuration": round(configured - started, 2),
+              "buildroot": round(time.monotonic() - configured, 2)}
+    manifest = with_timings(load_manifest(produced / MANIFEST_NAME), time.monotonic() - started,
+                            stages)
+    write_manifest(manifest, produced / MANIFEST_NAME)
+    if mirror is not None:  # the per-package version report, beside the manifest
+        for name in (REPORT_FILE, REPORT_TEXT):
+            shutil.copy2(mirror.output / name, produced / name)
+    workspace.replace_images(produced, copy=True)
+    return manifest
 
 
-def fill_mirror(info: dict, tree: Path, mirror: OfflineMirror, workspace: Workspace) -> None:
+def fill_mirror(info: dict, tree: Path, mirror: OfflineMirror) -> None:
     """Pick, fetch and hand over every package's Debian source; print the version report."""
     packages = packages_needing_sources(info)
     with step_progress() as progress:

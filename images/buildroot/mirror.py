@@ -40,6 +40,7 @@ from fleetforge.paths import CACHE_DIR
 RULES_FILE = Path(__file__).with_name("debian_sources.toml")
 LOCK_FILE = "mirror-lock.json"
 REPORT_FILE = "mirror-report.json"
+REPORT_TEXT = "mirror-report.txt"
 NO_DOWNLOADS_DIR = "offline-no-downloads"  # BR2_PRIMARY_SITE: empty, so a download fails loudly
 DL_PATH, OVERRIDE_PATH, HOST_TOOL_PATH, UNMATCHED = "dl-dir", "override", "host-tool", "unmatched"
 
@@ -412,5 +413,5 @@ def report_lines(entries: list[MirrorEntry]) -> list[str]:
 def write_report(entries: list[MirrorEntry], destination: Path) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     destination.write_text(json.dumps([asdict(e) for e in entries], indent=1) + "\n")
-    destination.with_suffix(".txt").write_text("\n".join(report_lines(entries)) + "\n")
+    destination.with_name(REPORT_TEXT).write_text("\n".join(report_lines(entries)) + "\n")
     return destination

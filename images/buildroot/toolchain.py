@@ -34,7 +34,7 @@ def choose_toolchain(arch: str, kind: str = DEFAULT_TOOLCHAIN,
     """The `kind` toolchain for board architecture `arch`."""
     if kind not in TOOLCHAINS:
         raise UserError(f"unknown toolchain '{kind}' (choose one of: {', '.join(TOOLCHAINS)})")
-    target = toolchains.linux_target(arch)
+    target = toolchains.linux_target_of(arch)
     if kind == "debian":
         if target is None:
             raise UserError(f"no Linux target for architecture {arch} in toolchains/targets.toml, "

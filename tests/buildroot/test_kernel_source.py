@@ -77,7 +77,7 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     """
     import shutil
 
-    from images.buildroot.post_image import _busybox_overlay, _needed_libraries
+    from images.buildroot.parts import busybox_library_overlay, needed_libraries
 
     target = tmp_path / "target"
     (target / "bin").mkdir(parents=True)
@@ -85,9 +85,9 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     shutil.copy2("/usr/bin/dash", target / "bin" / "busybox")
     for library in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
         shutil.copy2(Path(library).resolve(), target / "lib" / Path(library).name)
-    found = {p.name for p in _needed_libraries(target / "bin" / "busybox", target)}
+    found = {p.name for p in needed_libraries(target / "bin" / "busybox", target)}
     assert found == {"libc.so.6", "ld-linux-x86-64.so.2"}
-    overlay = _busybox_overlay(target, tmp_path / "work")
+    overlay = busybox_library_overlay(target, tmp_path / "work")
     assert sorted(p.name for p in (overlay / "lib").iterdir()) == ["ld-linux-x86-64.so.2",
                                                                   "libc.so.6"]
     interpreter = overlay / "lib64" / "ld-linux-x86-64.so.2"
@@ -95,4 +95,4 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     assert interpreter.read_bytes() == (overlay / "lib" / "ld-linux-x86-64.so.2").read_bytes()
     (target / "lib" / "libc.so.6").unlink()
     with pytest.raises(Exception, match="needs libc.so.6, which is not in the target root"):
-        _needed_libraries(target / "bin" / "busybox", target)
+        needed_libraries(target / "bin" / "busybox", target)

@@ -1,0 +1,58 @@
+"""The size report a user reads: each binary's text, rodata, data, bss; -Oz and tuned side by
+side; and the total the apps add to the image."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from apps.build import AppBuild
+from apps.description import TUNED
+from apps.sizes import SectionSizes
+
+COLUMNS = ("text", "rodata", "data", "bss")
+
+
+def percent(before: int, after: int) -> str:
+    return f"{100.0 * (after - before) / before:+.2f}%" if before else "n/a"
+
+
+def size_table(builds: list[AppBuild]) -> tuple[Table, list[str]]:
+    """The table, and the notes on binaries that ship -Oz code (and why)."""
+    tuned = any(b.optimize == TUNED for b in builds)
+    targets = ", ".join(sorted({b.target.name for b in builds}))
+    table = Table(title=f"binaries for {targets} (bytes; flash = text + rodata + data)")
+    table.add_column("binary")
+    for column in (*COLUMNS, "flash"):
+        table.add_column(column, justify="right")
+    if tuned:
+        table.add_column("-Oz flash", justify="right")
+        table.add_column("vs -Oz", justify="right")
+        table.add_column("ships")
+    total, total_oz = SectionSizes(), SectionSizes()
+    notes = []
+    for build in builds:
+        for binary in build.binaries:
+            shipped = binary.shipped
+            total += shipped
+            total_oz += binary.oz or shipped
+            name = f"{build.app.name}/{binary.program}"
+            row = [name, *(str(getattr(shipped, c)) for c in COLUMNS), str(shipped.flash)]
+            if tuned:
+                oz = binary.oz or shipped
+                row += [str(oz.flash), percent(oz.flash, shipped.flash), binary.kept]
+            if binary.note:
+                notes.append(f"{name}: {binary.note}")
+            table.add_row(*row)
+    row = ["total", *(str(getattr(total, c)) for c in COLUMNS), str(total.flash)]
+    if tuned:
+        row += [str(total_oz.flash), percent(total_oz.flash, total.flash), ""]
+    table.add_row(*row, style="bold")
+    return table, notes
+
+
+def print_sizes(builds: list[AppBuild], console: Console | None = None) -> None:
+    console = console or Console()
+    table, notes = size_table(builds)
+    console.print(table)
+    for note in notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
