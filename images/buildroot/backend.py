@@ -18,8 +18,10 @@ from images.assemble import MANIFEST_NAME, with_timings
 from images.buildroot.configure import buildroot_build, configure
 from images.buildroot.make import build_with_progress, show_info
 from images.buildroot.mirror import (
+    OVERRIDE_PATH,
     REPORT_FILE,
     REPORT_TEXT,
+    MirrorEntry,
     OfflineMirror,
     apply,
     packages_needing_sources,
@@ -63,9 +65,11 @@ def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: b
     console.print(f"toolchain: {result.defconfig.toolchain.note}", markup=False, highlight=False)
     # Versions as Buildroot's recipes have them (an override file would say "custom").
     info = show_info(result.build, variables={"BR2_PACKAGE_OVERRIDE_FILE": ""})
-    (result.build.output / SHOW_INFO_FILE).write_text(json.dumps(info))
     if mirror is not None:
-        fill_mirror(info, tree.path, mirror)
+        for entry in fill_mirror(info, tree.path, mirror):
+            if entry.path == OVERRIDE_PATH:  # the manifest names what was really built
+                info[entry.package]["version"] = f"{entry.debian_version} (Debian source)"
+    (result.build.output / SHOW_INFO_FILE).write_text(json.dumps(info))
     configured = time.monotonic()
     build_with_progress(result.build, sorted(info))
     produced = result.build.images_dir / IMAGES_SUBDIR
@@ -84,7 +88,7 @@ def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: b
     return manifest
 
 
-def fill_mirror(info: dict, tree: Path, mirror: OfflineMirror) -> None:
+def fill_mirror(info: dict, tree: Path, mirror: OfflineMirror) -> list[MirrorEntry]:
     """Pick, fetch and hand over every package's Debian source; print the version report."""
     packages = packages_needing_sources(info)
     with step_progress() as progress:
@@ -99,3 +103,4 @@ def fill_mirror(info: dict, tree: Path, mirror: OfflineMirror) -> None:
         task = progress.add_task("offline mirror: hand the sources to Buildroot", total=None)
         apply(entries, packages, mirror,  # raises, naming every unmatched package
               on_step=lambda step: progress.update(task, description=step))
+    return entries
