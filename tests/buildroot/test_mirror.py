@@ -7,6 +7,8 @@ bookworm, trixie and sid source indexes listed (refresh them by hand when Buildr
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,37 @@ def test_the_report_has_one_line_per_package(entries):
     assert len(lines) == len(entries) + 1
     linux = next(line for line in lines if line.startswith("linux "))
     assert "6.19.14" in linux and "linux 6.12." in linux and "override" in linux
+
+
+def test_applied_mirror_gives_make_each_source(tmp_path, demo_source_package):
+    """dl-dir, override and host-tool, written for real and read back by GNU make."""
+    cache = tmp_path / "cache"
+    shutil.copytree(demo_source_package.parent, cache / "debian-source" / "demo",
+                    ignore=shutil.ignore_patterns("demo-1.0"))
+    mirror = OfflineMirror(output=tmp_path / "out", dl_dir=tmp_path / "dl", cache_dir=cache)
+    packages = [BuildrootPackage("demo", "1.0", "demo", ("demo-1.0.tar.gz",)),
+                BuildrootPackage("host-demo-tools", "0.9", "demo", ("demo-0.9.tar.gz",)),
+                BuildrootPackage("host-fakeroot", "1.37.1.2", "fakeroot", ("fakeroot.tar.gz",))]
+    entries = [MirrorEntry("demo", "1.0", DL_PATH, "identical", "demo", "1.0-1", "sid",
+                           ("demo-1.0.tar.gz",)),
+               MirrorEntry("host-demo-tools", "0.9", OVERRIDE_PATH, "nearest", "demo", "1.0-1",
+                           "sid"),
+               MirrorEntry("host-fakeroot", "1.37.1.2", HOST_TOOL_PATH, "none downloads",
+                           "fakeroot", "", "host")]
+    apply(entries, packages, mirror)
+    linked = tmp_path / "dl" / "demo" / "demo-1.0.tar.gz"  # Buildroot's name, Debian's bytes
+    assert linked.read_bytes() == (demo_source_package.parent / "demo_1.0.orig.tar.gz").read_bytes()
+    probe = tmp_path / "probe.mk"
+    probe.write_text(
+        f"include {mirror.local_mk}\n"
+        "ifndef HOST_FAKEROOT_CONFIGURE_CMDS\n$(error empty: the infrastructure would build)\n"
+        "endif\n"
+        "$(info $(HOST_DEMO_TOOLS_OVERRIDE_SRCDIR))\n"
+        "$(info $(value HOST_FAKEROOT_INSTALL_CMDS))\n"
+        "all: ; @:\n")
+    made = subprocess.run(["make", "-s", "-f", probe], capture_output=True, text=True, check=True)
+    override, install = made.stdout.split("\n", 1)
+    assert '"debian"' in (Path(override) / "hello.c").read_text()  # patched Debian tree
+    assert "ln -sf /usr/bin/fakeroot $(HOST_DIR)/bin/fakeroot" in install
+    lock = json.loads((mirror.output / "mirror-lock.json").read_text())
+    assert [e["path"] for e in lock["entries"]] == [DL_PATH, OVERRIDE_PATH, HOST_TOOL_PATH]
