@@ -353,6 +353,10 @@ def apply(entries: list[MirrorEntry], packages: list[BuildrootPackage], mirror: 
             on_step(f"mirror: unpack {entry.debian_source} {entry.debian_version}")
             tree = unpack_source(source, mirror.cache_dir)
             lines.append(f"{package.make_prefix}_OVERRIDE_SRCDIR = {tree}")
+            if (tree / "configure").is_file():
+                # Buildroot autoreconfigures for its own patches, which an override tree does
+                # not get; a tree that ships its configure script is built as shipped.
+                lines.append(f"{package.make_prefix}_AUTORECONF = NO")
     mirror.no_downloads.mkdir(parents=True, exist_ok=True)
     _write_if_changed(mirror.local_mk, "\n".join(lines) + "\n")
     _write_if_changed(mirror.output / LOCK_FILE, json.dumps(

@@ -180,11 +180,13 @@ def test_applied_mirror_gives_make_each_source(tmp_path, demo_source_package):
         "ifndef HOST_FAKEROOT_CONFIGURE_CMDS\n$(error empty: the infrastructure would build)\n"
         "endif\n"
         "$(info $(HOST_DEMO_TOOLS_OVERRIDE_SRCDIR))\n"
+        "$(info $(HOST_DEMO_TOOLS_AUTORECONF))\n"
         "$(info $(value HOST_FAKEROOT_INSTALL_CMDS))\n"
         "all: ; @:\n")
     made = subprocess.run(["make", "-s", "-f", probe], capture_output=True, text=True, check=True)
-    override, install = made.stdout.split("\n", 1)
+    override, autoreconf, install = made.stdout.split("\n", 2)
     assert '"debian"' in (Path(override) / "hello.c").read_text()  # patched Debian tree
+    assert autoreconf == ""  # the demo tree ships no configure: the recipe decides
     assert "ln -sf /usr/bin/fakeroot $(HOST_DIR)/bin/fakeroot" in install
     lock = json.loads((mirror.output / "mirror-lock.json").read_text())
     assert [e["path"] for e in lock["entries"]] == [DL_PATH, OVERRIDE_PATH, HOST_TOOL_PATH]
