@@ -353,14 +353,22 @@ def apply(entries: list[MirrorEntry], packages: list[BuildrootPackage], mirror: 
             on_step(f"mirror: unpack {entry.debian_source} {entry.debian_version}")
             tree = unpack_source(source, mirror.cache_dir)
             lines.append(f"{package.make_prefix}_OVERRIDE_SRCDIR = {tree}")
-            if (tree / "configure").is_file():
-                # Buildroot autoreconfigures for its own patches, which an override tree does
-                # not get; a tree that ships its configure script is built as shipped.
-                lines.append(f"{package.make_prefix}_AUTORECONF = NO")
+            lines += _autoreconf_lines(package, tree)
     mirror.no_downloads.mkdir(parents=True, exist_ok=True)
     _write_if_changed(mirror.local_mk, "\n".join(lines) + "\n")
     _write_if_changed(mirror.output / LOCK_FILE, json.dumps(
         {"packages": _lock_key(packages), "entries": [asdict(e) for e in entries]}, indent=1) + "\n")
+
+
+def _autoreconf_lines(package: BuildrootPackage, tree: Path) -> list[str]:
+    """Buildroot autoreconfigures for its own patches, which an override tree does not get: a
+    tree that ships its configure script is built as shipped; one that has only configure.ac (a
+    Debian repack of a git snapshot) is autoreconfigured. Unused by non-autotools recipes."""
+    if (tree / "configure").is_file():
+        return [f"{package.make_prefix}_AUTORECONF = NO"]
+    if (tree / "configure.ac").is_file() or (tree / "configure.in").is_file():
+        return [f"{package.make_prefix}_AUTORECONF = YES"]
+    return []
 
 
 def _host_tool_lines(package: BuildrootPackage, rule: Rule | None,
