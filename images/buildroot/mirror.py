@@ -7,8 +7,9 @@ Debian source package version (debian_sources.toml names the Debian package) and
   checks its hash and applies its own patches as online.
 - `override`: the nearest version, unpacked with Debian's patches, is given to Buildroot as
   `<PKG>_OVERRIDE_SRCDIR` in $(O)/local.mk (Buildroot rsyncs it; its own patches are not applied).
-- `host-tool`: only for a host tool whose table entry allows it, when no Debian source of it can
-  be downloaded: the build machine's installed Debian package provides the programs.
+- `host-tool`: only for a host tool whose table entry allows it (when no Debian source of it can
+  be downloaded, or always with `host_only`): the build machine's installed Debian package
+  provides the programs.
 - `unmatched`: no Debian source known or found; named with the reason, and the build stops.
 The choice is locked per workspace (mirror-lock.json): later builds reuse it with no network.
 Buildroot itself may not download: its only download site is an empty local folder.
@@ -77,7 +78,8 @@ class Rule:
     suites: tuple[str, ...]
     why: str = ""
     host_package: str = ""  # the Debian binary package a host build may use instead
-    host_programs: tuple[str, ...] = ()  # ... and the programs it provides in /usr/bin
+    host_programs: tuple[str, ...] = ()  # ... its programs, as paths below $(HOST_DIR)
+    host_only: bool = False  # the host package always uses host_package (why says why)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def load_rules(path: Path = RULES_FILE) -> Rules:
                               where=str(path))
         packages[name] = Rule(tuple(entry["debian"]), tuple(entry.get("suites", suites)),
                               entry.get("why", ""), entry.get("host_package", ""),
-                              tuple(entry.get("host_programs", ())))
+                              tuple(entry.get("host_programs", ())),
+                              bool(entry.get("host_only", False)))
     return Rules(suites, packages)
 
 
@@ -190,6 +193,11 @@ def choose(package: BuildrootPackage, rule: Rule | None,
         return unmatched(f"no Debian source package known for '{package.base}' (add it to "
                          f"images/buildroot/debian_sources.toml)")
     unavailable = unavailable or {}
+    if package.name.startswith("host-") and rule.host_only:
+        return MirrorEntry(package.name, package.version, HOST_TOOL_PATH,
+                           f"the build machine's Debian package {rule.host_package} provides "
+                           f"{', '.join(rule.host_programs)}: {rule.why}", rule.host_package, "",
+                           "host")
     listed = [r for name in rule.debian for r in releases_of(name, rule.suites)]
     if not listed:
         return unmatched(f"Debian has no source package {' or '.join(rule.debian)} in "
@@ -376,21 +384,24 @@ def _host_tool_lines(package: BuildrootPackage, rule: Rule | None,
     """local.mk lines that make a host package link the build machine's programs instead of
     building (Buildroot's autotools/generic infrastructure keeps commands a file defines first)."""
     assert rule is not None and rule.host_package
+    links = []
     for program in rule.host_programs:
-        if shutil.which(program) is None:
-            raise MirrorError(f"{package.name}: no Debian source could be downloaded and the build "
-                              f"machine lacks {program} (run: apt-get install {rule.host_package})")
+        found = shutil.which(Path(program).name)
+        if found is None:
+            raise MirrorError(f"{package.name}: the build machine lacks {Path(program).name} "
+                              f"(run: apt-get install {rule.host_package})")
+        links += [f"\tmkdir -p $(HOST_DIR)/{Path(program).parent}",
+                  f"\tln -sf {found} $(HOST_DIR)/{program}"]
     empty = mirror.output / "offline-host-tools" / package.name
     empty.mkdir(parents=True, exist_ok=True)
     prefix = package.make_prefix
-    links = [f"\tln -sf {shutil.which(p)} $(HOST_DIR)/bin/{p}" for p in rule.host_programs]
     # Not empty: make's ifndef treats an empty definition as undefined.
     nothing = f"\t@true # {package.name}: nothing to build, {rule.host_package} is installed"
     return [f"# {package.name}: the build machine's Debian package {rule.host_package}",
             f"{prefix}_OVERRIDE_SRCDIR = {empty}",
             f"define {prefix}_CONFIGURE_CMDS", nothing, "endef",
             f"define {prefix}_BUILD_CMDS", nothing, "endef",
-            f"define {prefix}_INSTALL_CMDS", "\tmkdir -p $(HOST_DIR)/bin", *links, "endef"]
+            f"define {prefix}_INSTALL_CMDS", *links, "endef"]
 
 
 def _link(source: Path, dest: Path) -> None:

@@ -89,8 +89,9 @@ def test_otherwise_the_nearest_version_overrides_the_source(entries):
     zlib = entries["libzlib"]  # Debian's repack 1:1.3.dfsg+really1.3.2 is 1.3.2
     assert zlib.path == OVERRIDE_PATH and "+really1.3.2" in zlib.debian_version
     assert "same upstream version" in zlib.reason
-    kmod = entries["host-kmod"]  # the table limits kmod to bookworm, and says why
-    assert kmod.suite == "bookworm" and "meson" in kmod.reason
+    # No Debian kmod source builds with Buildroot's recipe: the table says so, and why.
+    kmod = entries["host-kmod"]
+    assert (kmod.path, kmod.debian_source) == (HOST_TOOL_PATH, "kmod") and "meson" in kmod.reason
 
 
 def test_nearness():
@@ -187,6 +188,6 @@ def test_applied_mirror_gives_make_each_source(tmp_path, demo_source_package):
     override, autoreconf, install = made.stdout.split("\n", 2)
     assert '"debian"' in (Path(override) / "hello.c").read_text()  # patched Debian tree
     assert autoreconf == ""  # the demo tree ships no configure: the recipe decides
-    assert "ln -sf /usr/bin/fakeroot $(HOST_DIR)/bin/fakeroot" in install
+    assert f"ln -sf {shutil.which('fakeroot')} $(HOST_DIR)/bin/fakeroot" in install
     lock = json.loads((mirror.output / "mirror-lock.json").read_text())
     assert [e["path"] for e in lock["entries"]] == [DL_PATH, OVERRIDE_PATH, HOST_TOOL_PATH]
