@@ -191,3 +191,4 @@ def test_applied_mirror_gives_make_each_source(tmp_path, demo_source_package):
     assert f"ln -sf {shutil.which('fakeroot')} $(HOST_DIR)/bin/fakeroot" in install
     lock = json.loads((mirror.output / "mirror-lock.json").read_text())
     assert [e["path"] for e in lock["entries"]] == [DL_PATH, OVERRIDE_PATH, HOST_TOOL_PATH]
+    assert lock["key"]["rules"] and lock["key"]["packages"][0] == ["demo", "1.0", ["demo-1.0.tar.gz"]]
