@@ -60,8 +60,9 @@ def main() -> None:
     parser.add_argument("--buildroot-dir", default=os.environ.get("BUILDROOT_DIR"),
                         help="Buildroot tree (default: $BUILDROOT_DIR)")
     parser.add_argument("--work", type=Path, help="bench folder (default: a new temporary one)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the Buildroot output folder of --work (skips the build from empty)")
+    parser.add_argument("--buildroot-workspace", type=Path,
+                        help="an already built Buildroot workspace to rebuild instead of building "
+                             "from an empty output folder (the time printed is then a rebuild's)")
     args = parser.parse_args()
     if not args.buildroot_dir:
         parser.error("give --buildroot-dir or set BUILDROOT_DIR")
@@ -74,15 +75,19 @@ def main() -> None:
           f"load at start {_load()}")
 
     offline_ws = Workspace.named("offline", base=work)
+    if args.buildroot_workspace:
+        given = args.buildroot_workspace.absolute()
+        br_ws = Workspace(given.name, given)
+    else:
+        br_ws = Workspace.named("buildroot", base=work)
+        shutil.rmtree(br_ws.root, ignore_errors=True)  # an empty output folder
+    # One SSH key for both images: after the update the device runs the Buildroot root
+    # filesystem, whose authorized_keys must still let the client in.
+    if br_ws.ssh_key.is_file():
+        shutil.copytree(br_ws.ssh_key.parent, offline_ws.ssh_key.parent, dirs_exist_ok=True)
     started = time.monotonic()
     build(LAYERS, workspace=offline_ws)
     offline_seconds = time.monotonic() - started
-
-    br_ws = Workspace.named("buildroot", base=work)
-    if not args.reuse:
-        shutil.rmtree(br_ws.root, ignore_errors=True)
-    # One SSH key for both images: after the update the device runs the Buildroot root
-    # filesystem, whose authorized_keys must still let the client in.
     shutil.copytree(offline_ws.ssh_key.parent, br_ws.ssh_key.parent, dirs_exist_ok=True)
     started = time.monotonic()
     build(LAYERS, workspace=br_ws, backend="buildroot", offline=True,
@@ -123,8 +128,9 @@ def main() -> None:
 
     print(f"\nload at the end {_load()}")
     print(f"offline backend build (baseline): {offline_seconds:.0f} s")
-    print(f"Buildroot --offline build from an empty output folder: {br_seconds:.0f} s "
-          f"({br_seconds / 60:.1f} min)")
+    kind = "rebuild of " + str(br_ws.root) if args.buildroot_workspace else \
+        "build from an empty output folder"
+    print(f"Buildroot --offline {kind}: {br_seconds:.0f} s ({br_seconds / 60:.1f} min)")
     print(f"rootfs.squashfs: Buildroot {sizes['buildroot'] / 1e6:.2f} MB, offline "
           f"{sizes['offline'] / 1e6:.2f} MB, ratio {sizes['buildroot'] / sizes['offline']:.2f}")
     print(f"Buildroot image boot: healthy, console marker after {check.marker_seconds:.1f} s, "
