@@ -399,13 +399,14 @@ def _host_tool_lines(package: BuildrootPackage, rule: Rule | None,
     empty = mirror.output / "offline-host-tools" / package.name
     empty.mkdir(parents=True, exist_ok=True)
     prefix = package.make_prefix
-    # Not empty: make's ifndef treats an empty definition as undefined.
+    # Not empty: make's ifndef (autotools) treats an empty definition as undefined. `override`:
+    # a recipe that defines its own commands (generic packages) does not replace these.
     nothing = f"\t@true # {package.name}: nothing to build, {rule.host_package} is installed"
     return [f"# {package.name}: the build machine's Debian package {rule.host_package}",
             f"{prefix}_OVERRIDE_SRCDIR = {empty}",
-            f"define {prefix}_CONFIGURE_CMDS", nothing, "endef",
-            f"define {prefix}_BUILD_CMDS", nothing, "endef",
-            f"define {prefix}_INSTALL_CMDS", *links, "endef"]
+            f"override define {prefix}_CONFIGURE_CMDS", nothing, "endef",
+            f"override define {prefix}_BUILD_CMDS", nothing, "endef",
+            f"override define {prefix}_INSTALL_CMDS", *(links or [nothing]), "endef"]
 
 
 def _link(source: Path, dest: Path) -> None:

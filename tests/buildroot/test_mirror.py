@@ -178,6 +178,8 @@ def test_applied_mirror_gives_make_each_source(tmp_path, demo_source_package):
     probe = tmp_path / "probe.mk"
     probe.write_text(
         f"include {mirror.local_mk}\n"
+        # A recipe defining its own commands later (generic packages do) must not win.
+        "define HOST_FAKEROOT_INSTALL_CMDS\n\tthe recipe's own install\nendef\n"
         "ifndef HOST_FAKEROOT_CONFIGURE_CMDS\n$(error empty: the infrastructure would build)\n"
         "endif\n"
         "$(info $(HOST_DEMO_TOOLS_OVERRIDE_SRCDIR))\n"
