@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -251,13 +251,6 @@ class _NewestFirst(Version):
 def _is_upstream_tarball(name: str) -> bool:
     return bool(re.search(r"\.(orig\.)?tar\.(gz|bz2|xz|lzma|zst)$", name)) \
         and ".debian.tar." not in name and "orig-" not in name
-
-
-def plan(packages: Iterable[BuildrootPackage], rules: Rules,
-         releases_of: Callable[[str, tuple[str, ...]], list[SourceRelease]],
-         hashes_of: Callable[[BuildrootPackage], Mapping[str, str]]) -> list[MirrorEntry]:
-    """The decision for every package, in name order (nothing is downloaded)."""
-    return [choose(p, rules.for_package(p), releases_of, hashes_of(p)) for p in packages]
 
 
 # --- writing it ---------------------------------------------------------------------------------

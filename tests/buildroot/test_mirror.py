@@ -31,7 +31,6 @@ from images.buildroot.mirror import (
     load_rules,
     numeric_version,
     packages_needing_sources,
-    plan,
     report_lines,
 )
 
@@ -54,8 +53,9 @@ def packages() -> dict[str, BuildrootPackage]:
 
 @pytest.fixture(scope="module")
 def entries(packages) -> dict[str, MirrorEntry]:
-    chosen = plan(packages.values(), load_rules(), releases_of, lambda p: HASHES[p.name])
-    return {e.package: e for e in chosen}
+    rules = load_rules()
+    return {p.name: choose(p, rules.for_package(p), releases_of, HASHES[p.name])
+            for p in packages.values()}
 
 
 def test_only_packages_that_download_need_a_source(packages):
