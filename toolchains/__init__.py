@@ -55,8 +55,8 @@ class Target:
     kernel_image: str
     elf_machine: str
     runner: tuple[str, ...]
-    buildroot_bootlin: str
     packages: Mapping[str, str]
+    buildroot_bootlin: str = ""  # optional: a target Buildroot has no Bootlin toolchain for
 
     @property
     def bare_metal(self) -> bool:
