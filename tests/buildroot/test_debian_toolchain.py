@@ -40,7 +40,7 @@ def made(tmp_path_factory):
 
 def _hello(toolchain, tmp_path: Path, *, cxx: bool = True) -> tuple[str, ...]:
     """Build hello in C (and C++) with the toolchain's wrappers; run them under qemu-user."""
-    runner = [*TARGET.runner[:-1], str(toolchain.sysroot)]  # -L <the toolchain's sysroot>
+    runner = [TARGET.runner[0], "-L", str(toolchain.sysroot)]  # qemu-user with the toolchain's sysroot
     (tmp_path / "h.c").write_text('#include <stdio.h>\nint main(void){puts("hello c");return 0;}\n')
     _run(toolchain.tool("gcc"), tmp_path / "h.c", "-o", tmp_path / "h")
     said = (_run(*runner, tmp_path / "h").strip(),)
