@@ -22,7 +22,7 @@ from pathlib import Path
 from ota import client, keys, loopback
 from ota.bundle import create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import Target
+from fleetforge.ssh import Target
 
 
 @dataclass

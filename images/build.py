@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class _OfflineBuild:
             "FLEETFORGE_WORKSPACE": str(self.ws.root),
             "FLEETFORGE_PROJECT_DIR": str(project_dir()),
             "FLEETFORGE_OTA_KEYS": str(keys_dir()),
+            "FLEETFORGE_PYTHON": sys.executable,  # hooks run FleetForge's modules with it
             "FLEETFORGE_BUILD_DIR": str(self.build_dir),
             "BINARIES_DIR": str(self.out),
         }

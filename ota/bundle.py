@@ -14,7 +14,7 @@ from fleetforge.errors import UserError
 from fleetforge.paths import keys_dir
 
 from ota import keys
-from ota.artifacts import NAME_PATTERN, ArtifactSource, pack_artifact
+from ota.artifacts import ArtifactSource, pack_artifact
 from ota.chunking import SEGMENT_SIZE, content_chunks, segment_hashes
 from ota.manifest import Artifact, Manifest
 
@@ -57,7 +57,7 @@ def default_version(rootfs: Path) -> str:
 def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: str,
                   signing_key: Ed25519PrivateKey, min_version: str = "",
                   build_id: str = "", segment_size: int = SEGMENT_SIZE,
-                  artifacts: tuple[ArtifactSource, ...] = ()) -> Path:
+                  artifacts: tuple[ArtifactSource, ...] = (), security_version: int = 0) -> Path:
     """Sign and write a bundle; `rootfs` None makes an artifact-only bundle (slots untouched)."""
     if rootfs is None and not artifacts:
         raise UserError("a bundle needs a root filesystem or at least one artifact")
@@ -74,6 +74,7 @@ def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: s
         segments=tuple(segment_hashes(image, segment_size)) if rootfs else (),
         chunks=tuple(content_chunks(image)) if rootfs else (),
         min_version=min_version, artifacts=tuple(p.artifact for p in payloads),
+        security_version=security_version,
     )
     text = manifest.render()
     signature = signing_key.sign(text)
@@ -122,21 +123,13 @@ def open_bundle(path: Path, *, trusted_keys_dir: Path | None = None, check_data:
             signature = tar.extractfile(members["manifest.sig"]).read()  # type: ignore[union-attr]
     except (tarfile.TarError, OSError) as error:
         raise UserError(f"bundle is corrupted ({error})", where=where) from None
-    trusted = keys.load_trusted(trusted_keys_dir)
-    if not trusted:
-        raise UserError("no trusted OTA public key to check the bundle with (run: fleetforge ota.keygen)",
-                        where=str(trusted_keys_dir or keys_dir()))
-    if not keys.signature_ok(manifest_bytes, signature, trusted):
-        raise UserError("bundle signature does not verify against any trusted key", where=where)
+    keys.check_signature(manifest_bytes, signature, trusted_keys_dir, where=where)
     manifest = Manifest.parse(manifest_bytes, where=f"{where}:manifest")
     expected = list(HEADER_MEMBERS) + ([ROOTFS_MEMBER] if manifest.rootfs_size else []) + \
         [ARTIFACT_PREFIX + a.name for a in manifest.artifacts]
     if list(members) != expected:
         raise UserError(f"bundle is corrupted (members {list(members)}, the signed manifest "
                         f"names {expected})", where=where)
-    for artifact in manifest.artifacts:
-        if not NAME_PATTERN.fullmatch(artifact.name):
-            raise UserError(f"bad artifact name '{artifact.name}'", where=f"{where}:manifest")
     rootfs = members.get(ROOTFS_MEMBER)
     placed = tuple(ArtifactInBundle(a, members[ARTIFACT_PREFIX + a.name].offset_data)
                    for a in manifest.artifacts)

@@ -24,7 +24,7 @@ SSH_HELP = {
 def _options(workspace: str, identity: str | None, known_hosts: str | None,
              trust_new_host: bool):  # type: ignore[no-untyped-def]
     from ota.client import SshOptions
-    from ota.connection import DEFAULT_KNOWN_HOSTS
+    from fleetforge.ssh import DEFAULT_KNOWN_HOSTS
 
     if identity:
         key = Path(identity)
@@ -137,7 +137,7 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
     """Update one device (--host) or a fleet (--hosts FILE) over SSH with a signed bundle."""
     from ota import client, fleet
     from ota.bundle import open_bundle
-    from ota.connection import Target
+    from fleetforge.ssh import Target
 
     if bool(host) == bool(hosts):
         raise UserError("give exactly one of --host HOST or --hosts FILE")
@@ -185,7 +185,7 @@ def status(c, host, workspace=DEFAULT_WORKSPACE, identity=None, known_hosts=None
            trust_new_host=False):
     """Show a device's slots, versions, which slot is booted and committed, and the last update."""
     from ota import client
-    from ota.connection import Target
+    from fleetforge.ssh import Target
 
     s = client.status(Target.parse(host), _options(workspace, identity, known_hosts, trust_new_host))
     table = Table(title=f"{host} ({s.compatible})")
@@ -214,7 +214,7 @@ def rollback(c, host, workspace=DEFAULT_WORKSPACE, reboot=True, identity=None, k
              trust_new_host=False):
     """Boot the other slot (the previous release) next, or cancel a trial that is not booted yet."""
     from ota import client
-    from ota.connection import Target
+    from fleetforge.ssh import Target
 
     message = client.rollback(Target.parse(host),
                               _options(workspace, identity, known_hosts, trust_new_host),

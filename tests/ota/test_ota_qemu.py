@@ -22,7 +22,7 @@ from fleetforge.tools import run_tool
 from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import ConnectionLost, Target
+from fleetforge.ssh import ConnectionLost, Target
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -205,9 +205,13 @@ def test_qemu_failing_health_check_rolls_back(vm: Vm, qemu_bundles) -> None:
 def test_qemu_dropped_connection_resumes(vm: Vm, qemu_bundles) -> None:
     bundles, _ = qemu_bundles
     bundle = bundles.big
+    def cut(sent: int) -> None:
+        if sent > bundle.manifest.rootfs_size // 2:
+            raise client.LinkCut()
+
     with pytest.raises(ConnectionLost):
         client.deploy(vm.target, vm.options, bundle, reboot=False, show_progress=False,
-                      cut_after=bundle.manifest.rootfs_size // 2)
+                      on_progress=cut)
     deadline = time.monotonic() + 60
     while True:  # the cut-off agent writes what it already holds, then exits
         mid = client.status(vm.target, vm.options)
