@@ -132,10 +132,14 @@ class BootedMachine:
         self.workspace = workspace
 
     @classmethod
-    def start(cls, workspace: Workspace, *, timeout: float = 120.0) -> BootedMachine:
+    def start(cls, workspace: Workspace, *, timeout: float = 120.0,
+              images_dir: Path | None = None) -> BootedMachine:
+        """Boot the workspace's image (or the same files in `images_dir`, e.g. a private copy
+        of the disk, so the workspace's stays as built)."""
         manifest = load_manifest(workspace.manifest_path)
         port = free_port()
-        args = qemu_command(manifest, workspace.images_dir, ssh_port=port, headless=True)
+        args = qemu_command(manifest, images_dir or workspace.images_dir, ssh_port=port,
+                            headless=True)
         workspace.logs_dir.mkdir(parents=True, exist_ok=True)
         console_log = workspace.logs_dir / "console.log"
         started = time.monotonic()

@@ -155,12 +155,9 @@ def _request_reboot(conn: Connection, options: SshOptions) -> None:
         pass  # the link going down is what a reboot looks like
 
 
-def device_chunks(conn: Connection, options: SshOptions, bases: tuple[Bundle, ...]) -> dict[str, int]:
-    """Chunks the device already has in its booted slot: its own record of the last install, or,
-    for a factory-flashed slot, a local bundle whose image the device proves it holds (slot-hash)."""
-    have = parse_device_index(_checked(conn, options, ["index"]))
-    if have:
-        return have
+def factory_chunks(conn: Connection, options: SshOptions, bases: tuple[Bundle, ...]) -> dict[str, int]:
+    """Chunks of a factory-flashed booted slot (the device has no record of what it holds): a
+    local bundle whose image the device proves it holds (`slot-hash`), as delta source."""
     for base in bases:
         size = str(base.manifest.rootfs_size)
         if _checked(conn, options, ["slot-hash", size]).strip() == base.manifest.rootfs_sha256:
@@ -197,6 +194,12 @@ class _Session:
             if answer.kind == kind:
                 return answer
 
+    def raw_line(self) -> bytes:
+        line = self.command.readline(self.timeout)
+        if line is None:
+            raise _Refused()
+        return line
+
     def next(self, timeout: float | None = None) -> protocol.Answer:
         while True:
             line = self.command.readline(timeout or self.timeout)
@@ -210,10 +213,16 @@ class _Session:
             return answer
 
     def reason(self) -> str:
-        """The agent's last `ERR ...` line (its one-line reason), if any."""
-        lines = [l.removeprefix("ERR ") for l in self.command.stderr().splitlines()
-                 if l.startswith("ERR ")]
-        return lines[-1] if lines else ""
+        """The agent's last `ERR ...` line (its one-line reason); an agent too old to know
+        `install` (it prints its usage); else nothing (the link dropped)."""
+        lines = [l for l in self.command.stderr().splitlines() if l.strip()]
+        errors = [l.removeprefix("ERR ") for l in lines if l.startswith("ERR ")]
+        if errors:
+            return errors[-1]
+        if lines and lines[-1].startswith("usage: "):
+            return ("the device's update agent has no 'install' command (an older FleetForge): "
+                    "update it once with a bundle of that release, or reflash")
+        return ""
 
 
 def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_downgrade: bool = False,
@@ -225,7 +234,6 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     unverified segment, any other bundle starts over cleanly."""
     started = time.monotonic()
     manifest = bundle.manifest
-    have = device_chunks(conn, options, bases) if manifest.rootfs_size else {}
     args = ["install"] + (["--allow-downgrade"] if allow_downgrade else [])
     session = _Session(conn.start(agent_command(options, *args)), options.timeout)
     first = 0
@@ -234,6 +242,11 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
         session.write(protocol.manifest_header(len(bundle.manifest_bytes)) + bundle.manifest_bytes
                       + bundle.signature)
         fields = session.expect("BEGIN").fields()
+        # The booted slot's chunk index follows BEGIN: the delta's source.
+        have = parse_device_index(b"".join(session.raw_line() for _ in
+                                           range(int(fields.get("INDEX", "0")))).decode())
+        if not have and manifest.rootfs_size and bases:
+            have = factory_chunks(conn, options, bases)
         first = int(fields.get("SEG_DONE", "0"))
         session.acked = first - 1
         staged = set(fields.get("ARTIFACTS_DONE", "-").split(","))
