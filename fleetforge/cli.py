@@ -22,6 +22,8 @@ TASK_MODULES = (
     "ota.tasks",
     "diaspec.tasks",
     "ml_tuner.tasks",
+    "apps.tasks",
+    "lowbit.tasks",
 )
 
 
