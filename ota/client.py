@@ -75,12 +75,17 @@ class DeviceStatus:
             version=values.get("VERSION", ""), seg_done=int(values.get("SEG_DONE", "0") or 0),
             result=values.get("RESULT", ""), history=values.get("HISTORY", "").split(),
             committed=values.get("COMMITTED", "") or "?",
+            security_floor=int(values.get("SECURITY_FLOOR", "0") or 0),
+            busy=values.get("BUSY", ""), started=values.get("STARTED", ""),
             artifacts=tuple(InstalledArtifact(key.removeprefix("ARTIFACT_"), *(value.split() + ["", ""])[:2])
                             for key, value in values.items() if key.startswith("ARTIFACT_")),
         )
 
     committed: str = "?"  # the slot a failed or pending trial falls back to
     artifacts: tuple[InstalledArtifact, ...] = ()
+    security_floor: int = 0  # the lowest security version the device still installs
+    busy: str = ""           # "install since ..." while an update command holds the lock
+    started: str = ""        # when the update under way (or the last one) began
 
 
 @dataclass

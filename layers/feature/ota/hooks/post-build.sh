@@ -17,7 +17,4 @@ fi
 if [ -n "${FLEETFORGE_COMPATIBLE:-}" ]; then
   printf '%s\n' "$FLEETFORGE_COMPATIBLE" > "$target/etc/fleetforge/compatible"
 fi
-if [ -n "${FLEETFORGE_VERSION:-}" ]; then
-  printf '%s\n' "$FLEETFORGE_VERSION" > "$target/etc/fleetforge/version"
-fi
 chmod 755 "$target/usr/sbin/fleetforge-ota" "$target/etc/init.d/S97fleetforge-ota"
