@@ -349,6 +349,8 @@ class Connection:
 
     # -- the master ------------------------------------------------------------------------------
     def _options(self) -> list[str]:
+        # For every ssh process here; ssh takes the FIRST value of an option, so a caller's
+        # own options go before these.
         return ["-F", "none", "-o", f"ControlPath={self.control}", "-o", "BatchMode=yes",
                 "-o", "LogLevel=ERROR", "-p", str(self.target.port), "-l", self.target.user]
 
@@ -366,7 +368,9 @@ class Connection:
                          daemon=True).start()
         relay = (f"{shlex.quote(sys.executable)} -I -S {shlex.quote(str(FD_RELAY))} "
                  f"{shlex.quote(str(offer))}")
-        args = [self.ssh, "-M", "-N", *self._options(),
+        # The master says why it failed (INFO: a key exchange that found no common host key
+        # type is logged there); commands stay quiet (ERROR) so their stderr is the device's.
+        args = [self.ssh, "-M", "-N", "-o", "LogLevel=INFO", *self._options(),
                 "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
                 "-o", f"ProxyCommand={relay}", "-o", "ProxyUseFdpass=yes",
                 "-o", f"HostKeyAlias={HOST_ALIAS}", "-o", f"UserKnownHostsFile={known}",

@@ -110,6 +110,12 @@ def agent_command(options: SshOptions, *args: str) -> list[str]:
     return [options.agent, *args]
 
 
+def _reason(stderr: str, status: int) -> str:
+    """The agent's last `ERR ...` line (its one-line reason), else the exit status."""
+    errors = [l.removeprefix("ERR ") for l in stderr.splitlines() if l.startswith("ERR ")]
+    return errors[-1] if errors else f"exit status {status}"
+
+
 def _checked(conn: Connection, options: SshOptions, args: list[str], stdin: bytes = b"",
              timeout: float | None = None) -> str:
     result = conn.run(agent_command(options, *args), stdin=stdin, timeout=timeout)
@@ -221,9 +227,8 @@ class _Session:
         """The agent's last `ERR ...` line (its one-line reason); an agent too old to know
         `install` (it prints its usage); else nothing (the link dropped)."""
         lines = [l for l in self.command.stderr().splitlines() if l.strip()]
-        errors = [l.removeprefix("ERR ") for l in lines if l.startswith("ERR ")]
-        if errors:
-            return errors[-1]
+        if any(l.startswith("ERR ") for l in lines):
+            return _reason("\n".join(lines), 1)
         if lines and lines[-1].startswith("usage: "):
             return ("the device's update agent has no 'install' command (an older FleetForge): "
                     "update it once with a bundle of that release, or reflash")
