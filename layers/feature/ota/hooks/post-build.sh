@@ -17,4 +17,5 @@ fi
 if [ -n "${FLEETFORGE_COMPATIBLE:-}" ]; then
   printf '%s\n' "$FLEETFORGE_COMPATIBLE" > "$target/etc/fleetforge/compatible"
 fi
-chmod 755 "$target/usr/sbin/fleetforge-ota" "$target/etc/init.d/S97fleetforge-ota"
+chmod 755 "$target/usr/sbin/fleetforge-ota" "$target/etc/init.d/S97fleetforge-ota" \
+  "$target/etc/init.d/S98fleetforge-pull"
