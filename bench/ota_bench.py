@@ -2,7 +2,8 @@
 bytes, same run, on loopback devices (OpenSSH sshd and dropbear) and on the real QEMU guest; plus
 full and delta update size on the wire.
 
-    python bench/ota_bench.py [--size-mb 32] [--repeat 3] [--workspace default] [--no-qemu]
+    python bench/ota_bench.py [--loopback-mb 64] [--qemu-mb 32] [--repeat 3] [--workspace default]
+                              [--no-qemu] [--no-loopback]
 
 Loopback devices: the busybox-sh agent with slot files in RAM (/dev/shm), behind sshd or dropbear
 on 127.0.0.1. The QEMU guest: the workspace's image (build it first: fleetforge build), booted
@@ -166,7 +167,9 @@ def qemu_bench(workspace_name: str, base: Path, blob: Path, bundle_for: Callable
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=32, help="random image for throughput")
+    parser.add_argument("--loopback-mb", type=int, default=64,
+                        help="random image for the loopback devices (fixed costs fade with size)")
+    parser.add_argument("--qemu-mb", type=int, default=32, help="random image for the QEMU guest")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workspace", default="default", help="image for the QEMU guest")
     parser.add_argument("--no-qemu", action="store_true")
@@ -180,19 +183,24 @@ def main() -> None:
         keys_dir = base / "keys"
         keys.keygen(keys_dir)
         client_key = loopback.make_client_key(base / "id_ed25519")
-        blob = base / "blob.img"
-        blob.write_bytes(random.Random(1).randbytes(args.size_mb << 20))
+        def blob_of(size_mb: int) -> Path:
+            blob = base / f"blob-{size_mb}.img"
+            blob.write_bytes(random.Random(1).randbytes(size_mb << 20))
+            return blob
 
-        def bundle_for(compatible: str, keys_dir: Path | None = None) -> Bundle:
+        def bundle_for(blob: Path, compatible: str, keys_dir: Path | None = None) -> Bundle:
             path = create_bundle(blob, base / f"{compatible}.ffota", compatible=compatible,
                                  version="2.0.0", signing_key=keys.load_private(keys_dir))
             return open_bundle(path, trusted_keys_dir=keys_dir)
 
         if not args.no_loopback:
-            loopback_bench(base, blob, bundle_for("bench", keys_dir), keys_dir, client_key,
-                           args.size_mb, args.repeat)
+            blob = blob_of(args.loopback_mb)
+            loopback_bench(base, blob, bundle_for(blob, "bench", keys_dir), keys_dir, client_key,
+                           args.loopback_mb, args.repeat)
         if not args.no_qemu:
-            qemu_bench(args.workspace, base, blob, bundle_for, args.size_mb, args.repeat)
+            blob = blob_of(args.qemu_mb)
+            qemu_bench(args.workspace, base, blob, lambda c: bundle_for(blob, c), args.qemu_mb,
+                       args.repeat)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(f"load at the end: {_load()}")

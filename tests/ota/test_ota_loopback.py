@@ -121,8 +121,12 @@ def test_corrupted_segment_refused_by_device(squash_rig: Rig, squash_images: Squ
         bundle, records=f"SEG 0 1\nL {len(bad)}\n".encode() + bytes(bad)))
     assert answer.status != 0
     assert "segment 0 does not match the signed manifest" in answer.stderr
-    assert rig.device.slot_bytes("B", 8192) == squash_images.v1.read_bytes()[:8192]
-    assert client.status(rig.target, rig.options).seg_done == 0
+    # The bytes went to the inactive slot, marked bad before the first one: never counted, never
+    # booted, and activation is refused.
+    status = client.status(rig.target, rig.options)
+    assert (status.seg_done, status.boot_left["B"], status.boot_order) == (0, 0, "A B")
+    answer = run_install(rig, install_stream(bundle))
+    assert answer.status != 0 and "download incomplete (0 of" in answer.stderr
 
 
 def test_unknown_host_key_refused_then_trusted_on_request(squash_rig: Rig) -> None:
