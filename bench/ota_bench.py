@@ -190,7 +190,7 @@ def main() -> None:
 
         def bundle_for(blob: Path, compatible: str, keys_dir: Path | None = None) -> Bundle:
             path = create_bundle(blob, base / f"{compatible}.ffota", compatible=compatible,
-                                 version="2.0.0", signing_key=keys.load_private(keys_dir))
+                                 version="9999.0.0", signing_key=keys.load_private(keys_dir))
             return open_bundle(path, trusted_keys_dir=keys_dir)
 
         if not args.no_loopback:

@@ -8,15 +8,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetforge.errors import UserError
 from fleetforge.paths import keys_dir
 
 from ota import keys
 from ota.artifacts import ArtifactSource, pack_artifact
+from ota.certs import manifest_lines
 from ota.chunking import SEGMENT_SIZE, content_chunks, segment_hashes
 from ota.manifest import Artifact, Manifest
+from ota.signing import Signer
 
 SUFFIX = ".ffota"
 HEADER_MEMBERS = ("manifest", "manifest.sig")
@@ -55,13 +56,16 @@ def default_version(rootfs: Path) -> str:
 
 
 def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: str,
-                  signing_key: Ed25519PrivateKey, min_version: str = "",
+                  signing_key: Signer, min_version: str = "",
                   build_id: str = "", segment_size: int = SEGMENT_SIZE,
                   artifacts: tuple[ArtifactSource, ...] = (),
-                  extra: tuple[tuple[str, str], ...] = (), security_version: int = 0) -> Path:
+                  extra: tuple[tuple[str, str], ...] = (), security_version: int = 0,
+                  certificates: tuple[bytes, ...] = ()) -> Path:
     """Sign and write a bundle; `rootfs` None makes an artifact-only bundle (slots untouched).
     `extra`: more signed `KEY VALUE` manifest lines (e.g. a model's provenance); agents ignore
-    keys they do not know. `security_version`: the anti-rollback floor it raises devices to."""
+    keys they do not know. `security_version`: the anti-rollback floor it raises devices to.
+    `certificates`: the signer's chain (DER, leaf first), carried as signed `cert` lines."""
+    extra = extra + tuple(tuple(line.split(" ", 1)) for line in manifest_lines(certificates))
     if rootfs is None and not artifacts:
         raise UserError("a bundle needs a root filesystem or at least one artifact")
     names = [a.name for a in artifacts]

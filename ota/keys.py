@@ -1,9 +1,11 @@
 """OTA signing keys: create, rotate and revoke the Ed25519 pair; load trusted keys; check manifests.
 
 The keys folder (`keys/`, fleetforge.paths.keys_dir): `ota-signing.key` (the private key bundles are
-signed with), every `*.pem` beside it is a trusted public key that builds with feature/ota bake into
-the image (several: key rotation), and `revoked/*.pem` are public keys no build and no device
-trusts any more (also baked in; devices keep every revocation they ever saw on /persist).
+signed with; or `ota-signing.p11`: the key is on a PKCS#11 token, ota/signing.py), every `*.pem`
+beside it is trusted and baked into images with feature/ota: a public key (several: key rotation)
+or a CA certificate (ota/certs.py: then any key it certifies, while its certificate is valid), and
+`revoked/*.pem` are public keys no build and no device trusts any more (also baked in; devices
+keep every revocation they ever saw on /persist).
 This module is the one key generator: the feature/ota build hook runs `python -m ota.keys create`.
 """
 from __future__ import annotations
@@ -20,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fleetforge.errors import UserError
 from fleetforge.paths import keys_dir as keys_dir_default
+
+from ota import certs
 
 PRIVATE_NAME = "ota-signing.key"
 PUBLIC_NAME = "ota-signing.pem"
@@ -58,9 +62,10 @@ def ensure_key(keys_dir: Path) -> bool:
     return True
 
 
-def rotate(keys_dir: Path | None = None) -> tuple[Path, Path]:
-    """A new signing key; the old public key stays trusted as `ota-signing-<time>.pem` (images
-    built now trust both), and the old private key is removed. Returns (old public, new private)."""
+def retire(keys_dir: Path | None = None) -> Path:
+    """The first half of a rotation: the current public key stays trusted as
+    `ota-signing-<time>.pem` (images built now trust it and the next key), the private key file,
+    its certificate and token settings go. Returns the kept public key."""
     keys_dir = keys_dir or keys_dir_default()
     old_public = keys_dir / PUBLIC_NAME
     if not old_public.is_file():
@@ -68,7 +73,15 @@ def rotate(keys_dir: Path | None = None) -> tuple[Path, Path]:
                         where=str(old_public))
     kept = keys_dir / f"ota-signing-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}.pem"
     old_public.rename(kept)
-    (keys_dir / PRIVATE_NAME).unlink(missing_ok=True)
+    for name in (PRIVATE_NAME, "ota-signing.crt", "ota-signing.p11"):
+        (keys_dir / name).unlink(missing_ok=True)
+    return kept
+
+
+def rotate(keys_dir: Path | None = None) -> tuple[Path, Path]:
+    """A new signing key file after `retire`. Returns (old public, new private)."""
+    keys_dir = keys_dir or keys_dir_default()
+    kept = retire(keys_dir)
     return kept, keygen(keys_dir)
 
 
@@ -76,9 +89,7 @@ def revoke(public: Path, keys_dir: Path | None = None) -> Path:
     """Move a trusted public key to revoked/: no bundle signed with it is accepted any more, by
     this host and by every image built from now on (and devices that ran one, forever)."""
     keys_dir = keys_dir or keys_dir_default()
-    key = _load_public(public)
-    if key is None:
-        raise UserError("not an Ed25519 public key (PEM)", where=str(public))
+    key = load_public(public)
     if (keys_dir / PUBLIC_NAME).is_file() and _same(key, _load_public(keys_dir / PUBLIC_NAME)):
         raise UserError("this is the current signing key: rotate first (fleetforge ota.keygen "
                         "--rotate), then revoke the old one", where=str(public))
@@ -115,6 +126,13 @@ def _load_public(path: Path) -> Ed25519PublicKey | None:
     return key if isinstance(key, Ed25519PublicKey) else None
 
 
+def load_public(path: Path) -> Ed25519PublicKey:
+    key = _load_public(path)
+    if key is None:
+        raise UserError("not an Ed25519 public key (PEM)", where=str(path))
+    return key
+
+
 def _same(a: Ed25519PublicKey | None, b: Ed25519PublicKey | None) -> bool:
     return a is not None and b is not None and public_pem(a) == public_pem(b)
 
@@ -146,12 +164,26 @@ def signature_ok(data: bytes, signature: bytes, trusted: list[Ed25519PublicKey])
 
 
 def check_signature(data: bytes, signature: bytes, keys_dir: Path | None, *, where: str) -> None:
-    """Refuse (UserError) unless a trusted, unrevoked key signed `data`; the message says why."""
+    """Refuse (UserError) unless a trusted, unrevoked key signed `data`: one of the trusted keys,
+    or a key whose certificate (the manifest's `cert` lines) leads to a trusted CA and is valid
+    now. The message says why."""
     folder = keys_dir or keys_dir_default()
+    revoked = revoked_keys(folder)
+    chain = certs.manifest_chain(data)
+    cas = certs.trusted_cas(folder) if chain else []
+    if cas:
+        leaf = certs.verify_chain(chain, cas)
+        for path, key in revoked:
+            if _same(leaf, key):
+                raise UserError(f"bundle is signed by a revoked key ({REVOKED_DIR}/{path.name}): "
+                                "sign it again with the current key", where=where)
+        if _verifies(leaf, data, signature):
+            return
+        raise UserError("bundle signature does not match its certificate", where=where)
     trusted = load_trusted(folder)
     if signature_ok(data, signature, trusted):
         return
-    for path, key in revoked_keys(folder):
+    for path, key in revoked:
         if _verifies(key, data, signature):
             raise UserError(f"bundle is signed by a revoked key ({REVOKED_DIR}/{path.name}): "
                             "sign it again with the current key", where=where)

@@ -193,6 +193,11 @@ class FakeDevice:
     def health_dir(self) -> Path:
         return self.root / "health.d"
 
+    def calls(self) -> list[str]:
+        """The agent commands run so far (their arguments), oldest first."""
+        log = self.root / "calls.log"
+        return log.read_text().splitlines() if log.exists() else []
+
     def booted(self) -> str:
         return (self.root / "run" / "booted-slot").read_text().strip()
 
@@ -307,7 +312,9 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
     )
     wrapper = root / "fleetforge-ota"
     wrapper.write_text(
-        "#!/bin/sh\n# The device's userland: busybox applets and openssl only.\n"
+        "#!/bin/sh\n# The device's userland: busybox applets and openssl only. Every call is\n"
+        "# listed in calls.log (tests count the commands a client runs).\n"
+        f'echo "$*" >> "{root}/calls.log"\n'
         f'export FLEETFORGE_OTA_CONF="{device.conf}" PATH="{root}/bin"\n'
         f'exec "{busybox}" sh "{AGENT_SCRIPT}" "$@"\n'
     )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetforge.errors import UserError, exit_on_user_error
-from fleetforge.paths import workspaces_dir
+from fleetforge.paths import keys_dir, workspaces_dir
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -58,8 +58,9 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
 
     from ota.artifacts import ArtifactSource
     from ota.bundle import SUFFIX, create_bundle, default_version
+    from ota import certs
     from ota.chunking import SEGMENT_SIZE
-    from ota.keys import load_private
+    from ota.signing import load_signer
     from images.manifest import load_manifest
     from images.workspace import Workspace
 
@@ -89,9 +90,14 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
         raise UserError(f"--security-version wants a whole number, got '{security_version}'") from None
     out = Path(output) if output else ws.root / "bundles" / f"{ws.name}-{version}{SUFFIX}"
     what = rootfs.name if rootfs else ", ".join(s.name for s in sources)
+    signer = load_signer()
+    cas = certs.trusted_cas(keys_dir()) if signer.chain else []
+    if cas:  # a certificate that expired (or another CA's) is refused before anything is signed
+        certs.verify_chain(list(signer.chain), cas)
     with stderr.status(f"chunking and signing {what}"):
         path = create_bundle(rootfs, out, compatible=manifest.board.compatible, version=version,
-                             min_version=min_version, signing_key=load_private(),
+                             min_version=min_version, signing_key=signer,
+                             certificates=signer.chain,
                              build_id=manifest.config_digest[:16], artifacts=sources,
                              segment_size=segment_size, security_version=level)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, version {version}, "
@@ -186,20 +192,54 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
 
 @task(help={"force": "replace an existing signing key (devices trusting the old one refuse new bundles)",
             "rotate": "a new signing key; the old public key stays trusted (keys/ota-signing-TIME.pem) "
-                      "until you revoke it (docs/ota.md, key rotation)"})
+                      "until you revoke it (docs/ota.md, key rotation)",
+            "pkcs11_module": "make the key on a PKCS#11 token instead of a file: the token's "
+                             "library (e.g. /usr/lib/softhsm/libsofthsm2.so)",
+            "pkcs11_token": "the token's label", "pkcs11_key": "the key's label on the token",
+            "pkcs11_pin_env": "environment variable holding the token's user PIN"})
 @exit_on_user_error
-def keygen(c, force=False, rotate=False):
-    """Create (or rotate) the Ed25519 bundle signing key (keys/ota-signing.key) and its public key."""
-    from ota import keys
+def keygen(c, force=False, rotate=False, pkcs11_module=None, pkcs11_token=None,
+           pkcs11_key="ota-signing", pkcs11_pin_env="FLEETFORGE_PKCS11_PIN"):
+    """Create (or rotate) the Ed25519 bundle signing key: keys/ota-signing.key, or a key on a
+    PKCS#11 token (keys/ota-signing.p11 names it); its public key goes to keys/ota-signing.pem."""
+    from ota import keys, signing
 
-    if rotate:
-        kept, path = keys.rotate()
-        stdout.print(f"new signing key: {path}\nold public key still trusted: {kept}\nnext: build "
-                     f"and deploy an image trusting both, then: fleetforge ota.revoke {kept}")
-        return
-    path = keys.keygen(force=force)
+    kept = keys.retire() if rotate else None
+    if pkcs11_module or pkcs11_token:
+        if not (pkcs11_module and pkcs11_token):
+            raise UserError("a key on a token needs both --pkcs11-module and --pkcs11-token")
+        path = signing.keygen_on_token(signing.TokenConfig(pkcs11_module, pkcs11_token,
+                                                           pkcs11_key, pkcs11_pin_env))
+    else:
+        path = keys.keygen(force=force)
     stdout.print(f"signing key: {path}\npublic key (baked into images with feature/ota): "
                  f"{path.with_name(keys.PUBLIC_NAME)}")
+    if kept:
+        stdout.print(f"old public key still trusted: {kept}\nnext: build and deploy an image "
+                     f"trusting both, then: fleetforge ota.revoke {kept}")
+
+
+@task(help={"days": "how long the CA is valid"})
+@exit_on_user_error
+def ca(c, days=3650):
+    """Create a root CA for signing keys (keys/ca/ota-ca.key: keep it offline) and its certificate
+    keys/ota-ca.pem, which images then trust: any signing key it certifies, while valid."""
+    from ota import certs
+
+    path = certs.create_ca(keys_dir(), days=int(days))
+    stdout.print(f"CA certificate (baked into images with feature/ota): {path}\nnext: fleetforge "
+                 "ota.certify (certify the signing key), then build and deploy an image")
+
+
+@task(help={"days": "how long the signing key's certificate is valid"})
+@exit_on_user_error
+def certify(c, days=365):
+    """Certify the current signing key (file or token) with the CA: keys/ota-signing.crt, carried
+    in every bundle's signed manifest from now on."""
+    from ota import certs, signing
+
+    path = certs.certify(signing.load_signer().public_key(), keys_dir(), days=int(days))
+    stdout.print(f"certificate: {path} (valid {int(days)} days)")
 
 
 @task(help={"key": "a trusted public key (keys/NAME.pem) no bundle may be signed with any more"})
@@ -307,3 +347,5 @@ namespace.add_task(rollback)
 namespace.add_task(recover)
 namespace.add_task(revoke)
 namespace.add_task(publish)
+namespace.add_task(ca)
+namespace.add_task(certify)

@@ -284,6 +284,19 @@ def test_security_version_floor_survives_rollback_and_downgrade(
         client.deploy(rig.target, rig.options, old, show_progress=False, allow_downgrade=True)
 
 
+# 8. Throughput: one command per update -----------------------------------------------------------
+
+def test_a_deploy_is_one_install_command_on_one_connection(rig: Rig, small_images: SmallImages) -> None:
+    # Before: begin, index, receive, one receive-artifact per artifact and activate, each a
+    # channel and a round trip of its own over paramiko (AES-CTR + HMAC in Python). Now the
+    # system's OpenSSH client (the same as the scp / ssh-cat baseline) runs one `install`.
+    bundle = small_images.v2_bundle
+    with rig.options.connect(rig.target) as conn:
+        result = client.transfer(conn, rig.options, bundle, show_progress=False)
+    assert result.ok and rig.device.calls() == ["install"]
+    assert result.sent_bytes == bundle.manifest.rootfs_size
+
+
 # 8. Pull mode: robots behind NAT update themselves from any static HTTP server ------------------
 
 @pytest.fixture
