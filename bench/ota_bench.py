@@ -158,8 +158,10 @@ def qemu_bench(workspace_name: str, base: Path, blob: Path, bundle_for: Callable
                                                   stdin=open(blob, "rb"), check=True))
             install_s, stream_s = _install(options, target, bundle)
             pairs.append(Pair(cat_s, install_s, stream_s))
+        hasher = subprocess.run(["ssh", *ssh, "root@127.0.0.1", "cat /run/fleetforge/ota/hasher"],
+                                capture_output=True, text=True).stdout.strip()
         print(f"qemu guest {load_manifest(workspace.manifest_path).board.name} ({size_mb} MiB, "
-              f"load {_load()}):")
+              f"load {_load()}, the agent hashes with {hasher or '?'}):")
         _report("qemu guest", "ssh-cat", pairs, size_mb)
     finally:
         vm.stop(power_off=False)
