@@ -44,14 +44,15 @@ def check_model_dir(model_dir: Path) -> None:
 
 
 def model_bundle(model_dir: Path, out: Path, *, compatible: str, keys: Path,
-                 version: str | None = None) -> Path:
-    """An artifact-only bundle installing `model_dir` as /persist/artifacts/model."""
+                 version: str | None = None, security_version: int = 0) -> Path:
+    """An artifact-only bundle installing `model_dir` as /persist/artifacts/model.
+    `security_version`: the image's (a device refuses a bundle below its floor)."""
     check_model_dir(model_dir)
     return create_bundle(None, out, compatible=compatible,
                          version=version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime()),
                          signing_key=load_private(keys),
                          artifacts=(ArtifactSource(ARTIFACT_NAME, model_dir),),
-                         extra=provenance_lines(model_dir))
+                         extra=provenance_lines(model_dir), security_version=security_version)
 
 
 def verify_provenance(manifest: Manifest, model_dir: Path) -> None:

@@ -63,9 +63,11 @@ def deploy(c, host, model=None, workspace="default", version=None, identity=None
     if not manifest_path.is_file():
         raise UserError(f"workspace '{workspace}' has no built image (its board's compatible "
                         f"string is needed; run: fleetforge build)", where=str(manifest_path))
-    compatible = load_manifest(manifest_path).board.compatible
+    manifest = load_manifest(manifest_path)
+    compatible = manifest.board.compatible
     out = model_dir.parent / "bundles" / f"{model_dir.name}.ffota"
-    bundle_path = model_bundle(model_dir, out, compatible=compatible, keys=keys_dir(), version=version)
+    bundle_path = model_bundle(model_dir, out, compatible=compatible, keys=keys_dir(), version=version,
+                               security_version=manifest.security_version)
     print(f"{bundle_path}: signed model bundle for {compatible}")
     ota_deploy(c, host=host, bundle=str(bundle_path), workspace=workspace, identity=identity,
                known_hosts=known_hosts, trust_new_host=trust_new_host)
