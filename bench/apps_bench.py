@@ -96,6 +96,7 @@ def debian_app(entry: dict, folder: Path, input_file: Path) -> Path:
     selftest = [str(input_file) if a == "@INPUT@" else a for a in entry["selftest"]]
     (folder / "app.toml").write_text(
         f'[app]\nname = "{entry["name"]}"\ninclude = {json.dumps(["src/" + i for i in entry["include"]])}\n'
+        f'defines = {json.dumps(entry.get("defines", []))}\n'
         f'cflags = ["-w"]\n\n[[program]]\nname = "{entry["name"]}"\n'
         f'sources = {json.dumps(["src/" + s for s in entry["sources"]])}\n'
         f'selftest = {json.dumps(selftest)}\n')
