@@ -93,30 +93,22 @@ def build_runner(target_name: str | None = None) -> Path:
     return _link(target, "lowbit-run", ("-static",), with_runner=True)
 
 
-def runner_command(target_name: str | None = None) -> list[str]:
-    """How this machine runs the target's runner: natively, or under its emulator
+def runner_command(target_name: str | None = None, args: tuple[str, ...] = ()) -> list[str]:
+    """How this machine runs the target's runner with `args`: natively, or under its emulator
     (qemu-user for aarch64, from the table's `runner`)."""
     target = toolchains.target(target_name) if target_name else toolchains.host_target()
-    return [*target.runner, str(build_runner(target.name))]
-
-
-def target_for_arch(arch: str) -> toolchains.Target:
-    """The Linux target of the table for a board's `arch` (layer.toml [board])."""
-    for candidate in toolchains.targets().values():
-        if candidate.arch == arch and candidate.os == "linux":
-            return candidate
-    raise UserError(f"no Linux target in toolchains/targets.toml has arch '{arch}'")
+    return target.run_command(build_runner(target.name), args)
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    """`python -m lowbit.build --arch aarch64 --install ROOT/usr/bin/lowbit-run`: what the
-    feature/models layer runs at image build time."""
+    """`python -m lowbit.build --target aarch64-linux-gnu --install ROOT/usr/bin/lowbit-run`:
+    what the feature/models layer runs at image build time."""
     parser = argparse.ArgumentParser(prog="python -m lowbit.build", description=main.__doc__)
-    parser.add_argument("--arch", help="board architecture (default: this machine)")
+    parser.add_argument("--target", help="a target of toolchains/targets.toml (default: this machine)")
     parser.add_argument("--install", type=Path, required=True, help="where to copy lowbit-run")
     args = parser.parse_args(argv)
-    target = target_for_arch(args.arch) if args.arch else toolchains.host_target()
+    target = toolchains.target(args.target) if args.target else toolchains.host_target()
     runner = build_runner(target.name)
     args.install.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(runner, args.install)

@@ -58,7 +58,7 @@ static inline void store8(const lb_conv *c, long pixel, int o0, __m512i acc) {
 
 /* Output pixels per block: as many as the 32 vector registers hold accumulators for
  * (PX * A * W accumulators + W weight vectors + 1 broadcast). */
-#define PIXELS(A, W) ((A) * (W) <= 2 ? 8 : (A) * (W) <= 4 ? 6 : (A) * (W) <= 8 ? 3 : 1)
+#define PIXELS(A, W) ((A) * (W) <= 2 ? 8 : (A) * (W) <= 4 ? 4 : (A) * (W) <= 8 ? 3 : 1)
 #define MAX_PX 8
 
 /* One block: px pixels x 8 output channels, A activation planes x W weight planes. A and W are
@@ -170,10 +170,18 @@ void lb_conv_int8_avx512(const lb_conv *c) {
     const int rowlen = c->kw * c->c;
     uint8_t rows[IPX][c->k_padded] __attribute__((aligned(64)));
     const uint8_t *in = c->in;
+    /* A 1x1 conv without padding whose channels fill whole 4-byte groups reads its input in place. */
+    const int direct = c->kh == 1 && c->kw == 1 && c->ph == 0 && c->pw == 0 && c->c % 4 == 0;
     for (int oy = 0; oy < c->oh; oy++)
         for (int ox0 = 0; ox0 < c->ow; ox0 += IPX) {
             int npx = c->ow - ox0 < IPX ? c->ow - ox0 : IPX;
+            const uint8_t *rowp[IPX];
             for (int p = 0; p < IPX; p++) {
+                rowp[p] = rows[p];
+                if (direct && p < npx) { /* 1x1: the input pixel is the row */
+                    rowp[p] = in + ((long)oy * c->sh * c->w + (long)(ox0 + p) * c->sw) * c->c;
+                    continue;
+                }
                 memset(rows[p], 0, c->k_padded);
                 if (p >= npx) continue;
                 int ox = ox0 + p;
@@ -201,7 +209,7 @@ void lb_conv_int8_avx512(const lb_conv *c) {
                     __m512i w1 = _mm512_load_si512((const void *)(wp + q * 128 + 64));
                     for (int p = 0; p < IPX; p++) {
                         int32_t four;
-                        memcpy(&four, rows[p] + 4 * q, 4);
+                        memcpy(&four, rowp[p] + 4 * q, 4);
                         __m512i a = _mm512_set1_epi32(four);
                         acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], a, w0);
                         acc[p][1] = _mm512_dpbusd_epi32(acc[p][1], a, w1);

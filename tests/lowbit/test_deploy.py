@@ -12,7 +12,7 @@ import torch
 from fleetforge.cli import main
 from fleetforge.errors import UserError
 from lowbit import artifact
-from lowbit.build import runner_command
+from lowbit.build import build_runner
 from lowbit.deploy import PROVENANCE_PREFIX, model_bundle, verify_provenance
 from lowbit.pipeline import GOLDEN_INPUT, GOLDEN_OUTPUT, MODEL_FILE, write_model_dir
 from ota import keys
@@ -33,7 +33,7 @@ def test_model_dir_checks_itself_with_the_shipped_script(model_dir, tmp_path) ->
     # The check script the device runs, with this machine's runner first on PATH.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "lowbit-run").symlink_to(runner_command()[-1])
+    (bin_dir / "lowbit-run").symlink_to(build_runner())
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ARTIFACT_DIR": str(model_dir)}
     done = subprocess.run([str(model_dir / ".fleetforge" / "check")], env=env, capture_output=True,
                           text=True, timeout=60)

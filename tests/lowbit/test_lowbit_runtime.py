@@ -81,18 +81,18 @@ def test_static_runner_checks_golden_vectors(small_models, tmp_path, target) -> 
     exit 1 naming the first difference, exit 2 for a bad file."""
     if target and toolchains.target(target).missing_packages(with_llvm=False):
         pytest.skip(f"{target} toolchain not installed (requirements/toolchains.apt)")
-    command = runner_command(target)
     model, inputs, gold, expected = _golden_files(tmp_path, small_models["resnet"])
-    done = subprocess.run([*command, "--check", model, inputs, gold], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(runner_command(target, ("--check", model, inputs, gold)), capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "bit-exact" in done.stdout and ("neon" if target else "kernels") in done.stdout
     bad = expected.copy()
     bad[2, 4] += 1
     (tmp_path / "bad.bin").write_bytes(bad.tobytes())
-    done = subprocess.run([*command, "--check", model, inputs, str(tmp_path / "bad.bin")],
+    done = subprocess.run(runner_command(target, ("--check", model, inputs, str(tmp_path / "bad.bin"))),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "MISMATCH input 2 value 4" in done.stdout
     (tmp_path / "junk.lbit").write_bytes(b"junk" * 20)
-    done = subprocess.run([*command, "--check", str(tmp_path / "junk.lbit"), inputs, gold],
+    done = subprocess.run(runner_command(target, ("--check", str(tmp_path / "junk.lbit"), inputs, gold)),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "bad magic" in done.stderr
