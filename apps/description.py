@@ -9,6 +9,7 @@
     cflags = ["-std=c11", "-Wall"]
     include = ["c"]              # folders, relative to app.toml
     defines = ["ROVER_SPEED=2"]
+    ldflags = []                 # link flags of every program, e.g. ["-flto"] with "-flto" in cflags
 
     [[library]]                  # zero or more static libraries
     name = "robotmath"
@@ -103,6 +104,7 @@ class AppDescription:
     optimize: str
     budget: int
     cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
     include: tuple[str, ...]
     defines: tuple[str, ...]
     libraries: tuple[Library, ...]
@@ -222,7 +224,8 @@ def load_app(folder_or_file: Path) -> AppDescription:
         raise UserError(str(error), where=str(path)) from None
     _Table(path, data, "top level", {"app", "library", "program", "python", "service"})
     app = _Table(path, data.get("app", {}), "app",
-                 {"name", "target", "optimize", "budget", "cflags", "include", "defines"})
+                 {"name", "target", "optimize", "budget", "cflags", "ldflags", "include",
+                  "defines"})
     libraries = tuple(_library(path, item, i) for i, item in enumerate(_array(path, data, "library")))
     programs = tuple(_program(path, item, i) for i, item in enumerate(_array(path, data, "program")))
     python = _python(path, data["python"]) if "python" in data else None
@@ -255,7 +258,8 @@ def load_app(folder_or_file: Path) -> AppDescription:
         path=path.resolve(), name=app_name,
         target=app.get("target", _text, ""), optimize=app.get("optimize", _optimize, TUNED),
         budget=app.get("budget", _budget, DEFAULT_BUDGET),
-        cflags=app.get("cflags", _strings, ()), include=app.get("include", _strings, ()),
+        cflags=app.get("cflags", _strings, ()), ldflags=app.get("ldflags", _strings, ()),
+        include=app.get("include", _strings, ()),
         defines=app.get("defines", _strings, ()), libraries=libraries, programs=programs,
         python=python, service=service)
 

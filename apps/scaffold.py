@@ -38,7 +38,7 @@ APP_TOML = """\
 [app]
 name = "{name}"
 cflags = ["-std=c11", "-Wall", "-Wextra"]
-include = ["c"]
+include = ["c"]{defines}
 
 [[program]]
 name = "{name}"
@@ -103,8 +103,9 @@ def _write(name: str, design: Path | None, folder: Path) -> None:
     what = f" (DiaSpec design {design.name})" if design else ""
     (folder / "layer.toml").write_text(LAYER_TOML.format(name=name, what=what,
                                                          depends='"feature/apps"'))
-    (folder / "app.toml").write_text(APP_TOML.format(name=name,
-                                                     args=""))
+    # A DiaSpec app prints the runtime's trace (as `python -m APP --trace` does).
+    defines = '\n# The DiaSpec runtime prints its trace.\ndefines = ["DS_TRACE"]' if design else ""
+    (folder / "app.toml").write_text(APP_TOML.format(name=name, args="", defines=defines))
     code = folder / "c"
     code.mkdir()
     if design is None:

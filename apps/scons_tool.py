@@ -97,10 +97,10 @@ def _tuned_object_emitter(target, source, env):
 
 def _unit_flags(env, target, source) -> list[str]:
     """The unit's own compile flags (defines, includes, warnings, -std): the tuned path picks the
-    optimization itself, so -O flags are left out."""
+    optimization itself (-O and -flto left out: its whole-program candidate is the LTO build)."""
     language = "$CXXFLAGS" if tuning.is_cplusplus(Path(str(source[0]))) else "$CFLAGS"
     flags = env.subst_list(f"{language} $CCFLAGS $_CCCOMCOM", target=target, source=source)[0]
-    return [str(f) for f in flags if not str(f).startswith("-O")]
+    return [str(f) for f in flags if not str(f).startswith(("-O", "-flto"))]
 
 
 def _tuned_object(target, source, env) -> int:
@@ -157,11 +157,15 @@ def fleet_program(env, name, sources, libraries=(), selftest=None, whole_program
     labels = [PER_UNIT]
     selftest = list(selftest) if selftest is not None else None
     if whole_program:
+        # The whole program is its units and its libraries' units (merged as LTO merges them).
+        members = [env["FLEETFORGE_LIBRARY_UNITS"][str(lib)] for lib in libraries]
+        all_units = [*sources, *(u for units, _ in members for u in units)]
+        all_reports = [*unit_reports, *(r for _, reports in members for r in reports)]
         candidates += env.Command(
-            compare.Dir(WHOLE_PROGRAM).File(program.name), [*unit_reports, *libraries],
+            compare.Dir(WHOLE_PROGRAM).File(program.name), all_reports,
             SCons.Action.Action(_tuned_whole_program, "Tuning the whole program $TARGET",
                                 varlist=["FLEETFORGE_TARGET", "FLEETFORGE_BUDGET"]),
-            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_UNITS=[str(u) for u in sources], **kw)
+            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_UNITS=[str(u) for u in all_units], **kw)
         labels.append(WHOLE_PROGRAM)
     shipped = env.Command(
         [program, report], [oz_program, *candidates, *unit_reports],
@@ -175,8 +179,7 @@ def _tuned_whole_program(target, source, env) -> int:
     """The tuner's whole-program build: the program's units (their IR digests from the unit
     reports) with its libraries and link flags."""
     units = [Path(u) for u in env["FLEETFORGE_UNITS"]]
-    reports = [json.loads(Path(str(s)).read_text()) for s in source[:len(units)]]
-    libraries = [str(s) for s in source[len(units):]]
+    reports = [json.loads(Path(str(s)).read_text()) for s in source]
     link_flags = env.subst_list("$LINKFLAGS $_LIBDIRFLAGS $_LIBFLAGS", target=target,
                                 source=source)[0]
     if any(tuning.is_cplusplus(u) for u in units):
@@ -184,7 +187,7 @@ def _tuned_whole_program(target, source, env) -> int:
     result = tuning.tune_whole_program(
         units, [r["ir_digest"] for r in reports], toolchains.target(env["FLEETFORGE_TARGET"]),
         cflags=_unit_flags(env, target, [env.File(str(units[0]))]),
-        ldflags=[*libraries, *map(str, link_flags)], out=Path(str(target[0])),
+        ldflags=[str(f) for f in link_flags], out=Path(str(target[0])),
         budget=int(env["FLEETFORGE_BUDGET"]), selftest=env.get("FLEETFORGE_SELFTEST"),
         store=tuning.TunedStore(Path(env["FLEETFORGE_STORE"])))
     Path(f"{target[0]}.json").write_text(json.dumps(result, indent=1))
@@ -207,6 +210,9 @@ def fleet_library(env, name, sources, **kw):
     twins = dict(env.get("FLEETFORGE_OZ_TWIN", {}))
     twins[str(library[0])] = twin[0]
     env["FLEETFORGE_OZ_TWIN"] = twins
+    members = dict(env.get("FLEETFORGE_LIBRARY_UNITS", {}))
+    members[str(library[0])] = (sources, [o[2] for o in objects])  # for whole programs
+    env["FLEETFORGE_LIBRARY_UNITS"] = members
     return library
 
 

@@ -28,7 +28,7 @@ from fleetforge.tools import run_tool
 
 DEFAULT_STORE = CACHE_DIR / "apps" / "tuned"
 # Bump when what a stored result means changes (codegen flags, selection rule, the tuner's API).
-STORE_FORMAT = "2"
+STORE_FORMAT = "3"
 CPLUSPLUS_SUFFIXES = (".cc", ".cpp", ".cxx", ".C")
 # Sections per function and per object, so the link's --gc-sections drops what nothing uses.
 SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
@@ -214,7 +214,7 @@ def tune_whole_program(sources: Sequence[Path], digests: Sequence[str],
     check = args_check(target.name, [list(selftest)], name=out.name) if selftest is not None else None
     with _TUNER_LOCK, MeasureCache() as cache:
         result = tune_program(list(sources), target.name, cflags=[*cflags, *SECTION_FLAGS],
-                              ldflags=ldflags, out=out, lto=False, budget=budget, cache=cache,
+                              ldflags=ldflags, out=out, lto=True, budget=budget, cache=cache,
                               check=check, mode="whole-program")
     outcome = {"settings": list(result.flags), "fell_back": result.fell_back,
                "reason": result.reason, "seconds": round(result.seconds, 3), "cached": False}

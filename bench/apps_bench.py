@@ -6,7 +6,8 @@ Builds, with the shipped SCons path (apps/build.py), the example apps (the test 
 tests/apps and DiaSpec's mobile_robot C example) and real programs from Debian sources
 (bench/apps_programs.toml): plain `clang -Oz` (-ffunction-sections -fdata-sections,
 --gc-sections: the baseline users run) and tuned, in the same run. Per binary: flash (text +
-rodata + data) of -Oz, of the tuned units linked and of the tuner's whole program, what ships
+rodata + data) of -Oz, of -Oz -flto (what merging units alone gives), of the tuned units
+linked and of the tuner's whole program, what ships
 (never larger than -Oz), and whether a tuned build's self-test output differed from the -Oz
 one's under qemu-user / the MPS2 board (then it does not ship: a miscompile caught). Time: a
 plain -Oz build, the tuned build from a cold tuner cache, and a clean rebuild with the warm
@@ -49,6 +50,7 @@ class Row:
     target: str
     units: int
     oz_flash: int
+    lto_flash: int  # clang -Oz -flto, linked with lld's LTO: what merging units alone gives
     units_flash: int  # the tuned units linked
     whole_flash: int  # the tuner's whole program
     shipped_flash: int
@@ -96,6 +98,7 @@ def debian_app(entry: dict, folder: Path, input_file: Path) -> Path:
     selftest = [str(input_file) if a == "@INPUT@" else a for a in entry["selftest"]]
     (folder / "app.toml").write_text(
         f'[app]\nname = "{entry["name"]}"\ninclude = {json.dumps(["src/" + i for i in entry["include"]])}\n'
+        f'defines = {json.dumps(entry.get("defines", []))}\n'
         f'cflags = ["-w"]\n\n[[program]]\nname = "{entry["name"]}"\n'
         f'sources = {json.dumps(["src/" + s for s in entry["sources"]])}\n'
         f'selftest = {json.dumps(selftest)}\n')
@@ -114,6 +117,19 @@ def robot_app(folder: Path) -> Path:
         '[app]\nname = "mobile_robot"\ninclude = ["c"]\ncflags = ["-std=c11"]\n\n'
         '[[program]]\nname = "robot"\nsources = ["c/*.c"]\nselftest = []\n')
     return folder
+
+
+def lto_variant(folder: Path) -> Path:
+    """The same app built with `-Oz -flto` (a copy of its folder; sources linked, not copied)."""
+    variant = folder.with_name(folder.name + "-lto")
+    if not variant.exists():
+        shutil.copytree(folder, variant, symlinks=True)
+        toml = variant / "app.toml"
+        text = toml.read_text()
+        text = (text.replace("cflags = [", 'cflags = ["-flto", ', 1) if "cflags = [" in text
+                else text.replace("[app]\n", '[app]\ncflags = ["-flto"]\n', 1))
+        toml.write_text(text.replace("[app]\n", '[app]\nldflags = ["-flto"]\n', 1))
+    return variant
 
 
 def timed_build(app_folder: Path, out: Path, target: str, optimize: str, budget: int,
@@ -139,6 +155,7 @@ def measure(name: str, origin: str, app_folder: Path, target: str, budget: int,
     work = scratch / f"{name}-{target}"
     store = work / "store"
     _, plain_s = timed_build(app_folder, work / "plain", target, "Oz", budget, store, None)
+    lto, _ = timed_build(lto_variant(app_folder), work / "lto", target, "Oz", budget, store, None)
     cold, cold_s = timed_build(app_folder, work / "cold", target, "tuned", budget, store,
                                work / "cache")
     warm, warm_s = timed_build(app_folder, work / "warm", target, "tuned", budget, store, None)
@@ -147,7 +164,7 @@ def measure(name: str, origin: str, app_folder: Path, target: str, budget: int,
     candidates = json.loads((cold.build_dir / "size-report.json").read_text())["binaries"][0][
         "candidates"]
     row = Row(name, origin, target, len(binary.units), binary.oz.flash,
-              candidates["tuned"]["flash"], candidates["whole-program"]["flash"],
+              lto.binaries[0].shipped.flash, candidates["tuned"]["flash"], candidates["whole-program"]["flash"],
               binary.shipped.flash, binary.kept, binary.note, plain_s, cold_s, warm_s)
     print(f"  {row}", file=sys.stderr)
     return row
@@ -160,12 +177,12 @@ def geomean(values: list[float]) -> float:
 def report(rows: list[Row], budget: int) -> str:
     lines = [f"machine: {machine()}", f"tuner budget: {budget} compilations per unit; baseline: "
              f"clang -Oz -ffunction-sections -fdata-sections, linked with --gc-sections", "",
-             f"{'binary':10}{'origin':28}{'target':21}{'units':>5}{'-Oz':>8}{'units':>8}"
+             f"{'binary':10}{'origin':28}{'target':21}{'units':>5}{'-Oz':>8}{'-flto':>8}{'units':>8}"
              f"{'whole':>8}{'ships':>8}{'gain':>8} {'kept':>14} {'plain s':>8}{'cold s':>8}"
              f"{'warm s':>8}{'warm/plain':>11}"]
     for r in rows:
         lines.append(f"{r.program:10}{r.origin:28}{r.target:21}{r.units:>5}{r.oz_flash:>8}"
-                     f"{r.units_flash:>8}{r.whole_flash:>8}{r.shipped_flash:>8}{r.gain:>7.2f}% "
+                     f"{r.lto_flash:>8}{r.units_flash:>8}{r.whole_flash:>8}{r.shipped_flash:>8}{r.gain:>7.2f}% "
                      f"{r.kept:>14} {r.plain_s:>8.1f}{r.cold_s:>8.1f}{r.warm_s:>8.1f}"
                      f"{r.warm_ratio:>11.2f}" + (f"  ({r.note})" if r.note else ""))
     for target in sorted({r.target for r in rows}):
@@ -175,12 +192,15 @@ def report(rows: list[Row], budget: int) -> str:
         lines.append(f"total {target}: -Oz {oz} B, shipped {shipped} B, delta {shipped - oz:+d} B "
                      f"({100.0 * (shipped - oz) / oz:+.2f}%)")
     caught = [r for r in rows if "self-test" in r.note]
-    for label, attr in (("units tuned", "units_flash"), ("whole program", "whole_flash")):
+    for label, attr in (("clang -Oz -flto", "lto_flash"), ("units tuned", "units_flash"),
+                        ("whole program", "whole_flash")):
         ratio = geomean([min(getattr(r, attr), r.oz_flash) / r.oz_flash for r in rows])
         lines.append(f"geomean flash gain of {label} alone: {100 * (1 - ratio):.2f}%")
     lines.append(f"geomean flash gain (shipped): {100 * (1 - geomean([r.shipped_flash / r.oz_flash for r in rows])):.2f}%;"
                  f" never larger than -Oz: {all(r.shipped_flash <= r.oz_flash for r in rows)};"
                  f" self-test differences caught (shipped -Oz): {len(caught)}")
+    lines.append(f"shipped vs clang -Oz -flto: geomean "
+                 f"{100 * (1 - geomean([r.shipped_flash / r.lto_flash for r in rows])):.2f}% smaller")
     lines.append(f"warm rebuild / plain build: geomean {geomean([r.warm_ratio for r in rows]):.2f}"
                  f" (max {max(r.warm_ratio for r in rows):.2f})")
     return "\n".join(lines)
