@@ -134,23 +134,25 @@ def measure_many(jobs: Sequence[Job], *, cache: "MeasureCache | None" = None, wo
     With keep_dir, measured (not cached) builds stay there (Result.artifact). A timeout counts
     as a failure and is cached as one only when no timeout was imposed by the caller.
     """
+    keys = [job.key for job in jobs]  # a key hashes the flags: compute each once
     results: dict[str, Result] = {}
-    todo: list[Job] = []
-    for job in jobs:
-        if job.key in results or any(t.key == job.key for t in todo):
+    todo: dict[str, Job] = {}
+    for key, job in zip(keys, jobs):
+        if key in results or key in todo:
             continue
-        hit = cache.get(job.key) if cache is not None else None
+        hit = cache.get(key) if cache is not None else None
         if hit is not None:
-            results[job.key] = Result(job, hit.sizes, hit.seconds, True)
+            results[key] = Result(job, hit.sizes, hit.seconds, True)
             if on_done:
-                on_done(results[job.key])
+                on_done(results[key])
         else:
-            todo.append(job)
+            todo[key] = job
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for result in pool.map(lambda j: _run(j, keep_dir, timeout), todo):
-            results[result.job.key] = result
+        for key, result in zip(todo, pool.map(lambda j: _run(j, keep_dir, timeout),
+                                               todo.values())):
+            results[key] = result
             if cache is not None and result.error != "timeout":
-                cache.put(result.job.key, result.sizes, result.seconds)
+                cache.put(key, result.sizes, result.seconds)
             if on_done:
                 on_done(result)
-    return [results[job.key] for job in jobs]
+    return [results[key] for key in keys]

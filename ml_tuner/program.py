@@ -218,9 +218,7 @@ def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[s
     text = merged.read_text(encoding="utf-8", errors="replace")
     space = load_knobs().for_target(build.target)
     subject = Subject.program("program", merged, build.target, build.cflags, build.link_flags)
-    tick = time.monotonic()
-    ranked, _ = coreset_ranking(build.target, text, space)
-    timings["graph+model"] = time.monotonic() - tick
+    ranked, _ = coreset_ranking(build.target, text, space, timings)
     # Whole-program clang -Oz (no knob) first: the plain merge is often a gain of its own.
     ranked = [Ranked(OZ), *[r for r in ranked if r.candidate != OZ]]
     keep = keep_builds or scratch / "builds"
