@@ -90,3 +90,24 @@ def summary(outcomes: list[ProgramOutcome]) -> dict:
         "tuned_smaller": sum(o.shipped_flash < o.baseline_flash for o in used),
     }
 
+
+
+def check_unit(seed: int, target: str, budget: int, folder: Path) -> ProgramOutcome:
+    """The light variant the test suite runs: csmith program `seed` tuned as one unit
+    (`ml-tuner tune`), linked, run, its checksum compared with clang -Oz's build."""
+    from ml_tuner.build import compile_source, link
+    from ml_tuner.tune import tune_unit
+
+    source = csmith_source(seed, CORPUS_DIR / "csmith-src")
+    check = args_check(target, [[]], timeout=RUN_TIMEOUT, name=f"csmith_{seed}")
+    compile_source(source, target, CSMITH_FLAGS, folder / "oz.o")
+    link(target, [folder / "oz.o"], (*CSMITH_FLAGS, *LDFLAGS), folder / "oz.elf")
+    expected = check(folder / "oz.elf")
+    if expected.timed_out or expected.status != 0:
+        return ProgramOutcome(seed, 0, 0, "Oz", 0, skipped="clang -Oz's build does not finish")
+    result = tune_unit(source, target, cflags=CSMITH_FLAGS, out=folder / "tuned.o",
+                       budget=budget, workers=1, time_limit=None)
+    link(target, [folder / "tuned.o"], (*CSMITH_FLAGS, *LDFLAGS), folder / "tuned.elf")
+    same = check(folder / "tuned.elf").same_as(expected)
+    return ProgramOutcome(seed, result.baseline.flash, result.tuned.flash, result.candidate,
+                          1, [] if same else [result.candidate], same)

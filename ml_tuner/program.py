@@ -169,7 +169,7 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
         if mode == "whole-program":
             outcome, extra = _whole_program(build, scratch, baseline, timings, budget, cache,
                                             workers, time_limit, keep_builds)
-            choices = [(r.job.candidate.label, r.artifact, r.sizes, r) for r in outcome.ordered()]
+            choices = [(r.job.candidate, r.artifact, r.sizes, r) for r in outcome.ordered()]
             compilations, failures = 1 + len(outcome.tried), outcome.failures
             stop = outcome.stop_reason
         else:
@@ -180,9 +180,9 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
         kept, rejected = _first_that_passes(build, choices, check, expected, scratch)
         timings["check"] = time.monotonic() - tick
         if kept is None:
-            label, binary, sizes = "Oz", baseline_binary, baseline
+            chosen, binary, sizes = None, baseline_binary, baseline
         else:
-            label, binary, sizes = kept
+            chosen, binary, sizes = kept
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             partial = out.with_name(out.name + ".part")
@@ -195,18 +195,13 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
                   f"nothing beat the baseline; kept it ({stop})")
     else:
         reason = f"{mode}: {stop}"
-    space = load_knobs().for_target(target)
-    flags = space.flags(_candidate(label)) if mode == "whole-program" else ()
+    label = "Oz" if chosen is None else "per-unit" if mode == "per-unit" else chosen.label
+    flags = load_knobs().for_target(target).flags(chosen) if mode == "whole-program" and \
+        chosen is not None else ()
     return ProgramResult(tuple(units), target, out, lto, mode, baseline, sizes, label, flags,
                          fell_back, reason, compilations, failures, time.monotonic() - started,
                          tuple(rejected), check is not None, extra.get("units", ()), timings,
                          extra.get("ir_instructions", 0), extra.get("builds", ()))
-
-
-def _candidate(label: str):
-    from ml_tuner.knobs import Candidate
-
-    return OZ if label in ("Oz", "per-unit") else Candidate.parse(label)
 
 
 def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[str, float],
@@ -249,7 +244,7 @@ def _per_unit(build: Build, scratch: Path, baseline: Sizes, budget: int,
     link(build.target, [r.out for r in results], (*build.cflags, *build.ldflags), binary)
     sizes = elf_sizes(binary)
     timings["search"] = time.monotonic() - tick
-    choices = [("per-unit", binary, sizes, None)] if sizes.flash < baseline.flash else []
+    choices = [(None, binary, sizes, None)] if sizes.flash < baseline.flash else []
     compilations = sum(r.compilations for r in results) + 1
     failures = sum(r.failures for r in results)
     return choices, {"units": tuple(results)}, compilations, failures
@@ -260,15 +255,16 @@ def _first_that_passes(build: Build, choices, check: Check | None, expected: Run
     """The smallest build whose run matches the baseline's (every build, without a check)."""
     rejected: list[Rejection] = []
     space = load_knobs().for_target(build.target)
-    for label, artifact, sizes, result in choices:
+    for candidate, artifact, sizes, result in choices:
         binary = artifact
         if binary is None or not Path(binary).is_file():  # measured in an earlier run: rebuild
             binary = _rebuild(result, space, scratch)
         if check is None or expected is None:
-            return (label, binary, sizes), rejected
+            return (candidate, binary, sizes), rejected
         got = check(binary)
         if got.same_as(expected):
-            return (label, binary, sizes), rejected
+            return (candidate, binary, sizes), rejected
+        label = candidate.label if candidate is not None else "per-unit"
         rejected.append(Rejection(label, sizes.flash, expected, got))
     return None, rejected
 
