@@ -48,13 +48,13 @@ def test_cache_key_follows_every_input():
 
 def test_unknown_architecture_is_a_clear_error(tmp_path):
     config = load_config(SOURCE_BOARD)
-    board = dataclasses.replace(config.board, arch="riscv64")
-    with pytest.raises(KernelBuildError, match="no kernel build recipe for architecture riscv64"):
+    board = dataclasses.replace(config.board, target="thumbv7em-none-eabi")
+    with pytest.raises(KernelBuildError, match="no kernel build recipe for target thumbv7em"):
         build_kernel_from_source(dataclasses.replace(config, board=board), tmp_path)
     # Every Linux target of the toolchain table has a kernel recipe.
-    assert KernelArch.for_board("aarch64").cross_compile == "aarch64-linux-gnu-"
-    assert KernelArch.for_board("arm").image == "arch/arm/boot/zImage"
-    assert KernelArch.for_board("x86_64").cross_compile == ""  # this machine's own gcc
+    assert KernelArch.for_target("aarch64-linux-gnu").cross_compile == "aarch64-linux-gnu-"
+    assert KernelArch.for_target("arm-linux-gnueabihf").image == "arch/arm/boot/zImage"
+    assert KernelArch.for_target("x86_64-linux-gnu").cross_compile == ""  # this machine's gcc
 
 
 def test_built_in_modules_are_skipped_not_failed(tmp_path):
@@ -77,7 +77,7 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     """
     import shutil
 
-    from images.buildroot.post_image import _busybox_overlay, _needed_libraries
+    from images.buildroot.parts import busybox_library_overlay, needed_libraries
 
     target = tmp_path / "target"
     (target / "bin").mkdir(parents=True)
@@ -85,9 +85,9 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     shutil.copy2("/usr/bin/dash", target / "bin" / "busybox")
     for library in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
         shutil.copy2(Path(library).resolve(), target / "lib" / Path(library).name)
-    found = {p.name for p in _needed_libraries(target / "bin" / "busybox", target)}
+    found = {p.name for p in needed_libraries(target / "bin" / "busybox", target)}
     assert found == {"libc.so.6", "ld-linux-x86-64.so.2"}
-    overlay = _busybox_overlay(target, tmp_path / "work")
+    overlay = busybox_library_overlay(target, tmp_path / "work")
     assert sorted(p.name for p in (overlay / "lib").iterdir()) == ["ld-linux-x86-64.so.2",
                                                                   "libc.so.6"]
     interpreter = overlay / "lib64" / "ld-linux-x86-64.so.2"
@@ -95,4 +95,4 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     assert interpreter.read_bytes() == (overlay / "lib" / "ld-linux-x86-64.so.2").read_bytes()
     (target / "lib" / "libc.so.6").unlink()
     with pytest.raises(Exception, match="needs libc.so.6, which is not in the target root"):
-        _needed_libraries(target / "bin" / "busybox", target)
+        needed_libraries(target / "bin" / "busybox", target)

@@ -34,7 +34,7 @@ def _usable() -> str | None:
     if shutil.which("qemu-system-aarch64") is None:
         return "qemu-system-aarch64 is not installed"
     try:
-        import images.testing  # noqa: F401
+        import images.build  # noqa: F401
     except ImportError:
         return "the image backend (images/) is not in this checkout"
     return None
@@ -64,7 +64,7 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
     reason = _usable()
     if reason:
         pytest.skip(reason)
-    from images.testing import build_once
+    from image_builds import build_once
 
     base = tmp_path_factory.mktemp("qemu-ota")
     previous = os.environ.get("FLEETFORGE_OTA_KEYS")

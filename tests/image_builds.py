@@ -1,6 +1,9 @@
-"""Helpers for test suites that need a real built (and booted) image: one build per session.
+"""Test helper for suites that need a real built (and booted) image: one build per session.
 
-tests/images/conftest.py wraps these in fixtures; another area's conftest can do the same:
+tests/images/conftest.py wraps it in fixtures; another area's conftest can do the same
+(tests/ is on pytest's import path, as for checkout.py):
+    from image_builds import build_once
+
     @pytest.fixture(scope="session")
     def my_image(tmp_path_factory):
         return build_once("qemu-aarch64,core/minimal,feature/ota", "ota", tmp_path_factory.mktemp("ws"))
