@@ -78,7 +78,7 @@ def coreset_ranking(target: str, ll_text: str, space: KnobSpace,
         return [Ranked(c) for c in space.singles()], "none (knob settings in table order)"
     known = {k.name for k in space.knobs}
     ranked = [r for r in model.rank(ll_text, timings)
-              if {k for k, _ in r.candidate.settings} <= known]
+              if {k for k, _ in r.candidate.settings} <= known and r.candidate != OZ]
     return ranked, model_path(target).name
 
 
