@@ -131,16 +131,3 @@ def load_knobs(path: Path = KNOBS_FILE) -> KnobSpace:
                                     where=str(path))
         knobs.append(knob)
     return KnobSpace(tuple(knobs))
-
-
-def pool(space: KnobSpace, size: int, seed: int = 0) -> list[Candidate]:
-    """Training candidates: clang -Oz, every single setting, then seeded random mixes."""
-    out: list[Candidate] = [OZ, *space.singles()]
-    seen = set(out)
-    rng = random.Random(seed)
-    while len(out) < size:
-        candidate = space.random_candidate(rng)
-        if candidate not in seen:
-            seen.add(candidate)
-            out.append(candidate)
-    return out[:max(size, 1)]

@@ -18,7 +18,7 @@ from ml_tuner.cache import MeasureCache
 from ml_tuner.corpus import CorpusEntry, load_corpus
 from ml_tuner.coreset import coverage, greedy_coreset
 from ml_tuner.graph import build_graph
-from ml_tuner.knobs import OZ, Candidate, load_knobs, pool
+from ml_tuner.knobs import OZ, Candidate, load_knobs
 from ml_tuner.measure import Job, measure_many
 from ml_tuner.model import GRAPH_MAX_NODES, model_path, save_model
 from ml_tuner.values import score_matrix
@@ -31,13 +31,14 @@ class TrainConfig:
     """Everything that determines a shipped model (the retrain command uses the defaults)."""
 
     target: str = "aarch64-linux-gnu"
-    pool_size: int = 48
+    # Combinations of the single settings that won, measured after the singles (see train()).
+    combinations: int = 16
     # Units per training project (spread over it), csmith programs, and their largest size:
     # bounds the measuring time on a shared 2-core machine (units x pool builds).
-    per_project: int = 6
-    csmith: int = 10
-    max_instructions: int = 8000
-    coreset_size: int = 30
+    per_project: int = 5
+    csmith: int = 5
+    max_instructions: int = 4000
+    coreset_size: int = 24
     epochs: int = 60
     batch: int = 8
     learning_rate: float = 3e-3
@@ -124,6 +125,39 @@ def measure_programs(candidates: list[Candidate], config: TrainConfig, cache: Me
     return rows, score_matrix(baselines, sizes)
 
 
+def measure_rows(entries: list[CorpusEntry], candidates: list[Candidate], config: TrainConfig,
+                 cache: MeasureCache, scratch: Path) -> tuple[list[Row], np.ndarray]:
+    """Gains of `candidates` on the training units (those that build at -Oz) and programs."""
+    kept, unit_scores = measure_pool(entries, [c for c in candidates if c != OZ], config, cache)
+    if OZ in candidates:  # clang -Oz on a unit is the baseline itself
+        at = candidates.index(OZ)
+        unit_scores = np.insert(unit_scores, at, 0.0, axis=1)
+    programs, program_scores = measure_programs(candidates, config, cache, scratch)
+    rows = [Row(e.name, e.ir, False) for e in kept] + programs
+    return rows, np.vstack([unit_scores, program_scores])
+
+
+def winning_combinations(scores: np.ndarray, singles: list[Candidate], count: int,
+                         is_program: list[bool]) -> list[Candidate]:
+    """Candidates made of the settings that won alone: for each sample its best 2, 3 and 4
+    winning settings of different knobs; programs' first, then the most frequent."""
+    from collections import Counter
+
+    found: Counter[Candidate] = Counter()
+    for row, program in sorted(zip(scores, is_program), key=lambda pair: not pair[1]):
+        winners: dict[str, str] = {}
+        for i in np.argsort(-row):
+            if row[i] <= 0:
+                break
+            for knob, setting in singles[i].settings:
+                winners.setdefault(knob, setting)
+        items = list(winners.items())
+        for size in (2, 3, 4):
+            if len(items) >= size:
+                found[Candidate.of(items[:size])] += 1000 if program else 1
+    return [c for c, _ in found.most_common(count)]
+
+
 def normalized_values(scores: np.ndarray) -> np.ndarray:
     """Per-unit value of each candidate scaled by that unit's best (so sizes weigh alike).
 
@@ -172,24 +206,26 @@ def fit(graphs: list, targets: np.ndarray, config: TrainConfig):
 
 def train(config: TrainConfig = TrainConfig(), out: Path | None = None) -> dict:
     """The whole training step for one target; writes the model file, returns a summary."""
-    from ml_tuner.gnn import export_weights
-
     import tempfile
+
+    from ml_tuner.gnn import export_weights
 
     start = time.time()
     out = out or model_path(config.target)
     space = load_knobs().for_target(config.target)
     # clang -Oz itself is a candidate too: for a whole program it is a second, whole-program -Oz.
-    candidates = pool(space, config.pool_size, config.seed)
+    singles = [OZ, *space.singles()]
     entries = training_units(config)
     with MeasureCache() as cache, tempfile.TemporaryDirectory(prefix="ml_tuner-train-") as tmp:
-        kept, unit_scores = measure_pool(entries, candidates[1:], config, cache)
-        unit_scores = np.hstack([np.zeros((len(kept), 1)), unit_scores])
-        programs, program_scores = measure_programs(candidates, config, cache, Path(tmp))
-        rows = [Row(e.name, e.ir, False) for e in kept] + programs
-        scores = np.vstack([unit_scores, program_scores])
+        rows, scores = measure_rows(entries, singles, config, cache, Path(tmp))
+        combos = winning_combinations(scores, singles, config.combinations,
+                                      [r.program for r in rows])
+        rows, more = measure_rows(entries, combos, config, cache, Path(tmp))
+        candidates, scores = singles + combos, np.hstack([scores, more])
         graphs = [build_graph(r.ir.read_text(encoding="utf-8", errors="replace"),
                               GRAPH_MAX_NODES) for r in rows]
+    kept = [r for r in rows if not r.program]
+    programs = [r for r in rows if r.program]
     # Units and programs count alike in the coreset: what each gets of its own best, clipped at
     # -Oz; the few programs weigh as much as the many units together.
     weights = np.array([1.0] * len(kept) + [len(kept) / max(len(programs), 1)] * len(programs))
@@ -202,7 +238,7 @@ def train(config: TrainConfig = TrainConfig(), out: Path | None = None) -> dict:
         "target": config.target,
         "train_units": n_units,
         "train_programs": [r.name for r in programs],
-        "projects": sorted({e.project for e in kept}),
+        "projects": sorted({e.project for e in entries}),
         "pool": len(candidates),
         "coreset": len(chosen),
         "units_coreset_mean_gain": coverage(scores[:n_units], chosen) / max(n_units, 1),
