@@ -93,7 +93,7 @@ def _method(results: list[Result], baseline: Sizes, check: Check, expected: Run,
 
 
 def evaluate_program(program: Program, target: str, budget: int, workers: int,
-                     cache: MeasureCache, scratch: Path) -> ProgramRow:
+                     cache: MeasureCache, scratch: Path, per_unit: bool = True) -> ProgramRow:
     """Baseline, model, random, oracle (whole program) and per-unit on one program."""
     units = tuple(program.unit_files())
     cflags = tuple(f for f in program.cflags(target) if f not in BASELINE_FLAGS)
@@ -125,22 +125,21 @@ def evaluate_program(program: Program, target: str, budget: int, workers: int,
                      baseline_seconds=base_seconds, cache=cache, workers=workers, keep_dir=keep)
     methods["model"] = _method(outcome.tried, baseline, check, expected, keep,
                                time.monotonic() - tick)
+    # The first ten builds of the same ranked search: what the ranking is worth at a low budget.
+    methods["model@10"] = _method(outcome.tried[:9], baseline, check, expected, keep, 0.0)
+    oracle = measure_many([Job(subject, c, space) for c in (OZ, *model.coreset)], cache=cache,
+                          workers=workers, keep_dir=keep)
+    methods["oracle"] = _method(oracle, baseline, check, expected, keep, 0.0)
+    methods["whole-program Oz"] = _method(oracle[:1], baseline, check, expected, keep, 0.0)
     random = random_ranking(space, budget - 1, f"{program.name}:{target}")
     tick = time.monotonic()
     outcome = search(subject, space, random, baseline, budget=budget,
                      baseline_seconds=base_seconds, cache=cache, workers=workers, keep_dir=keep)
     methods["random"] = _method(outcome.tried, baseline, check, expected, keep,
                                 time.monotonic() - tick)
-    oracle = [Ranked(c) for c in (OZ, *model.coreset)]
-    tick = time.monotonic()
-    outcome = search(subject, space, oracle, baseline, budget=len(oracle) + 1,
-                     baseline_seconds=base_seconds, cache=cache, workers=workers, keep_dir=keep)
-    methods["oracle"] = _method(outcome.tried, baseline, check, expected, keep,
-                                time.monotonic() - tick)
-    methods["whole-program Oz"] = _method([r for r in outcome.tried if r.job.candidate == OZ],
-                                          baseline, check, expected, keep, 0.0)
-    methods["per-unit"] = _per_unit(build, baseline, budget, workers, cache, scratch, check,
-                                    expected)
+    if per_unit:
+        methods["per-unit"] = _per_unit(build, baseline, budget, workers, cache, scratch, check,
+                                        expected)
     return ProgramRow(target, program.name, len(units), count_ir_instructions(text),
                       baseline.flash, baseline.text, elf_sizes(nolto).flash, methods,
                       machine_line())
@@ -169,7 +168,7 @@ def _per_unit(build: Build, baseline: Sizes, budget: int, workers: int, cache: M
     return MethodResult(sizes.flash, sizes.text, "per-unit", builds, seconds)
 
 
-METHODS = ("model", "random", "oracle", "whole-program Oz", "per-unit")
+METHODS = ("model", "model@10", "random", "oracle", "whole-program Oz", "per-unit")
 
 
 def markdown(target: str, rows: list[ProgramRow], budget: int, meta: dict) -> str:
@@ -182,10 +181,12 @@ def markdown(target: str, rows: list[ProgramRow], budget: int, meta: dict) -> st
         "-Wl,--gc-sections` (lld; the target's C library). Flash = every allocated byte the ELF "
         "stores (code, constants, initialized data, unwind and dynamic-linking tables; not .bss)."
         f" Gain = 1 - tuned/baseline. Budget {budget} builds (the baseline's included). "
-        "model: the shipped model's ranking of its coreset on the merged whole program; random: "
-        f"best of {budget - 1} random candidates of the same knob space; oracle: best of the "
-        "whole coreset (the ceiling of what the model can pick); whole-program Oz: the merged "
-        "program under plain clang -Oz; per-unit: every unit tuned on its own, linked. Every "
+        "model: `ml-tuner tune-program` (the merged whole program, whole-program clang -Oz "
+        "first, then the shipped model's ranking of its coreset); model@10: its first 10 builds; "
+        f"random: best of {budget - 1} random candidates of the same knob space; oracle: best of "
+        "the whole coreset (the ceiling of what the model can pick); whole-program Oz: the "
+        "merged program under plain clang -Oz; per-unit: every unit tuned on its own "
+        "(`ml-tuner tune`), the objects linked. Every "
         "kept binary ran the program's checks with the baseline's output and exit status; a "
         "smaller binary that did not is a miscompile: rejected, counted, never kept.",
         "",
@@ -197,26 +198,27 @@ def markdown(target: str, rows: list[ProgramRow], budget: int, meta: dict) -> st
         "|---|---:|---:|---:|---:|" + "---:|" * len(METHODS) + "---:|---:|",
     ]
     for row in rows:
-        cells = [f"{row.methods[m].flash} ({100 * row.gain(m):+.2f}%)" for m in METHODS]
-        found = sorted({c for m in METHODS for c in row.methods[m].rejected})
+        cells = [f"{row.methods[m].flash} ({100 * row.gain(m):+.2f}%)" if m in row.methods
+                 else "-" for m in METHODS]
+        found = sorted({c for m in row.methods for c in row.methods[m].rejected})
         lines.append(f"| {row.program} | {row.units} | {row.ir_instructions} | "
                      f"{row.baseline_flash} | {row.nolto_flash} | " + " | ".join(cells) +
                      f" | {len(found)} | {row.methods['model'].seconds:.0f} |")
-    geo = {m: geomean_reduction([(r.baseline_flash, r.methods[m].flash) for r in rows])
-           for m in METHODS}
+    geo = {m: geomean_reduction([(r.baseline_flash, r.methods[m].flash) for r in rows
+                                 if m in r.methods]) for m in METHODS}
     lines.append("| **geomean gain** | | | | | " +
                  " | ".join(f"**{100 * geo[m]:+.2f}%**" for m in METHODS) + " | | |")
     lines += ["", "Kept candidates (model): " + "; ".join(
         f"{r.program}: `{r.methods['model'].candidate}`" for r in rows), "",
         "Miscompiles shipped: 0 (every kept binary passed its checks; rejected candidates: " +
-        (", ".join(f"{r.program}: {sorted({c for m in METHODS for c in r.methods[m].rejected})}"
-                   for r in rows if any(r.methods[m].rejected for m in METHODS)) or "none") +
+        (", ".join(f"{r.program}: {sorted({c for m in r.methods for c in r.methods[m].rejected})}"
+                   for r in rows if any(r.methods[m].rejected for m in r.methods)) or "none") +
         ").", "", "```", json.dumps(meta, indent=1), "```", ""]
     return "\n".join(lines)
 
 
 def run_evaluation(target: str, budget: int = 45, workers: int = 2, out_dir: Path | None = None,
-                   only: list[str] | None = None) -> Path:
+                   only: list[str] | None = None, per_unit: list[str] | None = None) -> Path:
     """Every held-out program of `target`; writes ml_tuner_<target>.md and .json."""
     import tempfile
 
@@ -231,7 +233,8 @@ def run_evaluation(target: str, budget: int = 45, workers: int = 2, out_dir: Pat
         for program in chosen:
             progress.update(task, description=f"{target}: {program.name}")
             rows.append(evaluate_program(program, target, budget, workers, cache,
-                                         Path(tmp) / program.name))
+                                         Path(tmp) / program.name,
+                                         per_unit=per_unit is None or program.name in per_unit))
             progress.advance(task)
     model = shipped_model(target)
     meta = {"target": target, "budget": budget, "workers": workers,
