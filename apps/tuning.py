@@ -1,9 +1,7 @@
-"""Size-tuned compilation of one C/C++ unit: clang to IR, the tuner's pass list, codegen.
-
-The shape of contract B's `ml_tuner.api.tune_unit` (CONTRACTS.md), over `ml_tuner.tune.tune_file`
-and opt until that API lands. Every unit also yields its real `clang -Oz` object, compiled from
-the same IR (byte-identical to `clang -Oz` of the source), so the build can report both and never
-ship a tuned object or program larger than -Oz. Results are stored by the unit's IR digest, the
+"""Size-tuned compilation of one C/C++ unit through contract B's `ml_tuner.api.tune_unit`
+(CONTRACTS.md). Every unit also yields its real `clang -Oz` object, compiled from the same IR
+(byte-identical to `clang -Oz` of the source), so the build can report both and never ship a
+tuned object or program larger than -Oz. Results are stored by the unit's IR digest, the
 target, the LLVM version and the flags: an unchanged unit is never re-tuned, and a warm rebuild
 only runs clang's front end and copies two objects.
 """
@@ -14,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,17 +25,12 @@ from fleetforge.tools import run_tool
 DEFAULT_STORE = CACHE_DIR / "apps" / "tuned"
 # Bump when what a stored result means changes (codegen flags, selection rule).
 STORE_FORMAT = "1"
-OZ_PASSES: tuple[str, ...] = ("default<Oz>",)
 CPLUSPLUS_SUFFIXES = (".cc", ".cpp", ".cxx", ".C")
 # Sections per function and per object, so the link's --gc-sections drops what nothing uses.
 SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
 # The IR clang -Oz hands to its optimizer (functions carry minsize); the tuner optimizes it.
 IR_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-S")
-# Codegen only, with clang's own codegen settings (relocation model, features) for the target.
-CODEGEN_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-Wno-unused-command-line-argument")
 CODEGEN_FLAG_PREFIXES = ("-f", "-m", "-g")
-# The tuner runs one module at a time in this process (torch is not shared across threads).
-_TUNER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -83,11 +75,9 @@ def ir_digest(ll: Path) -> str:
     return digest.hexdigest()
 
 
-def codegen(ir: Path, target: toolchains.Target, cflags: Sequence[str], out: Path, *,
-            optimize: bool) -> None:
-    """IR -> object. optimize=True runs clang's whole -Oz pipeline (the baseline); False only
-    its code generator (for IR the tuner's pass list has already optimized)."""
-    flags = ("-Oz", "-Wno-unused-command-line-argument") if optimize else CODEGEN_FLAGS
+def codegen(ir: Path, target: toolchains.Target, cflags: Sequence[str], out: Path) -> None:
+    """IR -> object by clang's whole -Oz pipeline (the baseline)."""
+    flags = ("-Oz", "-Wno-unused-command-line-argument")
     clang = target.clang_args()
     run_tool([*clang, *flags, *SECTION_FLAGS, *cflags, "-c", str(ir), "-o", str(out)],
              debian_package=toolchains.llvm().packages[clang[0]])
@@ -132,22 +122,16 @@ class TunedStore:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def tune_passes(ll: Path, target: toolchains.Target, budget: int) -> tuple[str, ...]:
-    """The tuner's pass list for a module (the -Oz floor included in its search)."""
-    from ml_tuner.cache import MeasureCache  # torch: only when a unit is really tuned
-    from ml_tuner.tune import tune_file
+def tuned_object(source: Path, target: toolchains.Target, cflags: Sequence[str], budget: int,
+                 out: Path) -> tuple[tuple[str, ...], bool]:
+    """The tuner's object for `source` at `out` (never larger than clang -Oz): the clang flags
+    that made it, and whether it is clang -Oz's own."""
+    from ml_tuner.api import MeasureCache, tune_unit as tune
 
-    with _TUNER_LOCK, MeasureCache() as cache:
-        return tune_file(ll, target.name, budget=budget, cache=cache).passes
-
-
-def optimize_with(passes: tuple[str, ...], ll: Path, out: Path) -> None:
-    """Run a pass list over a module. The always-inliner goes first: `always_inline` is a
-    contract a pass list must not drop (issue 15: some tuned sequences did)."""
-    llvm = toolchains.llvm()
-    pipeline = ",".join(("always-inline", *passes))
-    run_tool([llvm.opt, f"-passes={pipeline}", str(ll), "-o", str(out)],
-             debian_package=llvm.packages[llvm.opt])
+    with MeasureCache() as cache:
+        result = tune(source, target.name, cflags=[*SECTION_FLAGS, *cflags], out=out,
+                      budget=budget, cache=cache)
+    return result.flags, result.fell_back
 
 
 def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] = (),
@@ -170,21 +154,11 @@ def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] 
                               SectionSizes.from_dict(stored["oz"]),
                               SectionSizes.from_dict(stored["tuned"]), True,
                               time.perf_counter() - started)
-        codegen(ll, target, cflags, oz_out, optimize=True)
+        codegen(ll, target, cflags, oz_out)
         oz = section_sizes(oz_out)
-        passes = tune_passes(ll, target, budget)
-        tuned, kept = oz, "Oz"
-        if passes != OZ_PASSES:
-            optimized = scratch / "tuned.bc"
-            optimize_with(passes, ll, optimized)
-            candidate = scratch / "tuned.o"
-            codegen(optimized, target, cflags, candidate, optimize=False)
-            tuned = section_sizes(candidate)
-            if tuned.flash < oz.flash:
-                shutil.copyfile(candidate, out)
-                kept = "tuned"
-        if kept == "Oz":
-            shutil.copyfile(oz_out, out)
+        passes, fell_back = tuned_object(source, target, cflags, budget, out)
+        kept = "Oz" if fell_back else "tuned"
+        tuned = oz if fell_back else section_sizes(out)
         result = UnitResult(str(source), digest, passes, kept, oz, tuned, False,
                             time.perf_counter() - started)
         store.save(key, result.as_json(), out, oz_out)

@@ -70,11 +70,11 @@ def test_tuned_program_behaves_like_oz_and_is_never_larger(tuned, target):
 
 
 def test_the_tuner_shrinks_a_unit_of_the_sample(tuned):
-    # telemetry.c (much alike code) is where the tuner's outlining wins within the budget.
+    # Against real clang -Oz (issue 15) the tuner wins on the Cortex-M4 build of main.c (Arm
+    # constant promotion) within the budget; on aarch64 nothing in the sample beats clang -Oz.
     won = {(name, Path(u["source"]).name) for name, build in tuned.items()
            for u in build.binaries[0].units if u["kept"] == "tuned"}
-    assert ("aarch64-linux-gnu", "telemetry.c") in won
-    assert tuned["aarch64-linux-gnu"].binaries[0].kept == "tuned"
+    assert ("thumbv7em-none-eabi", "main.c") in won
 
 
 def test_a_clean_rebuild_in_another_folder_takes_every_unit_from_the_store(tuned, store, tmp_path):
