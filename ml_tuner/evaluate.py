@@ -18,10 +18,10 @@ from ml_tuner.graph import count_ir_instructions
 from ml_tuner.knobs import OZ, load_knobs
 from ml_tuner.measure import Job, Result, Subject, measure_many
 from ml_tuner.model import shipped_model
-from ml_tuner.program import Build
+from ml_tuner.program import Build, whole_program_search
 from ml_tuner.programs import Program, programs_for
 from ml_tuner.run import Check, Run
-from ml_tuner.search import Ranked, random_ranking, search
+from ml_tuner.search import Ranked, SearchOutcome, random_ranking, search, with_link_options
 from ml_tuner.tune import tune_unit
 from ml_tuner.values import geomean_reduction
 
@@ -121,20 +121,32 @@ def evaluate_program(program: Program, target: str, budget: int, workers: int,
 
     tick = time.monotonic()
     ranked = [Ranked(OZ), *[r for r in model.rank(text) if r.candidate != OZ]]
-    outcome = search(subject, space, ranked, baseline, budget=budget,
-                     baseline_seconds=base_seconds, cache=cache, workers=workers, keep_dir=keep)
+    outcome = whole_program_search(subject, space, ranked, baseline, budget=budget,
+                                   baseline_seconds=base_seconds, cache=cache, workers=workers,
+                                   keep_dir=keep)
     methods["model"] = _method(outcome.tried, baseline, check, expected, keep,
                                time.monotonic() - tick)
-    # The first ten builds of the same ranked search: what the ranking is worth at a low budget.
-    methods["model@10"] = _method(outcome.tried[:9], baseline, check, expected, keep, 0.0)
-    oracle = measure_many([Job(subject, c, space) for c in (OZ, *model.coreset)], cache=cache,
-                          workers=workers, keep_dir=keep)
-    methods["oracle"] = _method(oracle, baseline, check, expected, keep, 0.0)
-    methods["whole-program Oz"] = _method(oracle[:1], baseline, check, expected, keep, 0.0)
+    # The first ten builds of the same ranked search (link options on the best of them).
+    first = SearchOutcome(baseline, tried=[])
+    for result in outcome.tried[:8]:
+        first.tried.append(result)
+        if result.sizes is not None and result.sizes.flash < first.sizes.flash:
+            first.best, first.best_sizes = result.job.candidate, result.sizes
+    first = with_link_options(subject, space, first, builds=2, baseline_seconds=base_seconds,
+                              cache=cache, workers=workers, keep_dir=keep)
+    methods["model@10"] = _method(first.tried, baseline, check, expected, keep, 0.0)
+    oracle = search(subject, space, [Ranked(c) for c in (OZ, *model.coreset)], baseline,
+                    budget=len(model.coreset) + 2, baseline_seconds=base_seconds, cache=cache,
+                    workers=workers, keep_dir=keep)
+    methods["whole-program Oz"] = _method(oracle.tried[:1], baseline, check, expected, keep, 0.0)
+    oracle = with_link_options(subject, space, oracle, builds=2, baseline_seconds=base_seconds,
+                               cache=cache, workers=workers, keep_dir=keep)
+    methods["oracle"] = _method(oracle.tried, baseline, check, expected, keep, 0.0)
     random = random_ranking(space, budget - 1, f"{program.name}:{target}")
     tick = time.monotonic()
-    outcome = search(subject, space, random, baseline, budget=budget,
-                     baseline_seconds=base_seconds, cache=cache, workers=workers, keep_dir=keep)
+    outcome = whole_program_search(subject, space, random, baseline, budget=budget,
+                                   baseline_seconds=base_seconds, cache=cache, workers=workers,
+                                   keep_dir=keep)
     methods["random"] = _method(outcome.tried, baseline, check, expected, keep,
                                 time.monotonic() - tick)
     if per_unit:

@@ -29,7 +29,7 @@ from ml_tuner.graph import count_ir_instructions
 from ml_tuner.knobs import OZ, load_knobs
 from ml_tuner.measure import Job, Result, Subject, measure_many
 from ml_tuner.run import Check, Run
-from ml_tuner.search import Ranked, SearchOutcome, search
+from ml_tuner.search import Ranked, SearchOutcome, search, with_link_options
 from ml_tuner.tune import UnitResult, coreset_ranking, default_workers, tune_unit
 
 MODES = ("whole-program", "per-unit")
@@ -204,6 +204,22 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
                          extra.get("ir_instructions", 0), extra.get("builds", ()))
 
 
+def whole_program_search(subject: Subject, space, ranked: list[Ranked], baseline: Sizes, *,
+                         budget: int, baseline_seconds: float, cache: MeasureCache | None,
+                         workers: int, keep_dir: Path | None,
+                         time_limit: float | None = None) -> SearchOutcome:
+    """The ranked search, keeping the last builds of the budget for the link options (they
+    only relink the kept build)."""
+    reserve = min(sum(len(k.settings) for k in space.knobs if k.stage == "link"),
+                  max(budget - 2, 0))
+    outcome = search(subject, space, ranked, baseline, budget=budget - reserve,
+                     baseline_seconds=baseline_seconds, cache=cache, workers=workers,
+                     keep_dir=keep_dir, time_limit=time_limit)
+    return with_link_options(subject, space, outcome, builds=reserve,
+                             baseline_seconds=baseline_seconds, cache=cache, workers=workers,
+                             keep_dir=keep_dir)
+
+
 def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[str, float],
                    budget: int, cache: MeasureCache | None, workers: int,
                    time_limit: float | None, keep_builds: Path | None) -> tuple[SearchOutcome, dict]:
@@ -219,9 +235,9 @@ def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[s
     keep = keep_builds or scratch / "builds"
     keep.mkdir(parents=True, exist_ok=True)
     tick = time.monotonic()
-    outcome = search(subject, space, ranked, baseline, budget=budget,
-                     baseline_seconds=timings["baseline build"], cache=cache, workers=workers,
-                     keep_dir=keep, time_limit=time_limit)
+    outcome = whole_program_search(subject, space, ranked, baseline, budget=budget,
+                                   baseline_seconds=timings["baseline build"], cache=cache,
+                                   workers=workers, keep_dir=keep, time_limit=time_limit)
     timings["search"] = time.monotonic() - tick
     timings["builds"] = outcome.compile_seconds
     kept = tuple((r.job.candidate.label, r.sizes.flash, r.artifact) for r in outcome.tried

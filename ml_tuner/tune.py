@@ -123,9 +123,9 @@ def tune_unit(source: Path, target: str, *, cflags: Sequence[str] = (), out: Pat
         raise UserError(f"the budget must be at least 1 (got {budget})")
     workers = workers or default_workers()
     cflags = tuple(cflags)
-    space = load_knobs().for_target(target)
+    space = load_knobs().for_target(target).without("link")  # a unit is not linked
     if emit_llvm:  # code-generation knobs cannot travel inside IR
-        space = KnobSpace(tuple(k for k in space.knobs if k.stage == "ir"))
+        space = space.without("codegen")
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ml_tuner-unit-") as scratch_name:
         scratch = Path(scratch_name)
