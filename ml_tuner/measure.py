@@ -46,7 +46,7 @@ class Subject:
     @classmethod
     def program(cls, name: str, ir: Path, target: str, cflags: Sequence[str],
                 link_flags: Sequence[str]) -> "Subject":
-        return cls(name, ir, target, tuple(cflags), tuple(link_flags), _file_digest(ir))
+        return cls(name, ir, target, tuple(cflags), tuple(link_flags), _module_digest(ir))
 
     @property
     def is_program(self) -> bool:
@@ -61,6 +61,17 @@ class Subject:
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+
+
+def _module_digest(path: Path) -> str:
+    """Digest of a merged module's text without the line naming its (temporary) file, so the
+    same program merged in another folder is the same subject."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.startswith(b"; ModuleID = "):
+                digest.update(line)
+    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True)
