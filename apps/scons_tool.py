@@ -10,18 +10,17 @@ In an SConstruct:
     env.FleetSizeReport("size-report.json", [rover])
 
 FLEETFORGE_OPTIMIZE is an optimization level (`Oz`, `Os`, `O2`, ...: the plain compiler) or
-`tuned`: each unit goes through clang's IR, the tuner's pass list and codegen (apps/tuning.py);
-the program is linked twice, from the tuned objects and from the real `clang -Oz` ones, and the
+`tuned`: the tuner picks clang's -Oz settings for each unit (apps/tuning.py, contract B); the
+program is linked twice, from the tuned objects and from the real `clang -Oz` ones, and the
 smaller ships (the -Oz one too when the program's self-test prints anything different). Every
-program is linked by the target's GNU driver with --gc-sections and gets a size report
-(`PROGRAM.size.json`: text, rodata, data, bss; -Oz and tuned side by side).
+program is linked by the table's link rule (clang + lld) with --gc-sections and gets a size
+report (`PROGRAM.size.json`: text, rodata, data, bss; -Oz and tuned side by side).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import SCons.Action
@@ -32,12 +31,18 @@ import SCons.Tool
 import toolchains
 from apps import tuning
 from apps.sizes import SectionSizes, section_sizes
+from ml_tuner.run import args_check
 
 TUNED = "tuned"
 PLAIN_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
 SELFTEST_TIMEOUT = 60  # seconds; a self-test that hangs fails the comparison
-# Where the tuned path's two candidate programs are linked (beside the shipped program's folder).
+# Where the tuned path's candidate programs are linked (beside the shipped program's folder): the
+# -Oz baseline, the tuned units linked, and the tuner's whole program (when asked for).
 COMPARE_DIR = "compare"
+PER_UNIT = "tuned"
+WHOLE_PROGRAM = "whole-program"
+# What clang++ adds to a C++ program's link.
+CPLUSPLUS_LIBS = ("-lstdc++", "-lm")
 # Construction variables a program's or library's keywords may set for its units' compilation.
 COMPILE_VARIABLES = ("CFLAGS", "CXXFLAGS", "CCFLAGS", "CPPFLAGS", "CPPPATH", "CPPDEFINES")
 
@@ -59,11 +64,15 @@ def generate(env, **overrides) -> None:
     for tool in ("cc", "cxx", "link", "ar"):
         env.Tool(tool)
     env.SetDefault(FLEETFORGE_BUDGET=45, FLEETFORGE_STORE=str(tuning.DEFAULT_STORE))
-    # The compiler command includes the target's flags, so $CCFLAGS stays the program's own.
+    # The compiler command includes the target's flags, so $CCFLAGS stays the program's own. The
+    # link is the table's one rule (clang + lld, toolchains.Target.clang_link_parts): its runtime
+    # libraries come after the program's objects and libraries.
+    link, link_libs = target.clang_link_parts()
     env.Replace(FLEETFORGE_TARGET=target.name, FLEETFORGE_OPTIMIZE=optimize,
-                CC=target.clang_args(), CXX=target.clang_args(cplusplus=True),
-                LINK=target.link_args(), AR=target.gnu_tool("ar"),
+                CC=target.clang_args(), CXX=target.clang_args(cplusplus=True), LINK=link,
+                FLEETFORGE_LINK_LIBS=link_libs, AR=target.gnu_tool("ar"),
                 RANLIB=target.gnu_tool("ranlib"), PROGSUFFIX="")
+    env.Append(LINKCOM=" $FLEETFORGE_LINK_LIBS")
     env.Append(CCFLAGS=list(tuning.SECTION_FLAGS), LINKFLAGS=["-Wl,--gc-sections"])
     if optimize != TUNED:
         env.Append(CCFLAGS=[f"-{optimize}"])
@@ -110,44 +119,30 @@ def _tuned_object_message(target, source, env) -> str:
 
 # ---- programs and libraries ---------------------------------------------------------------------
 def _language_overrides(env, sources) -> dict:
-    """C++ programs link with the GNU C++ driver (libstdc++); C ones with gcc."""
+    """C++ programs link with clang++ (libstdc++); C ones with clang."""
     if any(tuning.is_cplusplus(Path(str(s))) for s in sources):
         target = toolchains.target(env["FLEETFORGE_TARGET"])
-        return {"LINK": target.link_args(cplusplus=True)}
+        return {"LINK": target.clang_link_parts(cplusplus=True)[0]}
     return {}
 
 
-def _board_support(env, program, board_support: bool) -> tuple[list, dict]:
-    """Bare metal: the runner's board start-up code (compiled into the program's folder) and
-    linker script, unless the program brings its own (board_support=False)."""
-    support = toolchains.target(env["FLEETFORGE_TARGET"]).board_support()
-    if support is None or not board_support:
-        return [], {}
-    startup, script = support
-    obj = program.dir.File(f"{program.name}-{startup.stem}.o")
-    node = (env.Object(obj, str(startup)) if env["FLEETFORGE_OPTIMIZE"] != TUNED
-            else env.FleetTunedObject(obj, str(startup))[:2])
-    return list(node), {"LINKFLAGS": [*env["LINKFLAGS"], "-T", str(script)]}
-
-
-def fleet_program(env, name, sources, libraries=(), board_support=True, selftest=None, **kw):
+def fleet_program(env, name, sources, libraries=(), selftest=None, whole_program=True, **kw):
     """Build program `name` from `sources` (and FleetLibrary nodes in `libraries`); returns the
     shipped program's node. `selftest`: arguments that make the program test itself and exit;
-    the tuned path then ships the tuned program only when its output equals the -Oz one's."""
+    the tuned path then ships a tuned program only when its output equals the -Oz one's.
+    `whole_program`: the tuned path also asks the tuner for the whole program (its units' IR
+    merged) and ships the smallest of the three builds (-Oz, units tuned, whole program)."""
     sources = env.Flatten([env.File(s) if isinstance(s, str) else s for s in env.Flatten(sources)])
     program = env.File(name)
     report = env.File(f"{program}.size.json")
-    support, support_kw = _board_support(env, program, board_support)
-    kw = {**_language_overrides(env, sources), **support_kw, **kw}
+    kw = {**_language_overrides(env, sources), **kw}
     libraries = env.Flatten(list(libraries))
     if env["FLEETFORGE_OPTIMIZE"] != TUNED:
-        built = env.Program(program, [*sources, *support, *libraries], **kw)
-        _depend_on_scripts(env, built, kw)
+        built = env.Program(program, [*sources, *libraries], **kw)
         env.Command(report, built, SCons.Action.Action(_plain_report, None),
                     FLEETFORGE_PROGRAM_NAME=Path(name).name)
         return built
-    tuned_objects, oz_objects = support[:1], support[1:]
-    unit_reports = []
+    tuned_objects, oz_objects, unit_reports = [], [], []
     for source in sources:
         obj, oz_obj, unit = env.FleetTunedObject(source, **_compile_overrides(kw))
         tuned_objects.append(obj)
@@ -155,31 +150,49 @@ def fleet_program(env, name, sources, libraries=(), board_support=True, selftest
         unit_reports.append(unit)
     oz_libraries = [env["FLEETFORGE_OZ_TWIN"][str(lib)] for lib in libraries]
     compare = program.dir.Dir(COMPARE_DIR)
-    tuned_program = env.Program(compare.Dir(TUNED).File(program.name),
-                                [*tuned_objects, *libraries], **kw)
     oz_program = env.Program(compare.Dir("Oz").File(program.name), [*oz_objects, *oz_libraries],
                              **kw)
-    _depend_on_scripts(env, [tuned_program, oz_program], kw)
+    candidates = env.Program(compare.Dir(PER_UNIT).File(program.name),
+                             [*tuned_objects, *libraries], **kw)
+    labels = [PER_UNIT]
+    selftest = list(selftest) if selftest is not None else None
+    if whole_program:
+        candidates += env.Command(
+            compare.Dir(WHOLE_PROGRAM).File(program.name), [*unit_reports, *libraries],
+            SCons.Action.Action(_tuned_whole_program, "Tuning the whole program $TARGET",
+                                varlist=["FLEETFORGE_TARGET", "FLEETFORGE_BUDGET"]),
+            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_UNITS=[str(u) for u in sources], **kw)
+        labels.append(WHOLE_PROGRAM)
     shipped = env.Command(
-        [program, report], [tuned_program, oz_program, *unit_reports],
-        SCons.Action.Action(_choose_program, "Choosing the smaller of tuned and -Oz: $TARGET"),
-        FLEETFORGE_SELFTEST=list(selftest) if selftest is not None else None,
+        [program, report], [oz_program, *candidates, *unit_reports],
+        SCons.Action.Action(_choose_program, "Choosing the smallest build: $TARGET"),
+        FLEETFORGE_SELFTEST=selftest, FLEETFORGE_CANDIDATES=labels,
         FLEETFORGE_PROGRAM_NAME=program.name)
     return shipped[:1]
 
 
+def _tuned_whole_program(target, source, env) -> int:
+    """The tuner's whole-program build: the program's units (their IR digests from the unit
+    reports) with its libraries and link flags."""
+    units = [Path(u) for u in env["FLEETFORGE_UNITS"]]
+    reports = [json.loads(Path(str(s)).read_text()) for s in source[:len(units)]]
+    libraries = [str(s) for s in source[len(units):]]
+    link_flags = env.subst_list("$LINKFLAGS $_LIBDIRFLAGS $_LIBFLAGS", target=target,
+                                source=source)[0]
+    if any(tuning.is_cplusplus(u) for u in units):
+        link_flags = [*link_flags, *CPLUSPLUS_LIBS]  # the tuner links with clang, not clang++
+    result = tuning.tune_whole_program(
+        units, [r["ir_digest"] for r in reports], toolchains.target(env["FLEETFORGE_TARGET"]),
+        cflags=_unit_flags(env, target, [env.File(str(units[0]))]),
+        ldflags=[*libraries, *map(str, link_flags)], out=Path(str(target[0])),
+        budget=int(env["FLEETFORGE_BUDGET"]), selftest=env.get("FLEETFORGE_SELFTEST"),
+        store=tuning.TunedStore(Path(env["FLEETFORGE_STORE"])))
+    Path(f"{target[0]}.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def _compile_overrides(kw) -> dict:
     return {key: kw[key] for key in COMPILE_VARIABLES if key in kw}
-
-
-def _linker_scripts(kw) -> list[str]:
-    flags = [str(f) for f in kw.get("LINKFLAGS", [])]
-    return [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == "-T"]
-
-
-def _depend_on_scripts(env, nodes, kw) -> None:
-    for script in _linker_scripts(kw):
-        env.Depends(nodes, env.File(script))
 
 
 def fleet_library(env, name, sources, **kw):
@@ -198,46 +211,61 @@ def fleet_library(env, name, sources, **kw):
 
 
 # ---- choosing, self-tests, reports --------------------------------------------------------------
-def run_on_target(program: Path, target: toolchains.Target, args: list[str],
-                  timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
-    """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
-    status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
-    stdout is not a terminal), bytes as latin-1 so binary output compares exactly. A bare-metal
-    program takes no arguments."""
-    argv = target.run_command(program, [] if target.bare_metal else list(args))
-    try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout} s"
-    return done.returncode, done.stdout.decode("latin-1")
-
-
 def _choose_program(target, source, env) -> int:
+    """Ship the smallest candidate that is smaller than -Oz and, with a self-test, behaves as
+    the -Oz program does; else the -Oz program."""
     shipped, report = Path(str(target[0])), Path(str(target[1]))
-    tuned_program, oz_program = Path(str(source[0])), Path(str(source[1]))
-    units = [json.loads(Path(str(s)).read_text()) for s in source[2:]]
-    tuned, oz = section_sizes(tuned_program), section_sizes(oz_program)
-    kept, note = (TUNED, "") if tuned.flash < oz.flash else ("Oz", "tuned program not smaller")
+    labels = list(env["FLEETFORGE_CANDIDATES"])
+    oz_program = Path(str(source[0]))
+    candidates = {label: Path(str(s)) for label, s in zip(labels, source[1:])}
+    units = [json.loads(Path(str(s)).read_text()) for s in source[1 + len(labels):]]
+    oz = section_sizes(oz_program)
+    sizes = {label: section_sizes(path) for label, path in candidates.items()}
+    ranked = sorted((label for label in labels if sizes[label].flash < oz.flash),
+                    key=lambda label: sizes[label].flash)
+    kept, notes = "Oz", [] if ranked else ["no tuned build is smaller"]
     selftest = env.get("FLEETFORGE_SELFTEST")
-    if kept == TUNED and selftest is not None:
-        rule = toolchains.target(env["FLEETFORGE_TARGET"])
-        tuned_run = run_on_target(tuned_program, rule, selftest)
-        oz_run = run_on_target(oz_program, rule, selftest)
-        if oz_run[0] != 0:
-            kept, note = "Oz", f"the -Oz program's self-test fails (exit {oz_run[0]})"
-        elif tuned_run != oz_run:
-            kept, note = "Oz", (f"the tuned program's self-test differs from -Oz's (exit "
-                                f"{tuned_run[0]} vs 0): the -Oz program ships")
-        if note:
+    if ranked and selftest is not None:
+        for label in ranked:
+            same = _same_selftest(env, oz_program, candidates[label], selftest, shipped.name)
+            if same is None:
+                notes.append("the -Oz program's self-test fails")
+                break
+            if same:
+                kept = label
+                break
+            notes.append(f"the {label} program's self-test differs from -Oz's: not shipped")
+    elif ranked:
+        kept = ranked[0]
+    for note in notes:
+        if "self-test" in note:
             print(f"warning: {shipped.name}: {note}")
-    shutil.copy2(tuned_program if kept == TUNED else oz_program, shipped)
+    shutil.copy2(candidates[kept] if kept != "Oz" else oz_program, shipped)
+    best = min(labels, key=lambda label: sizes[label].flash)
     report.write_text(json.dumps({
         "program": env["FLEETFORGE_PROGRAM_NAME"], "target": env["FLEETFORGE_TARGET"],
-        "optimize": TUNED, "kept": kept, "note": note, "oz": oz.as_dict(),
-        "tuned": tuned.as_dict(), "shipped": (tuned if kept == TUNED else oz).as_dict(),
+        "optimize": TUNED, "kept": kept, "note": "; ".join(notes), "oz": oz.as_dict(),
+        "tuned": sizes[best].as_dict(), "shipped": (sizes[kept] if kept != "Oz" else oz).as_dict(),
+        "candidates": {label: sizes[label].as_dict() for label in labels},
         "units": units}, indent=1))
     return 0
+
+
+def _same_selftest(env, oz_program: Path, candidate: Path, selftest, name: str) -> bool | None:
+    """Whether `candidate` tests itself as the -Oz program does (None: the -Oz program's own
+    self-test fails). Both run under one name (a program may print its own), as the tuner's
+    checks do; the verdict is stored by both programs' content."""
+    store = tuning.TunedStore(Path(env["FLEETFORGE_STORE"]))
+    key, same = store.verdict([oz_program, candidate], selftest)
+    if same is not None:
+        return same
+    check = args_check(env["FLEETFORGE_TARGET"], [selftest], timeout=SELFTEST_TIMEOUT, name=name)
+    expected = check(oz_program)
+    if expected.status != 0:
+        return None
+    same = check(candidate).same_as(expected)
+    store.save_verdict(key, same)
+    return same
 
 
 def _plain_report(target, source, env) -> int:

@@ -1,9 +1,12 @@
-"""Size-tuned compilation of one C/C++ unit through contract B's `ml_tuner.api.tune_unit`
-(CONTRACTS.md). Every unit also yields its real `clang -Oz` object, compiled from the same IR
-(byte-identical to `clang -Oz` of the source), so the build can report both and never ship a
-tuned object or program larger than -Oz. Results are stored by the unit's IR digest, the
-target, the LLVM version and the flags: an unchanged unit is never re-tuned, and a warm rebuild
-only runs clang's front end and copies two objects.
+"""Size-tuned compilation of one C/C++ unit for a build: the tuner (contract B,
+`ml_tuner.api.tune_unit`) picks clang's -Oz settings for it, and the unit's real `clang -Oz`
+object comes along (compiled from the unit's IR, byte-identical to `clang -Oz` of the source), so
+the build can report both and never ship a tuned object or program larger than -Oz.
+
+Both objects are stored by the unit's IR digest, the target, the LLVM version and the flags that
+still matter after preprocessing: an unchanged unit is never tuned again, and a rebuild with a
+warm store only runs clang's front end and copies two objects (the tuner's own cache would
+recompile the unit with its kept settings).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,14 +27,17 @@ from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
 
 DEFAULT_STORE = CACHE_DIR / "apps" / "tuned"
-# Bump when what a stored result means changes (codegen flags, selection rule).
-STORE_FORMAT = "1"
+# Bump when what a stored result means changes (codegen flags, selection rule, the tuner's API).
+STORE_FORMAT = "2"
 CPLUSPLUS_SUFFIXES = (".cc", ".cpp", ".cxx", ".C")
 # Sections per function and per object, so the link's --gc-sections drops what nothing uses.
 SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
-# The IR clang -Oz hands to its optimizer (functions carry minsize); the tuner optimizes it.
+# The IR clang -Oz hands to its optimizer: what the store's key digests, and the -Oz baseline's
+# input (clang -Oz of this IR is clang -Oz of the source).
 IR_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-S")
 CODEGEN_FLAG_PREFIXES = ("-f", "-m", "-g")
+# The tuner runs one module at a time in this process (torch is not shared across threads).
+_TUNER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class UnitResult:
 
     source: str
     ir_digest: str
-    passes: tuple[str, ...]
+    settings: tuple[str, ...]  # the clang flags of the tuner's kept -Oz settings
     kept: str
     oz: SectionSizes
     tuned: SectionSizes
@@ -48,7 +55,7 @@ class UnitResult:
     seconds: float
 
     def as_json(self) -> dict:
-        return {"source": self.source, "ir_digest": self.ir_digest, "passes": list(self.passes),
+        return {"source": self.source, "ir_digest": self.ir_digest, "settings": list(self.settings),
                 "kept": self.kept, "oz": self.oz.as_dict(), "tuned": self.tuned.as_dict(),
                 "cached": self.cached, "seconds": round(self.seconds, 3)}
 
@@ -75,12 +82,11 @@ def ir_digest(ll: Path) -> str:
     return digest.hexdigest()
 
 
-def codegen(ir: Path, target: toolchains.Target, cflags: Sequence[str], out: Path) -> None:
-    """IR -> object by clang's whole -Oz pipeline (the baseline)."""
-    flags = ("-Oz", "-Wno-unused-command-line-argument")
+def compile_oz(ir: Path, target: toolchains.Target, cflags: Sequence[str], out: Path) -> None:
+    """The -Oz baseline object: clang's whole -Oz pipeline and code generator on the unit's IR."""
     clang = target.clang_args()
-    run_tool([*clang, *flags, *SECTION_FLAGS, *cflags, "-c", str(ir), "-o", str(out)],
-             debian_package=toolchains.llvm().packages[clang[0]])
+    run_tool([*clang, "-Oz", "-Wno-unused-command-line-argument", *SECTION_FLAGS, *cflags, "-c",
+              str(ir), "-o", str(out)], debian_package=toolchains.llvm().packages[clang[0]])
 
 
 class TunedStore:
@@ -110,11 +116,30 @@ class TunedStore:
             return None
 
     def save(self, key: str, result: dict, tuned: Path, oz: Path) -> None:
+        self._save(key, result, {"tuned.o": tuned, "oz.o": oz})
+
+    def save_program(self, key: str, result: dict, program: Path) -> None:
+        self._save(key, result, {"program": program})
+
+    def verdict(self, programs: Sequence[Path], selftest: Sequence[str]) -> tuple[str, bool | None]:
+        """Whether two programs' self-tests agreed (None: never compared), and the key to
+        record it under: by content, so a clean rebuild does not run them again."""
+        digest = hashlib.sha256(json.dumps(list(selftest)).encode())
+        for program in programs:
+            digest.update(hashlib.sha256(program.read_bytes()).digest())
+        key = digest.hexdigest()
+        stored = self.load(key)
+        return key, stored["same"] if stored is not None else None
+
+    def save_verdict(self, key: str, same: bool) -> None:
+        self._save(key, {"same": same}, {})
+
+    def _save(self, key: str, result: dict, files: dict[str, Path]) -> None:
         final = self.folder(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=final.parent))
-        shutil.copyfile(tuned, staging / "tuned.o")
-        shutil.copyfile(oz, staging / "oz.o")
+        for name, path in files.items():
+            shutil.copyfile(path, staging / name)
         (staging / "result.json").write_text(json.dumps(result))
         try:
             os.rename(staging, final)
@@ -122,16 +147,15 @@ class TunedStore:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def tuned_object(source: Path, target: toolchains.Target, cflags: Sequence[str], budget: int,
-                 out: Path) -> tuple[tuple[str, ...], bool]:
-    """The tuner's object for `source` at `out` (never larger than clang -Oz): the clang flags
-    that made it, and whether it is clang -Oz's own."""
-    from ml_tuner.api import MeasureCache, tune_unit as tune
+def tune_object(source: Path, target: toolchains.Target, cflags: Sequence[str], budget: int,
+                out: Path) -> tuple[str, ...]:
+    """The tuner's object for `source` (never larger than its clang -Oz); its settings' flags."""
+    from ml_tuner.api import MeasureCache, tune_unit as tuner
 
-    with MeasureCache() as cache:
-        result = tune(source, target.name, cflags=[*SECTION_FLAGS, *cflags], out=out,
-                      budget=budget, cache=cache)
-    return result.flags, result.fell_back
+    with _TUNER_LOCK, MeasureCache() as cache:
+        result = tuner(source, target.name, cflags=[*cflags, *SECTION_FLAGS], out=out,
+                       budget=budget, cache=cache)
+    return tuple(result.flags)
 
 
 def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] = (),
@@ -150,16 +174,49 @@ def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] 
         if stored is not None:
             shutil.copyfile(store.folder(key) / "tuned.o", out)
             shutil.copyfile(store.folder(key) / "oz.o", oz_out)
-            return UnitResult(str(source), digest, tuple(stored["passes"]), stored["kept"],
+            return UnitResult(str(source), digest, tuple(stored["settings"]), stored["kept"],
                               SectionSizes.from_dict(stored["oz"]),
                               SectionSizes.from_dict(stored["tuned"]), True,
                               time.perf_counter() - started)
-        codegen(ll, target, cflags, oz_out)
+        compile_oz(ll, target, cflags, oz_out)
         oz = section_sizes(oz_out)
-        passes, fell_back = tuned_object(source, target, cflags, budget, out)
-        kept = "Oz" if fell_back else "tuned"
-        tuned = oz if fell_back else section_sizes(out)
-        result = UnitResult(str(source), digest, passes, kept, oz, tuned, False,
+        candidate = scratch / "tuned.o"
+        settings = tune_object(source, target, cflags, budget, candidate)
+        tuned = section_sizes(candidate)
+        kept = "tuned" if tuned.flash < oz.flash else "Oz"
+        shutil.copyfile(candidate if kept == "tuned" else oz_out, out)
+        result = UnitResult(str(source), digest, settings, kept, oz, tuned, False,
                             time.perf_counter() - started)
         store.save(key, result.as_json(), out, oz_out)
         return result
+
+
+def tune_whole_program(sources: Sequence[Path], digests: Sequence[str],
+                       target: toolchains.Target, *, cflags: Sequence[str],
+                       ldflags: Sequence[str], out: Path, budget: int,
+                       selftest: Sequence[str] | None, store: TunedStore | None = None) -> dict:
+    """The tuner's whole-program build (its units' IR merged, contract B `tune_program`) into
+    `out`, never larger than its own -Oz link; stored by every unit's IR digest (`digests`, as
+    tune_unit found them), the link inputs and the flags, so an unchanged program is not tuned
+    again. Returns its result."""
+    from ml_tuner.api import MeasureCache, args_check, tune_program
+
+    store = store or TunedStore()
+    inputs = [hashlib.sha256(Path(f).read_bytes()).hexdigest() if Path(f).is_file() else f
+              for f in ldflags]
+    key = store.key(json.dumps([list(digests), inputs, list(selftest or ())]), target, cflags,
+                    budget)
+    stored = store.load(key)
+    if stored is not None:
+        shutil.copyfile(store.folder(key) / "program", out)
+        out.chmod(0o755)
+        return {**stored, "cached": True}
+    check = args_check(target.name, [list(selftest)], name=out.name) if selftest is not None else None
+    with _TUNER_LOCK, MeasureCache() as cache:
+        result = tune_program(list(sources), target.name, cflags=[*cflags, *SECTION_FLAGS],
+                              ldflags=ldflags, out=out, lto=False, budget=budget, cache=cache,
+                              check=check, mode="whole-program")
+    outcome = {"settings": list(result.flags), "fell_back": result.fell_back,
+               "reason": result.reason, "seconds": round(result.seconds, 3), "cached": False}
+    store.save_program(key, outcome, out)
+    return outcome

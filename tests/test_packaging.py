@@ -89,6 +89,9 @@ def test_pip_wheel_builds_a_wheel_with_the_layers_and_the_models(tmp_path):
     assert "toolchains/targets.toml" in names and "diaspec/grammar.lark" in names
     assert "ml_tuner/data/knobs.toml" in names and "toolchains/baremetal/mps2_an386_rdimon.ld" in names
     assert "ml_tuner/data/models/thumbv7em-none-eabi.npz" in names
+    # The low-bit runtime is built from its C sources on the user's machine.
+    assert {"lowbit/runtime/lowbit.c", "lowbit/runtime/runner.c", "lowbit/runtime/lowbit.h"} <= names
+    assert "fleetforge/layers/feature/models/hooks/post-build.sh" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "fleetforge = fleetforge.cli:main" in scripts and "ml-tuner" in scripts

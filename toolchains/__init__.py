@@ -52,14 +52,11 @@ class Target:
     cflags: tuple[str, ...]
     clang_cflags: tuple[str, ...]
     llc_flags: tuple[str, ...]
-    ldflags: tuple[str, ...]
-    startup: str
-    linker_script: str
     kernel_arch: str
     kernel_image: str
     elf_machine: str
-    clang_ldflags: tuple[str, ...]
-    clang_ldlibs: tuple[str, ...]
+    link_args: tuple[str, ...]
+    link_libs: tuple[str, ...]
     runner: tuple[str, ...]
     packages: Mapping[str, str]
     buildroot_arch: str
@@ -84,12 +81,18 @@ class Target:
         return [compiler, f"--target={self.clang_target}", *sysroot, *self.cflags,
                 *self.clang_cflags]
 
+    def clang_link_parts(self, *, cplusplus: bool = False) -> tuple[list[str], list[str]]:
+        """The one link rule: `clang` with lld; (the command before a program's objects and
+        flags, what follows them: a bare-metal target's C library and runtime)."""
+        before = [*self.clang_args(cplusplus=cplusplus), "-fuse-ld=lld",
+                  f"--ld-path={shutil.which(llvm().lld) or llvm().lld}",
+                  *(self._expand(arg) for arg in self.link_args)]
+        return before, [self._expand(arg) for arg in self.link_libs]
+
     def clang_link_args(self, objects: Sequence[str | Path], output: str | Path) -> list[str]:
         """`clang` with lld linking `objects` (and any flags among them) into executable `output`."""
-        pieces = [self._expand(arg) for arg in self.clang_ldflags]
-        libs = [self._expand(arg) for arg in self.clang_ldlibs]
-        return [*self.clang_args(), "-fuse-ld=lld", f"--ld-path={shutil.which(llvm().lld) or llvm().lld}",
-                *pieces, *map(str, objects), *libs, "-o", str(output)]
+        before, after = self.clang_link_parts()
+        return [*before, *map(str, objects), *after, "-o", str(output)]
 
     def run_command(self, program: str | Path, args: Sequence[str] = ()) -> list[str]:
         """The host command that runs `program` of this target with `args`."""
@@ -112,16 +115,6 @@ class Target:
     def _gcc_file(self, kind: str, name: str) -> str:
         path = _print_file_name(tuple(self.gcc_args()), name)
         return str(path.parent if kind == "dir" else path)
-
-    def link_args(self, *, cplusplus: bool = False) -> list[str]:
-        """The GNU driver that links this target's programs, with its flags (see `ldflags`)."""
-        return [self.gnu_tool("g++" if cplusplus else "gcc"), *self.cflags, *self.ldflags]
-
-    def board_support(self) -> tuple[Path, Path] | None:
-        """Bare metal: (start-up source, linker script) for the runner's board; None on Linux."""
-        if not self.startup:
-            return None
-        return TABLE.parent / self.startup, TABLE.parent / self.linker_script
 
     def missing_packages(self, *, with_llvm: bool = True) -> list[str]:
         """Debian packages to install before this target can be compiled for (and run)."""
@@ -174,9 +167,7 @@ def targets(path: Path = TABLE) -> dict[str, Target]:
     found = {}
     for name, entry in _table(path)["target"].items():
         lists = {key: tuple(entry[key]) for key in
-                 ("cflags", "clang_cflags", "llc_flags", "ldflags", "runner")}
-        # Only targets something links with clang and lld need these (the tuner's targets).
-        lists |= {key: tuple(entry.get(key, ())) for key in ("clang_ldflags", "clang_ldlibs")}
+                 ("cflags", "clang_cflags", "llc_flags", "link_args", "link_libs", "runner")}
         found[name] = Target(name=name, **{**entry, **lists})
     return found
 
@@ -193,18 +184,6 @@ def target(name: str) -> Target:
 def linux_target_of(arch: str) -> Target | None:
     """The Linux target of a CPU architecture (the table holds one per architecture)."""
     return next((t for t in targets().values() if t.arch == arch and t.os == "linux"), None)
-
-
-def board_target(arch: str, name: str = "") -> Target:
-    """The target a board layer builds for: the one it names (`[board] target`), else the Linux
-    target of its `arch`."""
-    if name:
-        return target(name)
-    found = linux_target_of(arch)
-    if found is None:
-        raise UserError(f"no Linux target in {TABLE.name} for board architecture '{arch}' "
-                        f"(name one with [board] target = ..., see `fleetforge toolchains`)")
-    return found
 
 
 def host_target() -> Target:

@@ -10,6 +10,8 @@ table of their own: the artifact's link, the hooks that ran, and a retry.
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,13 +20,14 @@ import pytest
 
 from fleetforge.errors import UserError
 from ota import client
-from ota.connection import Connection
+from ota.bundle import Bundle
+from fleetforge.ssh import Connection
 from ota.loopback import LoopbackServer, start_openssh
 from ota.states import chain_is_valid, states
 from ota_testlib import ModelBundles, Rig, SmallImages, make_rig
 
 FAULTS = ("error", "kill", "hang")
-HANG_TIMEOUT = 1.0  # how long the client and the boot-step runner wait before calling it a hang
+HANG_TIMEOUT = 1.0  # how long the boot-step runner waits before calling it a hang
 FAILING_CHECK = "50-app-fails"
 V1_FAILED_CHECK = f"rolled back: health check {FAILING_CHECK} failed"
 
@@ -78,6 +81,30 @@ def test_fault_table_covers_every_state() -> None:
     assert set(TABLE) | set(ARTIFACT_TABLE) == set(states())
 
 
+def _deploy_through_fault(rig: Rig, bundle: Bundle, fault: str) -> None:
+    """Deploy (no reboot) while the armed fault fires. A hang is ended as a watchdog would end it:
+    once the fault has fired, the device's processes are killed (the power cycle that follows
+    does the same), so the client sees its link drop instead of waiting for its timeout."""
+    def deploy() -> None:
+        try:
+            client.deploy(rig.target, rig.options, bundle, reboot=False, show_progress=False)
+        except UserError:
+            pass  # the fault hit the update the client runs
+
+    worker = threading.Thread(target=deploy)
+    worker.start()
+    fired = rig.device.root / "fault"
+    deadline = time.monotonic() + 60
+    while worker.is_alive() and time.monotonic() < deadline:
+        if fault == "hang" and not fired.exists():
+            time.sleep(0.3)  # it hangs now
+            rig.device.kill_processes()
+            break
+        time.sleep(0.05)
+    worker.join(60)
+    assert not worker.is_alive(), "the client never returned"
+
+
 def _power_cycle(rig: Rig) -> None:
     try:
         rig.device.power_cycle(timeout=HANG_TIMEOUT)
@@ -113,19 +140,14 @@ def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: S
                         ota_keys: Path, client_key: Path, fault_server: LoopbackServer) -> None:
     expect = TABLE[state]
     rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
-                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server)
-    rig.options = replace(rig.options, activate_timeout=HANG_TIMEOUT)
-    conn = replace(rig.options, timeout=20).connect(rig.target)
+                   auto_reboot=False, server=fault_server)
+    conn = rig.options.connect(rig.target)
     try:
         check = rig.device.health_dir / FAILING_CHECK
         if expect.health_fails:
             check.write_text("exit 1\n")
         rig.device.set_fault(f"{state}:{fault}")
-        try:
-            client.deploy(rig.target, rig.options, small_images.v2_bundle, reboot=False,
-                          show_progress=False)
-        except UserError:
-            pass  # the fault hit a step the client runs
+        _deploy_through_fault(rig, small_images.v2_bundle, fault)
         _power_cycle(rig)
         settled = _settle(rig, conn)
 
@@ -141,8 +163,7 @@ def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: S
         # A plain retry (with a healthy system) always gets the device to v2.
         check.unlink(missing_ok=True)
         if expect.running != "2.0.0":
-            retry = replace(rig.options, timeout=20, activate_timeout=20)
-            client.deploy(rig.target, retry, small_images.v2_bundle, reboot=False,
+            client.deploy(rig.target, rig.options, small_images.v2_bundle, reboot=False,
                           show_progress=False)
             _power_cycle(rig)
         final = client.read_status(conn, rig.options)
@@ -186,20 +207,15 @@ def test_artifact_fault_in_state(state: str, fault: str, fast_path: Path, small_
                                  fault_server: LoopbackServer) -> None:
     expect = ARTIFACT_TABLE[state]
     rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
-                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server)
-    patient = replace(rig.options, timeout=20)
-    conn = patient.connect(rig.target)
+                   auto_reboot=False, server=fault_server)
+    conn = rig.options.connect(rig.target)
     try:
         log = _install_model_hooks(rig)
-        assert client.deploy(rig.target, patient, model_bundles.v1, show_progress=False).ok
+        assert client.deploy(rig.target, rig.options, model_bundles.v1, show_progress=False).ok
         _model_check(rig, fails=expect.check_fails)
         v1_dir = str((rig.device.persist / "artifacts" / "model").resolve())
         rig.device.set_fault(f"{state}:{fault}")
-        try:
-            client.deploy(rig.target, replace(rig.options, activate_timeout=HANG_TIMEOUT + 1),
-                          model_bundles.v2, show_progress=False)
-        except UserError:
-            pass  # the fault hit the activation the client runs
+        _deploy_through_fault(rig, model_bundles.v2, fault)
         _power_cycle(rig)
         settled = _settle(rig, conn)
 
@@ -216,7 +232,7 @@ def test_artifact_fault_in_state(state: str, fault: str, fast_path: Path, small_
         if fault != "kill":
             return
         _model_check(rig, fails=False)
-        retry = client.deploy(rig.target, patient, model_bundles.v2, show_progress=False)
+        retry = client.deploy(rig.target, rig.options, model_bundles.v2, show_progress=False)
         assert retry.ok and _model_version(rig) == "1.6.0", retry.message
     finally:
         conn.close()

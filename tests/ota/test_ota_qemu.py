@@ -22,7 +22,7 @@ from fleetforge.tools import run_tool
 from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import ConnectionLost, Target
+from fleetforge.ssh import ConnectionLost, Target
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
@@ -49,6 +49,8 @@ class QemuBundles:
     big2: Bundle
     foreign: Bundle     # for another board (wrong compatible)
     rogue: Bundle       # signed by a key the device does not trust
+    revoked: Bundle     # signed by a key the image trusts and revokes
+    older: Bundle       # older than the factory image (1.0.0)
     compatible: str
 
 
@@ -67,15 +69,17 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
     from image_builds import build_once
 
     base = tmp_path_factory.mktemp("qemu-ota")
-    previous = os.environ.get("FLEETFORGE_OTA_KEYS")
-    os.environ["FLEETFORGE_OTA_KEYS"] = str(ota_keys)  # the image trusts this session's key
-    try:
-        built = build_once(LAYERS, "ota", base / "ws")
-    finally:
-        if previous is None:
-            os.environ.pop("FLEETFORGE_OTA_KEYS", None)
-        else:
-            os.environ["FLEETFORGE_OTA_KEYS"] = previous
+    # The image trusts this session's key, and an old key that is also revoked (keys/revoked/):
+    # the build must ship the revocation, the device must honour it.
+    image_keys = base / "image-keys"
+    shutil.copytree(ota_keys, image_keys)
+    old_keys = base / "old-keys"
+    keys.keygen(old_keys)
+    (image_keys / "old.pem").write_bytes((old_keys / keys.PUBLIC_NAME).read_bytes())
+    keys.revoke(image_keys / "old.pem", image_keys)
+    (image_keys / "old.pem").write_bytes((old_keys / keys.PUBLIC_NAME).read_bytes())
+    built = build_once(LAYERS, "ota", base / "ws", ota_keys=image_keys,
+                       overrides=("image.version=1.0.0",))
     compatible = built.manifest.board.compatible
     v1_path = built.workspace.images_dir / "rootfs.squashfs"
     tree = base / "tree"
@@ -110,6 +114,9 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
         foreign=make("foreign", v2_path, "2.0.0", compatible_="fleetforge-qemu-x86_64"),
         rogue=make("rogue", v2_path, "2.0.0", signer=keys.load_private(rogue_keys),
                    trusted=rogue_keys),
+        revoked=make("revoked", v2_path, "2.0.0", signer=keys.load_private(old_keys),
+                     trusted=old_keys),
+        older=make("older", v2_path, "0.9.0"),
         compatible=compatible,
     )
     yield bundles, built.workspace
@@ -158,6 +165,15 @@ def test_qemu_refusals_write_nothing(vm: Vm, qemu_bundles, tmp_path: Path, ota_k
         client.deploy(vm.target, vm.options, bundles.foreign, show_progress=False)
     with pytest.raises(UserError, match="bundle signature does not verify against any trusted key"):
         client.deploy(vm.target, vm.options, bundles.rogue, show_progress=False)
+    # The image shipped keys/revoked/ and records its version (before: no revocation in the image,
+    # and a factory device read its version as 0.0.0, so any older release went in).
+    with pytest.raises(UserError, match=r"bundle is signed by a revoked key \(old.pem\)"):
+        client.deploy(vm.target, vm.options, bundles.revoked, show_progress=False)
+    with pytest.raises(UserError, match=r"bundle version 0.9.0 is older than the running 1.0.0 "
+                                        r"\(downgrade refused"):
+        client.deploy(vm.target, vm.options, bundles.older, show_progress=False)
+    assert _shell(vm, "cat /etc/fleetforge/version") == "1.0.0\n"
+    assert before.slot_versions["A"] == "1.0.0"
     corrupted = tmp_path / "corrupted.ffota"
     data = bytearray(bundles.v2.path.read_bytes())
     data[bundles.v2.rootfs_offset + 5000] ^= 0x40
@@ -205,9 +221,13 @@ def test_qemu_failing_health_check_rolls_back(vm: Vm, qemu_bundles) -> None:
 def test_qemu_dropped_connection_resumes(vm: Vm, qemu_bundles) -> None:
     bundles, _ = qemu_bundles
     bundle = bundles.big
+    def cut(sent: int) -> None:
+        if sent > bundle.manifest.rootfs_size // 2:
+            raise client.LinkCut()
+
     with pytest.raises(ConnectionLost):
         client.deploy(vm.target, vm.options, bundle, reboot=False, show_progress=False,
-                      cut_after=bundle.manifest.rootfs_size // 2)
+                      on_progress=cut)
     deadline = time.monotonic() + 60
     while True:  # the cut-off agent writes what it already holds, then exits
         mid = client.status(vm.target, vm.options)
@@ -278,6 +298,7 @@ def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path, t
     path = workspace.root / "bundles" / f"{workspace.name}-7.1.0.ffota"
     bundle = open_bundle(path, trusted_keys_dir=ota_keys)
     built = load_manifest(workspace.manifest_path)
+    assert (built.image_version, built.security_version) == ("1.0.0", 0)  # --set image.version
     rootfs = built.artifact("rootfs.squashfs")
     assert bundle.manifest.compatible == built.board.compatible
     assert (bundle.manifest.rootfs_size, bundle.manifest.rootfs_sha256) == (rootfs.size, rootfs.sha256)
