@@ -436,3 +436,60 @@ def run_unit_evaluation(target: str, per_project: int = 5, budget: int = 45, wor
     report = out_dir / f"ml_tuner_units_{target}.md"
     report.write_text(units_markdown(target, rows, budget, meta))
     return report
+
+
+# --- Where the bytes are -------------------------------------------------------------------------
+
+_UNWIND = (".eh_frame", ".eh_frame_hdr", ".ARM.exidx", ".ARM.extab", ".gcc_except_table")
+_DYNAMIC = (".dynsym", ".dynstr", ".dynamic", ".interp", ".hash", ".gnu.hash", ".got", ".plt",
+            ".got.plt", ".relr.dyn", ".note")
+
+
+def flash_breakdown(binary: Path, program_symbols: set[str]) -> dict[str, int]:
+    """A binary's flash by kind: the program's code (functions and constants its merged module
+    defines, in code sections: the Cortex-M layout keeps constants there), the libraries' (C
+    library, runtime), read-only data, writable data, unwind tables, dynamic-linking tables."""
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
+    out = {"program code": 0, "library code": 0, "read-only data": 0, "writable data": 0,
+           "unwind tables": 0, "dynamic linking": 0}
+    with binary.open("rb") as handle:
+        elf = ELFFile(handle)
+        code = 0
+        for section in elf.iter_sections():
+            flags = section["sh_flags"]
+            if not flags & SH_FLAGS.SHF_ALLOC or section["sh_type"] == "SHT_NOBITS":
+                continue
+            name, size = section.name, section["sh_size"]
+            if name.startswith(_UNWIND):
+                out["unwind tables"] += size
+            elif name.startswith(_DYNAMIC) or name.startswith((".rela", ".rel.", ".gnu.version")):
+                out["dynamic linking"] += size
+            elif flags & SH_FLAGS.SHF_EXECINSTR:
+                code += size
+            elif flags & SH_FLAGS.SHF_WRITE:
+                out["writable data"] += size
+            else:
+                out["read-only data"] += size
+        executable = {i for i, s in enumerate(elf.iter_sections())
+                      if s["sh_flags"] & SH_FLAGS.SHF_EXECINSTR}
+        symbols = elf.get_section_by_name(".symtab")
+        mine = 0
+        for symbol in symbols.iter_symbols() if symbols is not None else ():
+            if symbol["st_shndx"] in executable and \
+                    symbol["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT") and \
+                    symbol.name.split(".")[0] in program_symbols:
+                mine += symbol["st_size"]
+    out["program code"] = min(mine, code)
+    out["library code"] = code - out["program code"]
+    return out
+
+
+def defined_symbols(ll_text: str) -> set[str]:
+    """Functions and globals a module defines."""
+    import re
+
+    found = re.findall(r'^define [^@]*@("[^"]+"|[\w.$-]+)\(', ll_text, re.M)
+    found += re.findall(r'^@("[^"]+"|[\w.$-]+) = (?!external)', ll_text, re.M)
+    return {m.strip('"') for m in found}
