@@ -22,10 +22,13 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=45)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--program", action="append", help="only these programs")
+    parser.add_argument("--per-unit", action="append",
+                        help="tune per unit only these programs (default: every one)")
     args = parser.parse_args()
     print(f"machine: {machine_line()}")
     for target in args.target.split(","):
-        report = run_evaluation(target, args.budget, args.workers, only=args.program)
+        report = run_evaluation(target, args.budget, args.workers, only=args.program,
+                                per_unit=args.per_unit)
         print(report.read_text())
     print(f"machine at the end: {machine_line()}")
 

@@ -85,9 +85,9 @@ def compile_ir(ir: Path, target: str, cflags: Sequence[str], space: KnobSpace,
 
     On the raw IR of a unit, the empty candidate gives the same object as compiling the source.
     """
-    stage = "ir" if emit_llvm else None
+    stages = ("ir",) if emit_llvm else ("ir", "codegen")
     what = (["-emit-llvm"] + (["-S"] if text else [])) if emit_llvm else []
-    run_tool([*clang(target), *cflags, *QUIET, OZ_FLAG, *space.flags(candidate, stage), *what,
+    run_tool([*clang(target), *cflags, *QUIET, OZ_FLAG, *space.flags(candidate, *stages), *what,
               "-c", ir, "-o", output], debian_package=llvm.CLANG_PACKAGE, timeout=timeout)
 
 
@@ -102,9 +102,10 @@ def link_optimized_ir(target: str, ir: Path, flags: Sequence[str], space: KnobSp
                       candidate: Candidate, output: Path, timeout: float | None = None) -> None:
     """Link an already optimized whole-program module through the linker's LTO code generator
     (as the user's LTO link does: same code generation options, same library resolution), with
-    the candidate's code-generation knobs and no second optimization pipeline."""
+    the candidate's code-generation knobs and link options and no second optimization pipeline."""
     codegen = [f"-Wl,-mllvm,{value}" for value in space.flags(candidate, "codegen")[1::2]]
-    link(target, [ir], [*flags, "-flto", LTO_NO_PIPELINE, *codegen], output, timeout)
+    link(target, [ir], [*flags, "-flto", LTO_NO_PIPELINE, *codegen,
+                        *space.flags(candidate, "link")], output, timeout)
 
 
 def merge_program(target: str, objects: Sequence[Path], flags: Sequence[str],

@@ -116,7 +116,12 @@ def _tune_program(args, cflags: list[str], cache):
 
 
 def _print(result) -> None:
-    print(f"kept: {result.candidate}" + (f"  ({' '.join(result.flags)})" if result.flags else ""))
+    if result.fell_back:
+        kept = "clang -Oz's own output"
+    else:
+        mode = getattr(result, "mode", "")
+        kept = f"{mode} {'clang -Oz' if result.candidate == 'Oz' else result.candidate}".strip()
+    print(f"kept: {kept}" + (f"  ({' '.join(result.flags)})" if result.flags else ""))
     print(f"{'':8}{'clang -Oz':>12}{'tuned':>12}{'gain':>10}")
     for key in ("flash", "text"):
         a, b = getattr(result.baseline, key), getattr(result.tuned, key)

@@ -62,13 +62,19 @@ def check_program(seed: int, target: str, budget: int, cache: MeasureCache | Non
 
 def run_differential(target: str, count: int, budget: int = 45, workers: int = 2,
                      first_seed: int = FIRST_SEED, cache: MeasureCache | None = None,
-                     parallel_programs: int = 1, on_done=None) -> list[ProgramOutcome]:
-    """`count` csmith programs from `first_seed` on, tuned and checked for `target`."""
+                     parallel_programs: int = 1, whole_program: bool = False,
+                     on_done=None) -> list[ProgramOutcome]:
+    """`count` csmith programs from `first_seed` on, tuned and checked for `target`: as
+    `ml-tuner tune-program` ships them (whole_program) or as `ml-tuner tune` does, every
+    smaller build run."""
     with tempfile.TemporaryDirectory(prefix="ml_tuner-csmith-") as tmp:
         def one(seed: int) -> ProgramOutcome:
             folder = Path(tmp) / str(seed)
             folder.mkdir()
-            outcome = check_program(seed, target, budget, cache, workers, folder)
+            if whole_program:
+                outcome = check_program(seed, target, budget, cache, workers, folder)
+            else:
+                outcome = check_unit(seed, target, budget, folder, True, cache, workers)
             if on_done:
                 on_done(outcome)
             return outcome
@@ -90,3 +96,51 @@ def summary(outcomes: list[ProgramOutcome]) -> dict:
         "tuned_smaller": sum(o.shipped_flash < o.baseline_flash for o in used),
     }
 
+
+
+def check_unit(seed: int, target: str, budget: int, folder: Path, all_builds: bool = False,
+               cache: MeasureCache | None = None, workers: int = 1) -> ProgramOutcome:
+    """csmith program `seed` tuned as one unit (`ml-tuner tune`, as shipped), linked, run, its
+    checksum compared with clang -Oz's build's; with all_builds, every other build of the
+    search that was smaller than clang -Oz's is linked and run too."""
+    from ml_tuner.build import compile_source, elf_sizes, link
+    from ml_tuner.knobs import load_knobs
+    from ml_tuner.measure import Job, Subject, measure_many
+    from ml_tuner.tune import coreset_ranking, prepare_ir, tune_unit
+
+    source = csmith_source(seed, CORPUS_DIR / "csmith-src")
+    check = args_check(target, [[]], timeout=RUN_TIMEOUT, name=f"csmith_{seed}")
+    flags = (*CSMITH_FLAGS, *LDFLAGS)
+    result = tune_unit(source, target, cflags=CSMITH_FLAGS, out=folder / "tuned.o",
+                       budget=budget, cache=cache, workers=workers, time_limit=None)
+    if result.fell_back and not all_builds:  # clang's own object: nothing to compare
+        return ProgramOutcome(seed, result.baseline.flash, result.tuned.flash, "Oz", 0)
+    compile_source(source, target, CSMITH_FLAGS, folder / "oz.o")
+    link(target, [folder / "oz.o"], flags, folder / "oz.elf")
+    expected = check(folder / "oz.elf")
+    if expected.timed_out or expected.status != 0:
+        return ProgramOutcome(seed, 0, 0, "Oz", 0, skipped="clang -Oz's build does not finish")
+    link(target, [folder / "tuned.o"], flags, folder / "tuned.elf")
+    same = check(folder / "tuned.elf").same_as(expected)
+    outcome = ProgramOutcome(seed, result.baseline.flash, result.tuned.flash, result.candidate,
+                             1, [] if same else [result.candidate], same)
+    if not all_builds:
+        return outcome
+    space = load_knobs().for_target(target)
+    ir = prepare_ir(source, target, CSMITH_FLAGS, folder)
+    ranked, _ = coreset_ranking(target, ir.read_text(errors="replace"), space)
+    subject = Subject.unit(source.name, ir, target, CSMITH_FLAGS)
+    keep = folder / "builds"
+    keep.mkdir(exist_ok=True)
+    for measured in measure_many([Job(subject, r.candidate, space) for r in ranked[:budget - 1]],
+                                 workers=workers, keep_dir=keep):
+        label = measured.job.candidate.label
+        if measured.artifact is None or label == result.candidate or \
+                elf_sizes(measured.artifact).flash >= result.baseline.flash:
+            continue
+        binary = measured.artifact.with_suffix(".elf")
+        link(target, [measured.artifact], flags, binary)
+        outcome.builds_checked += 1
+        if not check(binary).same_as(expected):
+            outcome.miscompiles.append(label)
+    return outcome

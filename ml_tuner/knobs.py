@@ -14,7 +14,7 @@ from pathlib import Path
 from fleetforge.errors import UserError
 
 KNOBS_FILE = Path(__file__).parent / "data" / "knobs.toml"
-STAGES = ("ir", "codegen")
+STAGES = ("ir", "codegen", "link")
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,16 @@ class KnobSpace:
         raise UserError(f"unknown knob '{name}' (known: {', '.join(k.name for k in self.knobs)})",
                         where=str(KNOBS_FILE))
 
-    def flags(self, candidate: Candidate, stage: str | None = None) -> tuple[str, ...]:
-        """clang flags of a candidate (of one stage only, when given), in table order."""
+    def without(self, stage: str) -> "KnobSpace":
+        """The knobs of the other stages."""
+        return KnobSpace(tuple(k for k in self.knobs if k.stage != stage))
+
+    def flags(self, candidate: Candidate, *stages: str) -> tuple[str, ...]:
+        """clang flags of a candidate (of these stages only, when given), in table order."""
         chosen = dict(candidate.settings)
         out: list[str] = []
         for knob in self.knobs:
-            if knob.name in chosen and (stage is None or knob.stage == stage):
+            if knob.name in chosen and (not stages or knob.stage in stages):
                 if chosen[knob.name] not in knob.settings:
                     raise UserError(f"knob {knob.name} has no setting '{chosen[knob.name]}'",
                                     where=str(KNOBS_FILE))
@@ -95,13 +99,15 @@ class KnobSpace:
         return tuple(out)
 
     def singles(self) -> list[Candidate]:
-        """Every knob setting on its own."""
-        return [Candidate.of({k.name: s}) for k in self.knobs for s in k.settings]
+        """Every knob setting on its own (link options apart: they are tried after a search)."""
+        return [Candidate.of({k.name: s}) for k in self.knobs if k.stage != "link"
+                for s in k.settings]
 
     def random_candidate(self, rng: random.Random, max_knobs: int = 4) -> Candidate:
-        """1..max_knobs knobs, each at a random setting."""
-        count = rng.randint(1, min(max_knobs, len(self.knobs)))
-        chosen = rng.sample(self.knobs, count)
+        """1..max_knobs knobs (no link option), each at a random setting."""
+        searched = [k for k in self.knobs if k.stage != "link"]
+        count = rng.randint(1, min(max_knobs, len(searched)))
+        chosen = rng.sample(searched, count)
         return Candidate.of({k.name: rng.choice(sorted(k.settings)) for k in chosen})
 
 
@@ -131,16 +137,3 @@ def load_knobs(path: Path = KNOBS_FILE) -> KnobSpace:
                                     where=str(path))
         knobs.append(knob)
     return KnobSpace(tuple(knobs))
-
-
-def pool(space: KnobSpace, size: int, seed: int = 0) -> list[Candidate]:
-    """Training candidates: clang -Oz, every single setting, then seeded random mixes."""
-    out: list[Candidate] = [OZ, *space.singles()]
-    seen = set(out)
-    rng = random.Random(seed)
-    while len(out) < size:
-        candidate = space.random_candidate(rng)
-        if candidate not in seen:
-            seen.add(candidate)
-            out.append(candidate)
-    return out[:max(size, 1)]

@@ -46,7 +46,7 @@ class Subject:
     @classmethod
     def program(cls, name: str, ir: Path, target: str, cflags: Sequence[str],
                 link_flags: Sequence[str]) -> "Subject":
-        return cls(name, ir, target, tuple(cflags), tuple(link_flags), _file_digest(ir))
+        return cls(name, ir, target, tuple(cflags), tuple(link_flags), _module_digest(ir))
 
     @property
     def is_program(self) -> bool:
@@ -61,6 +61,17 @@ class Subject:
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+
+
+def _module_digest(path: Path) -> str:
+    """Digest of a merged module's text without the line naming its (temporary) file, so the
+    same program merged in another folder is the same subject."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.startswith(b"; ModuleID = "):
+                digest.update(line)
+    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -134,23 +145,25 @@ def measure_many(jobs: Sequence[Job], *, cache: "MeasureCache | None" = None, wo
     With keep_dir, measured (not cached) builds stay there (Result.artifact). A timeout counts
     as a failure and is cached as one only when no timeout was imposed by the caller.
     """
+    keys = [job.key for job in jobs]  # a key hashes the flags: compute each once
     results: dict[str, Result] = {}
-    todo: list[Job] = []
-    for job in jobs:
-        if job.key in results or any(t.key == job.key for t in todo):
+    todo: dict[str, Job] = {}
+    for key, job in zip(keys, jobs):
+        if key in results or key in todo:
             continue
-        hit = cache.get(job.key) if cache is not None else None
+        hit = cache.get(key) if cache is not None else None
         if hit is not None:
-            results[job.key] = Result(job, hit.sizes, hit.seconds, True)
+            results[key] = Result(job, hit.sizes, hit.seconds, True)
             if on_done:
-                on_done(results[job.key])
+                on_done(results[key])
         else:
-            todo.append(job)
+            todo[key] = job
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for result in pool.map(lambda j: _run(j, keep_dir, timeout), todo):
-            results[result.job.key] = result
+        for key, result in zip(todo, pool.map(lambda j: _run(j, keep_dir, timeout),
+                                               todo.values())):
+            results[key] = result
             if cache is not None and result.error != "timeout":
-                cache.put(result.job.key, result.sizes, result.seconds)
+                cache.put(key, result.sizes, result.seconds)
             if on_done:
                 on_done(result)
-    return [results[job.key] for job in jobs]
+    return [results[key] for key in keys]

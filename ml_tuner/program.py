@@ -2,10 +2,10 @@
 
 The baseline is the user's own build: clang -Oz with their flags per unit, linked by lld with
 their link flags (LTO when they use it). Two ways to beat it:
-- whole-program (the default, the winner in bench/results/ml_tuner_programs.md): every unit's raw
-  IR merged and internalized as the linker's LTO sees it, tuned as one module, then code-generated
-  and linked by the linker's own LTO code generator (same options and library resolution as the
-  user's LTO link);
+- whole-program (the default: it won on the held-out programs, bench/results/): the units as
+  clang -Oz -flto compiles them, merged and internalized as the linker's LTO sees them, tuned as
+  one module (clang -Oz with knobs: a second, whole-program -Oz), then code-generated and linked
+  by the linker's own LTO code generator (same options and library resolution as an LTO link);
 - per-unit: every unit tuned on its own (ml_tuner.tune), the objects linked.
 Flash is every stored allocated byte of the final ELF. The binary written is never larger than
 the baseline; with a check, a build whose run differs from the baseline's is rejected (and
@@ -29,13 +29,11 @@ from ml_tuner.graph import count_ir_instructions
 from ml_tuner.knobs import OZ, load_knobs
 from ml_tuner.measure import Job, Result, Subject, measure_many
 from ml_tuner.run import Check, Run
-from ml_tuner.search import Ranked, SearchOutcome, search
+from ml_tuner.search import Ranked, SearchOutcome, search, with_link_options
 from ml_tuner.tune import UnitResult, coreset_ranking, default_workers, tune_unit
 
 MODES = ("whole-program", "per-unit")
 DEFAULT_MODE = "whole-program"
-# Raw IR into LTO objects: the merged module is then tuned from scratch, not re-optimized.
-RAW_LTO_FLAGS = ("-flto", "-Xclang", "-disable-llvm-passes")
 
 
 @dataclass(frozen=True)
@@ -128,10 +126,12 @@ class Build:
         return binary
 
     def merged_module(self, folder: Path, workers: int) -> Path:
-        """Every unit's raw IR merged and internalized as the linker's LTO sees it (textual IR)."""
-        objects = self.objects(folder / "raw", RAW_LTO_FLAGS, workers)
+        """The program as the linker's LTO sees it: every unit compiled by clang -Oz -flto (the
+        user's own LTO objects when the build uses LTO), merged and internalized (textual IR)."""
+        built = sorted((folder / "baseline").glob("*.o")) if self.lto else []
+        lto_objects = built or self.objects(folder / "lto", ("-flto",), workers)
         merged = folder / "merged.ll"
-        merge_program(self.target, objects, self.link_flags, merged)
+        merge_program(self.target, lto_objects, (*self.cflags, "-flto", *self.ldflags), merged)
         return merged
 
 
@@ -169,7 +169,7 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
         if mode == "whole-program":
             outcome, extra = _whole_program(build, scratch, baseline, timings, budget, cache,
                                             workers, time_limit, keep_builds)
-            choices = [(r.job.candidate.label, r.artifact, r.sizes, r) for r in outcome.ordered()]
+            choices = [(r.job.candidate, r.artifact, r.sizes, r) for r in outcome.ordered()]
             compilations, failures = 1 + len(outcome.tried), outcome.failures
             stop = outcome.stop_reason
         else:
@@ -180,9 +180,9 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
         kept, rejected = _first_that_passes(build, choices, check, expected, scratch)
         timings["check"] = time.monotonic() - tick
         if kept is None:
-            label, binary, sizes = "Oz", baseline_binary, baseline
+            chosen, binary, sizes = None, baseline_binary, baseline
         else:
-            label, binary, sizes = kept
+            chosen, binary, sizes = kept
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             partial = out.with_name(out.name + ".part")
@@ -195,18 +195,29 @@ def tune_program(units: Sequence[Path], target: str, *, cflags: Sequence[str] = 
                   f"nothing beat the baseline; kept it ({stop})")
     else:
         reason = f"{mode}: {stop}"
-    space = load_knobs().for_target(target)
-    flags = space.flags(_candidate(label)) if mode == "whole-program" else ()
+    label = "Oz" if chosen is None else "per-unit" if mode == "per-unit" else chosen.label
+    flags = load_knobs().for_target(target).flags(chosen) if mode == "whole-program" and \
+        chosen is not None else ()
     return ProgramResult(tuple(units), target, out, lto, mode, baseline, sizes, label, flags,
                          fell_back, reason, compilations, failures, time.monotonic() - started,
                          tuple(rejected), check is not None, extra.get("units", ()), timings,
                          extra.get("ir_instructions", 0), extra.get("builds", ()))
 
 
-def _candidate(label: str):
-    from ml_tuner.knobs import Candidate
-
-    return OZ if label in ("Oz", "per-unit") else Candidate.parse(label)
+def whole_program_search(subject: Subject, space, ranked: list[Ranked], baseline: Sizes, *,
+                         budget: int, baseline_seconds: float, cache: MeasureCache | None,
+                         workers: int, keep_dir: Path | None,
+                         time_limit: float | None = None) -> SearchOutcome:
+    """The ranked search, keeping the last builds of the budget for the link options (they
+    only relink the kept build)."""
+    reserve = min(sum(len(k.settings) for k in space.knobs if k.stage == "link"),
+                  max(budget - 2, 0))
+    outcome = search(subject, space, ranked, baseline, budget=budget - reserve,
+                     baseline_seconds=baseline_seconds, cache=cache, workers=workers,
+                     keep_dir=keep_dir, time_limit=time_limit)
+    return with_link_options(subject, space, outcome, builds=reserve,
+                             baseline_seconds=baseline_seconds, cache=cache, workers=workers,
+                             keep_dir=keep_dir)
 
 
 def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[str, float],
@@ -218,17 +229,15 @@ def _whole_program(build: Build, scratch: Path, baseline: Sizes, timings: dict[s
     text = merged.read_text(encoding="utf-8", errors="replace")
     space = load_knobs().for_target(build.target)
     subject = Subject.program("program", merged, build.target, build.cflags, build.link_flags)
-    tick = time.monotonic()
-    ranked, _ = coreset_ranking(build.target, text, space)
-    timings["graph+model"] = time.monotonic() - tick
+    ranked, _ = coreset_ranking(build.target, text, space, timings)
     # Whole-program clang -Oz (no knob) first: the plain merge is often a gain of its own.
     ranked = [Ranked(OZ), *[r for r in ranked if r.candidate != OZ]]
     keep = keep_builds or scratch / "builds"
     keep.mkdir(parents=True, exist_ok=True)
     tick = time.monotonic()
-    outcome = search(subject, space, ranked, baseline, budget=budget,
-                     baseline_seconds=timings["baseline build"], cache=cache, workers=workers,
-                     keep_dir=keep, time_limit=time_limit)
+    outcome = whole_program_search(subject, space, ranked, baseline, budget=budget,
+                                   baseline_seconds=timings["baseline build"], cache=cache,
+                                   workers=workers, keep_dir=keep, time_limit=time_limit)
     timings["search"] = time.monotonic() - tick
     timings["builds"] = outcome.compile_seconds
     kept = tuple((r.job.candidate.label, r.sizes.flash, r.artifact) for r in outcome.tried
@@ -251,7 +260,7 @@ def _per_unit(build: Build, scratch: Path, baseline: Sizes, budget: int,
     link(build.target, [r.out for r in results], (*build.cflags, *build.ldflags), binary)
     sizes = elf_sizes(binary)
     timings["search"] = time.monotonic() - tick
-    choices = [("per-unit", binary, sizes, None)] if sizes.flash < baseline.flash else []
+    choices = [(None, binary, sizes, None)] if sizes.flash < baseline.flash else []
     compilations = sum(r.compilations for r in results) + 1
     failures = sum(r.failures for r in results)
     return choices, {"units": tuple(results)}, compilations, failures
@@ -262,15 +271,16 @@ def _first_that_passes(build: Build, choices, check: Check | None, expected: Run
     """The smallest build whose run matches the baseline's (every build, without a check)."""
     rejected: list[Rejection] = []
     space = load_knobs().for_target(build.target)
-    for label, artifact, sizes, result in choices:
+    for candidate, artifact, sizes, result in choices:
         binary = artifact
         if binary is None or not Path(binary).is_file():  # measured in an earlier run: rebuild
             binary = _rebuild(result, space, scratch)
         if check is None or expected is None:
-            return (label, binary, sizes), rejected
+            return (candidate, binary, sizes), rejected
         got = check(binary)
         if got.same_as(expected):
-            return (label, binary, sizes), rejected
+            return (candidate, binary, sizes), rejected
+        label = candidate.label if candidate is not None else "per-unit"
         rejected.append(Rejection(label, sizes.flash, expected, got))
     return None, rejected
 

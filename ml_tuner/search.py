@@ -98,6 +98,29 @@ def search(subject: Subject, space: KnobSpace, ranked: Sequence[Ranked], baselin
     return outcome
 
 
+def with_link_options(subject: Subject, space: KnobSpace, outcome: SearchOutcome, *,
+                      builds: int, baseline_seconds: float, cache: MeasureCache | None = None,
+                      workers: int = 2, keep_dir: Path | None = None) -> SearchOutcome:
+    """The kept build (clang -Oz's if none) relinked with each link option of the space, the
+    strongest first, within `builds` more builds; the result merges both searches."""
+    knobs = [k for k in space.knobs if k.stage == "link"]
+    if not knobs or builds <= 0:
+        return outcome
+    start = outcome.best or Candidate()
+    variants = [Ranked(start.with_setting(k.name, s)) for k in knobs
+                for s in reversed(list(k.settings))][:builds]
+    more = search(subject, space, variants, outcome.baseline, budget=len(variants) + 1,
+                  baseline_seconds=baseline_seconds, cache=cache, workers=workers,
+                  keep_dir=keep_dir)
+    outcome.tried += more.tried
+    outcome.compile_seconds += more.compile_seconds
+    if more.best is not None and (more.best_sizes.flash, more.best_sizes.text) < (  # type: ignore[union-attr]
+            outcome.sizes.flash, outcome.sizes.text):
+        outcome.best, outcome.best_sizes = more.best, more.best_sizes
+        outcome.best_artifact = more.best_artifact
+    return outcome
+
+
 def random_ranking(space: KnobSpace, count: int, seed: str) -> list[Ranked]:
     """`count` distinct random candidates (the baseline every method must beat in the bench)."""
     rng = random.Random(seed)

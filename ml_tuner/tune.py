@@ -69,13 +69,16 @@ class UnitResult:
                 "timings": {k: round(v, 3) for k, v in self.timings.items()}}
 
 
-def coreset_ranking(target: str, ll_text: str, space: KnobSpace) -> tuple[list[Ranked], str]:
-    """The target's model's ranking of its coreset, or (no model) the knob settings one by one."""
+def coreset_ranking(target: str, ll_text: str, space: KnobSpace,
+                    timings: dict[str, float] | None = None) -> tuple[list[Ranked], str]:
+    """The target's model's ranking of its coreset, or (no model) the knob settings one by one.
+    Candidates using knobs `space` lacks (e.g. code generation ones for --emit-llvm) drop out."""
     model = shipped_model(target)
     if model is None:
         return [Ranked(c) for c in space.singles()], "none (knob settings in table order)"
     known = {k.name for k in space.knobs}
-    ranked = [r for r in model.rank(ll_text) if {k for k, _ in r.candidate.settings} <= known]
+    ranked = [r for r in model.rank(ll_text, timings)
+              if {k for k, _ in r.candidate.settings} <= known and r.candidate != OZ]
     return ranked, model_path(target).name
 
 
@@ -120,9 +123,9 @@ def tune_unit(source: Path, target: str, *, cflags: Sequence[str] = (), out: Pat
         raise UserError(f"the budget must be at least 1 (got {budget})")
     workers = workers or default_workers()
     cflags = tuple(cflags)
-    space = load_knobs().for_target(target)
+    space = load_knobs().for_target(target).without("link")  # a unit is not linked
     if emit_llvm:  # code-generation knobs cannot travel inside IR
-        space = KnobSpace(tuple(k for k in space.knobs if k.stage == "ir"))
+        space = space.without("codegen")
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ml_tuner-unit-") as scratch_name:
         scratch = Path(scratch_name)
@@ -147,9 +150,7 @@ def tune_unit(source: Path, target: str, *, cflags: Sequence[str] = (), out: Pat
         if decision is not None:
             return _replay(decision, source, target, cflags, space, ir, base_obj, baseline, out,
                            emit_llvm, started, timings, ir_text)
-        tick = time.monotonic()
-        ranked, model_name = coreset_ranking(target, ir_text, space)
-        timings["graph+model"] = time.monotonic() - tick
+        ranked, model_name = coreset_ranking(target, ir_text, space, timings)
         limit = None if time_limit is None else time_limit - (time.monotonic() - started) - 0.3
         tick = time.monotonic()
         outcome = search(subject, space, ranked, baseline, budget=budget,

@@ -88,6 +88,7 @@ def test_pip_wheel_builds_a_wheel_with_the_layers_and_the_models(tmp_path):
     assert "fleetforge/layers/feature/ota/root_overlay/usr/sbin/fleetforge-ota" in names
     assert "toolchains/targets.toml" in names and "diaspec/grammar.lark" in names
     assert "ml_tuner/data/knobs.toml" in names and "toolchains/baremetal/mps2_an386_rdimon.ld" in names
+    assert "ml_tuner/data/models/thumbv7em-none-eabi.npz" in names
     # The low-bit runtime is built from its C sources on the user's machine.
     assert {"lowbit/runtime/lowbit.c", "lowbit/runtime/runner.c", "lowbit/runtime/lowbit.h"} <= names
     assert "fleetforge/layers/feature/models/hooks/post-build.sh" in names

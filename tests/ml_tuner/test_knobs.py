@@ -8,7 +8,7 @@ import pytest
 
 import toolchains
 from fleetforge.errors import UserError
-from ml_tuner.knobs import OZ, Candidate, load_knobs, pool
+from ml_tuner.knobs import OZ, Candidate, load_knobs
 
 TARGETS = ("aarch64-linux-gnu", "thumbv7em-none-eabi")
 
@@ -36,14 +36,6 @@ def test_labels_round_trip_and_flags_follow_the_table_order():
                               *next(iter(second.settings.values())))
     assert space.flags(OZ) == ()
     assert all(f == "-mllvm" for f in space.flags(a, "codegen")[::2])
-
-
-def test_pool_starts_with_oz_and_every_single_setting():
-    space = load_knobs().for_target("thumbv7em-none-eabi")
-    candidates = pool(space, 80)
-    singles = space.singles()
-    assert candidates[0] == OZ and candidates[1:1 + len(singles)] == singles
-    assert len(set(candidates)) == len(candidates) == 80
 
 
 def test_bad_table_is_one_line_naming_the_file(tmp_path: Path):
