@@ -54,13 +54,24 @@ class SpecToken(Token):
         return self.start_pos + len(self.value)
 
 
+# The ignored WS terminal's characters other than a newline. The master expression skips them in
+# front of every token, so the space between two tokens costs no scan step of its own; whitespace
+# with a newline still goes through WS (lines are counted there, blank lines detach comments).
+HORIZONTAL_SPACE = "[ \\t\\f\\r]"
+
+
 @dataclass(frozen=True)
 class _Scanner:
+    """The master expression and what each of its groups is, by group number (`match[number]`
+    and `match.lastindex` are the cheapest ways to read a match)."""
+
     master: re.Pattern[str]
-    punctuation: dict[str, str]  # literal text -> terminal name
-    other: dict[str, str]  # master-expression group -> terminal name (NUMBER, STRING, ...)
+    fixed: dict[int, str]  # group -> terminal, for tokens the parser state cannot change (`{`, NUMBER)
+    word_group: int
+    bad_group: int  # a character no terminal starts with
     keywords: dict[str, tuple[str, ...]]  # word -> the terminals it can be (NAME last)
-    ignored_comment_groups: frozenset[str]
+    comment_groups: frozenset[int]
+    ignored_groups: frozenset[int]
 
 
 def _scanner(conf: LexerConf) -> _Scanner:
@@ -68,8 +79,9 @@ def _scanner(conf: LexerConf) -> _Scanner:
     punctuation: dict[str, str] = {}
     words: list[tuple[int, str, list[str]]] = []
     groups: list[tuple[str, str]] = []
-    other: dict[str, str] = {}
+    fixed: dict[str, str] = {}
     comment_groups: set[str] = set()
+    ignored_groups: set[str] = set()
     word_re = ""
     for number, terminal in enumerate(conf.terminals):
         regexp = terminal.pattern.to_regexp()
@@ -86,22 +98,33 @@ def _scanner(conf: LexerConf) -> _Scanner:
         else:
             groups.append((group, regexp))
             if terminal.name in ignored:
+                ignored_groups.add(group)
                 if "COMMENT" in terminal.name:
                     comment_groups.add(group)
             else:
-                other[group] = terminal.name
-    parts = [f"(?P<{group}>{regexp})" for group, regexp in groups]
-    parts.append(f"(?P<word>{word_re})")
-    parts += [re.escape(text) for text in sorted(punctuation, key=len, reverse=True)]
+                fixed[group] = terminal.name
+    # Words first, then punctuation: the most frequent tokens are tried first. The order changes
+    # nothing else, as no two alternatives start with the same character (a word starts with a
+    # letter or `_`; punctuation, numbers, strings, comments and spaces never do).
+    clash = [text for text in punctuation if re.match(word_re, text)]
+    if clash:  # a grammar change this lexer does not handle: say so at start-up, not in a parse
+        raise ValueError(f"grammar punctuation that starts like a word: {clash}")
+    parts = [f"(?P<word>{word_re})"]
+    for number, text in enumerate(sorted(punctuation, key=len, reverse=True)):
+        parts.append(f"(?P<p{number}>{re.escape(text)})")
+        fixed[f"p{number}"] = punctuation[text]
+    parts += [f"(?P<{group}>{regexp})" for group, regexp in groups]
     parts.append(r"(?P<bad>[\s\S])")  # any other character (not DOTALL: the grammar's `(.|\n)*?`
     # comment pattern would become ambiguous and backtrack exponentially on an unclosed `/*`)
-    master = re.compile("|".join(f"(?:{p})" for p in parts))
+    master = re.compile(f"{HORIZONTAL_SPACE}*(?:" + "|".join(parts) + ")")
     keywords: dict[str, tuple[str, ...]] = {}
     for _, name, spellings in sorted(words, key=lambda w: w[0]):
         for word in spellings:
             keywords[word] = keywords.get(word, ()) + (name,)
     keywords = {word: names + (WORD_TERMINAL,) for word, names in keywords.items()}
-    return _Scanner(master, punctuation, other, keywords, frozenset(comment_groups))
+    number = master.groupindex
+    return _Scanner(master, {number[g]: terminal for g, terminal in fixed.items()}, number["word"], number["bad"],
+                    keywords, frozenset(number[g] for g in comment_groups), frozenset(number[g] for g in ignored_groups))
 
 
 class SpecLexer(Lexer):
@@ -111,50 +134,92 @@ class SpecLexer(Lexer):
 
     def __init__(self, conf: LexerConf) -> None:
         self.scanner = _scanner(conf)
+        self.terminals = conf.terminals
+        self._words_by_state: tuple[object, dict] = (None, {})
+        self._dropped: tuple[object, dict] = (None, {})
+
+    def words_by_state(self, states: dict) -> dict:
+        """parser state -> {keyword: the terminal it is there}: the first of its terminals the state
+        accepts, else its keyword terminal (the parser then reports it); other words are NAMEs."""
+        cached_for, table = self._words_by_state
+        if cached_for is not states:
+            keywords = self.scanner.keywords
+            table = {state: {word: next((t for t in candidates if t in accepted), candidates[0])
+                             for word, candidates in keywords.items()}
+                     for state, accepted in states.items()}
+            self._words_by_state = (states, table)
+        return table
+
+    def shared_tokens(self, parse_table, file: str) -> dict[str, SpecToken]:
+        """One token per terminal that no rule keeps (punctuation, inline keywords such as `as`):
+        the parser reads only its type, and its place when it reports an error at it, so the lexer
+        moves one token along instead of making one per occurrence."""
+        cached_for, dropped = self._dropped
+        if cached_for is not parse_table:
+            kept, seen = set(), set()
+            for actions in parse_table.states.values():
+                for action, rule in actions.values():
+                    if isinstance(rule, int):
+                        continue
+                    for symbol in rule.expansion:
+                        if symbol.is_term:
+                            seen.add(symbol.name)
+                            if not symbol.filter_out or rule.options.keep_all_tokens:
+                                kept.add(symbol.name)
+            literal = {t.name: t.pattern.value for t in self.terminals if isinstance(t.pattern, PatternStr)}
+            dropped = {name: literal[name] for name in seen - kept if name in literal}
+            self._dropped = (parse_table, dropped)
+        shared = {}
+        for terminal, value in dropped.items():
+            token = str.__new__(SpecToken, value)
+            token.type, token.value, token.file, token.comments = terminal, value, file, ()
+            shared[terminal] = token
+        return shared
 
     def lex(self, lexer_state, parser_state):  # noqa: ANN001 - Lark's interface
         text = lexer_state.text
         text = getattr(text, "text", text)
         file = getattr(text, "file", "<text>")
         scanner = self.scanner
-        states = parser_state.parse_conf.states
         stack = parser_state.state_stack
-        punctuation, other, comment_groups = scanner.punctuation, scanner.other, scanner.ignored_comment_groups
-        keywords = scanner.keywords
+        words = self.words_by_state(parser_state.parse_conf.states)
+        shared = self.shared_tokens(parser_state.parse_conf.parse_table, file)
+        fixed, comment_groups = scanner.fixed, scanner.comment_groups
+        word_group, bad_group = scanner.word_group, scanner.bad_group
         new_token = str.__new__
         line, line_start = 1, 0
         comments: list[str] = []
         for match in scanner.master.finditer(text):
-            kind = match.lastgroup
-            start = match.start()
-            value = match.group()
-            if kind == "word":
-                candidates = keywords.get(value)
-                if candidates is None:
-                    terminal = WORD_TERMINAL
-                else:
-                    accepted = states[stack[-1]]
-                    terminal = next((t for t in candidates if t in accepted), candidates[0])
-            elif kind is None:
-                terminal = punctuation[value]
-            elif kind in other:
-                terminal = other[kind]
-            elif kind == "bad":
-                raise UnexpectedCharacters(text, start, line, start - line_start + 1, state=stack[-1])
-            else:  # whitespace or a comment
-                newlines = value.count("\n")
-                if kind in comment_groups:
-                    comments.append(value)
-                elif newlines > 1:
-                    comments.clear()  # a blank line detaches a comment from what follows
-                if newlines:
-                    line += newlines
-                    line_start = start + value.rfind("\n") + 1
+            kind = match.lastindex
+            value = match[kind]
+            terminal = fixed.get(kind)
+            if terminal is None:
+                if kind == word_group:
+                    terminal = words[stack[-1]].get(value, WORD_TERMINAL)
+                elif kind == bad_group:
+                    start = match.start(kind)
+                    raise UnexpectedCharacters(text, start, line, start - line_start + 1, state=stack[-1])
+                else:  # whitespace with a newline, or a comment
+                    newlines = value.count("\n")
+                    if kind in comment_groups:
+                        comments.append(value)
+                    elif newlines > 1:
+                        comments.clear()  # a blank line detaches a comment from what follows
+                    if newlines:
+                        line += newlines
+                        line_start = match.start(kind) + value.rfind("\n") + 1
+                    continue
+            start = match.start(kind)
+            token = shared.get(terminal)
+            if token is not None:  # a token the transformer never sees: only its place changes
+                token.start_pos, token.line, token.column = start, line, start - line_start + 1
+                if comments:
+                    comments.clear()
+                yield token
                 continue
-            column = start - line_start + 1
             # Token's own constructor handles deprecated arguments; this is the hot path
             token = new_token(SpecToken, value)
-            token.type, token.value, token.start_pos, token.line, token.column = terminal, value, start, line, column
+            token.type, token.value, token.start_pos, token.line, token.column = terminal, value, start, line, start - line_start + 1
             token.file = file
             if comments:
                 token.comments = tuple(comments)
@@ -170,13 +235,14 @@ def code_end_before(scanner_lexer: SpecLexer, text: str, offset: int) -> tuple[i
     scanner = scanner_lexer.scanner
     line, line_start, found = 1, 0, None
     for match in scanner.master.finditer(text, 0, offset):
-        kind, value = match.lastgroup, match.group()
-        if kind == "bad":
+        kind = match.lastindex
+        value = match[kind]
+        if kind == scanner.bad_group:
             break
-        if kind not in scanner.ignored_comment_groups and not value.isspace():
+        if kind not in scanner.ignored_groups:
             found = (line, match.end() - line_start + 1)
         newlines = value.count("\n")
         if newlines:
             line += newlines
-            line_start = match.start() + value.rfind("\n") + 1
+            line_start = match.start(kind) + value.rfind("\n") + 1
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
+
+from fleetforge.paths import CACHE_DIR
 
 from diaspec.diagnostics import Diagnostics, Pos, did_you_mean
 from diaspec.lexer import SpecLexer, SpecText, code_end_before
@@ -45,6 +48,7 @@ from diaspec.model import (
 )
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+LARK_CACHE = CACHE_DIR / "diaspec" / f"grammar-py{sys.version_info[0]}{sys.version_info[1]}.lark-cache"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 100
 
@@ -59,18 +63,26 @@ _LOOKALIKES = {
 }
 
 
+# A design holds hundreds of thousands of positions and names: they are built with tuple.__new__,
+# which makes the same named tuple as Pos(...) without its generated Python-level __new__.
+_new_tuple = tuple.__new__
+
+
 def _place(token: Token) -> Pos:
-    return Pos(token.file, token.line, token.column)  # type: ignore[attr-defined]  # a SpecToken
+    return _new_tuple(Pos, (token.file, token.line, token.column))  # type: ignore[attr-defined]  # a SpecToken
 
 
 def _name(token: Token) -> Name:
-    return Name(token.value, Pos(token.file, token.line, token.column))  # type: ignore[attr-defined]
+    return _new_tuple(Name, (token.value, _new_tuple(Pos, (token.file, token.line, token.column))))  # type: ignore[attr-defined]
 
 
 def _docstring(token: Token) -> str:
     """The comment block right before a declaration's keyword, without comment markers."""
+    comments = getattr(token, "comments", ())
+    if not comments:
+        return ""
     lines: list[str] = []
-    for raw in getattr(token, "comments", ()):
+    for raw in comments:
         if raw.startswith("//"):
             lines.append(raw[2:].strip())
         else:
@@ -154,14 +166,14 @@ class DesignBuilder(Transformer):
         return Field(_name(name), type_ref)
 
     def type_ref(self, children: list) -> TypeRef:
-        name, *dims = children
-        return TypeRef(str(name), len(dims), _place(name))
+        name = children[0]
+        return _new_tuple(TypeRef, (name.value, len(children) - 1, _place(name)))
 
     def array_dim(self, children: list) -> None:
         return None
 
     def dotted_name(self, children: list) -> str:
-        return ".".join(str(part) for part in children)
+        return ".".join(part.value for part in children)
 
     # ---- taxonomy -----------------------------------------------------------------------------
     def action_decl(self, children: list) -> ActionDecl:
@@ -179,7 +191,7 @@ class DesignBuilder(Transformer):
     def device(self, children: list) -> Device:
         keyword, name, *members = children
         parents = members.pop(0) if members and isinstance(members[0], list) else []
-        device = Device(_name(name), parents, [], [], [], _docstring(keyword), keyword=str(keyword))
+        device = Device(_name(name), parents, [], [], [], _docstring(keyword), keyword=keyword.value)
         for member in members:
             if isinstance(member, Attribute):
                 device.attributes.append(member)
@@ -250,11 +262,11 @@ class DesignBuilder(Transformer):
 
     def period(self, children: list) -> Period:
         number, unit = children
-        return Period(float(number), str(unit), _place(number))
+        return Period(float(number), unit.value, _place(number))
 
     def publish(self, children: list) -> str:
         (mode,) = children
-        return str(mode)
+        return mode.value
 
     # ---- controllers --------------------------------------------------------------------------
     def controller(self, children: list) -> Controller:
@@ -270,6 +282,17 @@ class DesignBuilder(Transformer):
         return Order(_name(action), _name(device))
 
 
+def _lark_cache() -> str | bool:
+    """Where Lark keeps the analysed grammar (its LALR tables) between runs, so a check starts
+    without rebuilding them; Lark checks the grammar, options and versions before using it. Tables
+    loaded from it name rules with plain strings, which the parser's look-ups compare faster."""
+    try:
+        LARK_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False  # no writable cache folder: build the tables every time
+    return str(LARK_CACHE)
+
+
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     return Lark(
@@ -278,6 +301,7 @@ def _lark() -> Lark:
         lexer=SpecLexer,
         maybe_placeholders=False,
         transformer=DesignBuilder(),
+        cache=_lark_cache(),
     )
 
 

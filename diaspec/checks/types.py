@@ -52,7 +52,14 @@ def _index_keys(index: DesignIndex, keys: list[Index]) -> list[Diagnostic]:
 
 
 def _references(index: DesignIndex, refs: list[TypeRef]) -> list[Diagnostic]:
-    return [p for p in (type_ref_problem(index, ref) for ref in refs) if p is not None]
+    found = []
+    for ref in refs:
+        if ref.name in PRIMITIVES and ref.dims <= MAX_ARRAY_DIMS:
+            continue  # the common case, without a call (a large design has one per member)
+        problem = type_ref_problem(index, ref)
+        if problem is not None:
+            found.append(problem)
+    return found
 
 
 def check_types(design: Design, index: DesignIndex) -> list[Diagnostic]:
@@ -65,10 +72,12 @@ def check_types(design: Design, index: DesignIndex) -> list[Diagnostic]:
         elif isinstance(decl, ActionDecl):
             found += _references(index, [p.type for m in decl.methods for p in m.params])
         elif isinstance(decl, Device):
-            found += _references(index, [a.type for a in decl.attributes])
+            if decl.attributes:
+                found += _references(index, [a.type for a in decl.attributes])
             for source in decl.sources:
                 found += _references(index, [source.type])
-                found += _index_keys(index, source.indices)
+                if source.indices:
+                    found += _index_keys(index, source.indices)
         elif isinstance(decl, Context):
             found += _references(index, [decl.type])
             found += _index_keys(index, decl.indices)
