@@ -21,7 +21,9 @@ from images.layers import MergedConfig, load_config
 from images.manifest import (BoardRecord, Manifest, PackageRecord, describe_artifacts,
                              write_manifest)
 from images.packages import BootFiles, package_plan
-from images.rootfs import RootfsInputs, assemble_rootfs, generic_settings, pack_rootfs
+from images.rootfs import RootfsInputs, assemble_rootfs, generic_settings
+from images.slot_boot import install_slot_boot
+from images.verity import VerityRecord, pack_slot_image
 from images.workspace import Workspace
 
 BACKENDS = ("offline", "buildroot")
@@ -38,8 +40,8 @@ class BuildResult:
 class _Stages:
     """One progress bar over the build's named stages."""
 
-    NAMES = ("configuration", "Debian packages", "kernel", "initramfs", "root filesystem",
-             "disk image", "post-image hooks", "manifest")
+    NAMES = ("configuration", "Debian packages", "kernel", "root filesystem", "initramfs",
+             "slot image", "disk image", "post-image hooks", "manifest")
 
     def __init__(self, progress) -> None:
         self.progress = progress
@@ -113,10 +115,12 @@ class _OfflineBuild:
 
         packages: list[DebPackage] = stages.run("Debian packages", self._packages)
         kernel = stages.run("kernel", self._kernel)
-        stages.run("initramfs", lambda: self._initramfs(kernel))
         rootfs_name = f"rootfs.{self.config.image.rootfs_format}"
-        stages.run("root filesystem", lambda: self._rootfs(packages, key, rootfs_name))
         cmdline = f"console={self.board.console} quiet panic=5"
+        stages.run("root filesystem", lambda: self._rootfs(packages, key))
+        identity = stages.run("initramfs", lambda: self._initramfs(kernel, cmdline))
+        self.verity = stages.run("slot image", lambda: self._slot(kernel, cmdline, identity,
+                                                                  rootfs_name))
         stages.run("disk image", lambda: self._disk(kernel, cmdline, rootfs_name))
         stages.run("post-image hooks", self._post_image)
         manifest = stages.run("manifest", lambda: self._manifest(packages, kernel, cmdline))
@@ -193,7 +197,7 @@ class _OfflineBuild:
             console.print(f"warning: {warning}", markup=False, highlight=False)
         return kernel
 
-    def _initramfs(self, kernel) -> None:
+    def _initramfs(self, kernel, cmdline: str) -> str:
         overlays = self.config.initramfs_overlays
         modules = kernel.module_closure(read_module_lists(overlays))
         self.initramfs_modules = modules
@@ -201,11 +205,23 @@ class _OfflineBuild:
         if not (unpacked / "bin" / "busybox").exists():
             unpacked.mkdir(parents=True, exist_ok=True)
             run_tool(["dpkg-deb", "-x", self.busybox_deb.path, unpacked], debian_package="dpkg")
-        build_initramfs(busybox=unpacked / "bin" / "busybox", kernel_version=kernel.version,
-                        modules=modules, overlays=overlays, tree=self.build_dir / "initramfs",
-                        output=self.out / "initramfs.img")
+        return build_initramfs(busybox=unpacked / "bin" / "busybox", kernel_version=kernel.version,
+                               modules=modules, overlays=overlays, tree=self.build_dir / "initramfs",
+                               output=self.out / "initramfs.img",
+                               programs_root=self.build_dir / "rootfs", kernel_image=kernel.image,
+                               slot_cmdline=cmdline)
 
-    def _rootfs(self, packages: list[DebPackage], key: Path, rootfs_name: str) -> None:
+    def _slot(self, kernel, cmdline: str, identity: str, rootfs_name: str) -> VerityRecord:
+        """The slot image: the root filesystem with the slot's own boot files, then its hash tree."""
+        tree = self.build_dir / "rootfs"
+        install_slot_boot(tree, kernel_image=kernel.image, initramfs=self.out / "initramfs.img",
+                          cmdline=cmdline, identity=identity,
+                          watchdog_timeout=self.config.image.watchdog_timeout)
+        image = self.config.image
+        return pack_slot_image(tree, self.out / rootfs_name, rootfs_format=image.rootfs_format,
+                               rootfs_size=image.rootfs_size, log_file=self.log)
+
+    def _rootfs(self, packages: list[DebPackage], key: Path) -> None:
         release = {
             "BOARD": self.board.name,
             "COMPATIBLE": self.board.compatible,
@@ -219,10 +235,7 @@ class _OfflineBuild:
             authorized_key=key.with_suffix(".pub").read_text(), release=release,
             hook_env=self._hook_env(), **generic_settings(self.config.buildroot),
         )
-        tree = self.build_dir / "rootfs"
-        assemble_rootfs(inputs, tree, self.log)
-        pack_rootfs(tree, self.out / rootfs_name, self.config.image.rootfs_format,
-                    self.config.image.rootfs_size, self.log)
+        assemble_rootfs(inputs, self.build_dir / "rootfs", self.log)
 
     def _disk(self, kernel, cmdline: str, rootfs_name: str) -> None:
         boot = self.build_dir / "boot"
@@ -232,6 +245,8 @@ class _OfflineBuild:
         shutil.copy2(kernel.image, boot / "vmlinuz")
         shutil.copy2(self.out / "initramfs.img", boot / "initramfs.img")
         (boot / "bootstate").write_text(INITIAL_BOOTSTATE)
+        for slot in "AB":  # both slots hold the same image in a fresh disk
+            (boot / f"slot-{slot}.verity").write_text(self.verity.render() + "\n")
         (boot / "cmdline.txt").write_text(cmdline + "\n")
         self._boot_files(kernel, boot)
         for layer in self.config.layers:  # board boot files (e.g. the Pi's config.txt)
@@ -272,5 +287,6 @@ class _OfflineBuild:
             packages=records,
             artifacts=describe_artifacts(self.out, names),
             extra={"initramfs_modules": " ".join(m.name for m in self.initramfs_modules),
+                   "verity": self.verity.render(),
                    "kernel_config_unmet": "; ".join(self.kernel_warnings)},
         )

@@ -38,6 +38,7 @@ class BoardRecord:
     qemu_cpu: str
     console: str
     boot_tested: bool
+    qemu_devices: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, board: Board) -> BoardRecord:
@@ -86,7 +87,8 @@ def load_manifest(path: Path) -> Manifest:
         raise UserError("no image built in this workspace yet (run: fleetforge build)", where=str(path))
     try:
         data = json.loads(path.read_text())
-        data["board"] = BoardRecord(**data["board"])
+        board = data["board"]
+        data["board"] = BoardRecord(**{**board, "qemu_devices": tuple(board.get("qemu_devices", ()))})
         data["packages"] = [PackageRecord(**p) for p in data["packages"]]
         data["artifacts"] = [Artifact(**a) for a in data["artifacts"]]
         return Manifest(**data)

@@ -39,6 +39,12 @@ def parse_str_list(value: Any) -> tuple[str, ...]:
     raise ValueError(f"expected a list of non-empty strings, got {value!r}")
 
 
+def parse_seconds(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3600:
+        return value
+    raise ValueError(f"expected a whole number of seconds from 0 to 3600, got {value!r}")
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value in choices:
@@ -66,6 +72,8 @@ BOARD_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("qemu_system", parse_str, "", "QEMU system emulator (empty: not boot-testable)"),
     SettingSpec("qemu_machine", parse_str, "", "QEMU -M machine"),
     SettingSpec("qemu_cpu", parse_str, "", "QEMU -cpu model"),
+    SettingSpec("qemu_devices", parse_str_list, (),
+                "extra QEMU -device models the board has, e.g. [\"i6300esb\"] (its watchdog)"),
     SettingSpec("console", parse_str, "ttyS0", "kernel console device"),
     SettingSpec("kernel", one_of("debian", "source"), "debian",
                 "debian: Debian's prebuilt kernel package; source: built with the layers' fragments"),
@@ -88,6 +96,10 @@ IMAGE_SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("rootfs_format", one_of("squashfs", "ext4"), "squashfs", "root slot file system"),
     SettingSpec("rootfs_size", parse_size, 64 << 20, "size of each root slot (A and B)"),
     SettingSpec("persist_size", parse_size, 32 << 20, "persistent data partition size"),
+    SettingSpec("watchdog_timeout", parse_seconds, 120,
+                "seconds a boot of this image may take, from the initramfs arming the board's "
+                "watchdog to the boot's commit decision, before the watchdog resets the board and "
+                "the previous slot boots (0: no watchdog; docs/ab-boot.md)"),
 )
 
 LAYER_KEYS = {"description", "depends", "board", "image"}
@@ -104,6 +116,7 @@ class Board:
     qemu_system: str
     qemu_machine: str
     qemu_cpu: str
+    qemu_devices: tuple[str, ...]
     console: str
     kernel: str
     kernel_package: str
@@ -123,3 +136,4 @@ class ImageLayout:
     rootfs_format: str
     rootfs_size: int
     persist_size: int
+    watchdog_timeout: int

@@ -146,6 +146,8 @@ def remove(server: LoopbackServer) -> None:
 AGENT_SCRIPT = Path(__file__).resolve().parent.parent / "layers/feature/ota/root_overlay/usr/sbin/fleetforge-ota"
 HEALTH_DIR = AGENT_SCRIPT.parent.parent.parent / "etc/fleetforge/health.d"
 BOOT_SELECT = Path(__file__).resolve().parent / "loopback_boot.sh"
+# The image's shell libraries (bootstate.sh, bootchain.sh), which the agent sources.
+LIB_DIR = AGENT_SCRIPT.parents[5] / "core/minimal/root_overlay/usr/lib/fleetforge"
 
 
 @dataclass
@@ -290,7 +292,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         f"BOOTED_SLOT_FILE={root}/run/booted-slot\nHEALTH_DIR={device.health_dir}\n"
         f"HEALTH_TIMEOUT=10\nSSH_PORT={ssh_port}\nREBOOT_CMD={reboot}\nBOOT_DIR={device.boot_dir}\n"
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
-        f"FAULT_FILE={root}/fault\n"
+        f"FAULT_FILE={root}/fault\nLIB_DIR={LIB_DIR}\n"
     )
     wrapper = root / "fleetforge-ota"
     wrapper.write_text(

@@ -44,6 +44,9 @@ class Manifest:
     min_version: str = ""
     extra: tuple[tuple[str, str], ...] = field(default=())
     artifacts: tuple[Artifact, ...] = field(default=())
+    # The root filesystem's dm-verity record (images/verity.py, docs/ab-boot.md): the device stores
+    # it for the slot at Activate and its boot chain refuses the slot unless the content matches.
+    verity: str = ""
 
     @property
     def format(self) -> str:
@@ -64,6 +67,8 @@ class Manifest:
                 f"rootfs_sha256 {self.rootfs_sha256}",
                 f"segment_size {self.segment_size}",
             ]
+            if self.verity:
+                lines.append(f"verity {self.verity}")
         lines += [f"{key} {value}" for key, value in self.extra]
         lines += [a.render() for a in self.artifacts]
         lines += [f"seg {i} {digest}" for i, digest in enumerate(self.segments)]
@@ -93,6 +98,8 @@ class Manifest:
                                               fields[5]))
                 elif fields[0] == "chunk":
                     chunks.append(Chunk(int(fields[1]), int(fields[2]), fields[3]))
+                elif fields[0] == "verity":
+                    single["verity"] = " ".join(fields[1:])
                 elif fields[0] in {"format", "compatible", "version", "min_version", "build_id",
                                    "rootfs_size", "rootfs_sha256", "segment_size"}:
                     single[fields[0]] = fields[1]
@@ -110,7 +117,7 @@ class Manifest:
                 segment_size=int(single.get("segment_size", "0")),
                 segments=tuple(segments), chunks=tuple(chunks),
                 min_version=single.get("min_version", ""), extra=tuple(extra),
-                artifacts=tuple(artifacts),
+                artifacts=tuple(artifacts), verity=single.get("verity", ""),
             )
         except KeyError as missing:
             raise UserError(f"manifest lacks {missing}", where=where) from None

@@ -58,6 +58,7 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
     from ota.chunking import SEGMENT_SIZE
     from ota.keys import load_private
     from images.manifest import load_manifest
+    from images.verity import VerityRecord, check_hash_tree
     from images.workspace import Workspace
 
     sources = tuple(ArtifactSource.parse(a) for a in artifact or [])
@@ -78,6 +79,9 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
         if rootfs is None or not rootfs.is_file():
             raise UserError("the workspace has no root filesystem image (run: fleetforge build)",
                             where=str(ws.images_dir))
+    verity = manifest.extra.get("verity", "") if rootfs else ""
+    if verity:  # the device's boot refuses a slot whose content does not match: catch it here
+        check_hash_tree(rootfs, VerityRecord.parse(verity, where=str(ws.manifest_path)))
     version = version or (default_version(rootfs) if rootfs else
                           time.strftime("%Y.%m%d.%H%M%S", time.gmtime()))
     out = Path(output) if output else ws.root / "bundles" / f"{ws.name}-{version}{SUFFIX}"
@@ -86,7 +90,7 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
         path = create_bundle(rootfs, out, compatible=manifest.board.compatible, version=version,
                              min_version=min_version, signing_key=load_private(),
                              build_id=manifest.config_digest[:16], artifacts=sources,
-                             segment_size=segment_size)
+                             segment_size=segment_size, verity=verity)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, version {version}, "
                  f"for {manifest.board.compatible})")
 

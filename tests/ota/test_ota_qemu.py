@@ -23,21 +23,12 @@ from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
 from ota.connection import ConnectionLost, Target
+from images.verity import pack_slot_image
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 LAYERS = "qemu-aarch64,core/minimal,feature/ota"
 SEGMENT = 1 << 20  # small segments so "half the transfer" spans several verified segments
-
-
-def _usable() -> str | None:
-    if shutil.which("qemu-system-aarch64") is None:
-        return "qemu-system-aarch64 is not installed"
-    try:
-        import images.testing  # noqa: F401
-    except ImportError:
-        return "the image backend (images/) is not in this checkout"
-    return None
 
 
 @dataclass(frozen=True)
@@ -52,32 +43,21 @@ class QemuBundles:
     compatible: str
 
 
-def _squash(tree: Path, out: Path) -> Path:
-    # The image backend's own settings (images/rootfs.py), so unchanged files compress the same.
-    run_tool(["mksquashfs", tree, out, "-noappend", "-all-root", "-comp", "xz", "-no-progress",
-              "-mkfs-time", "0", "-all-time", "0", "-quiet"], debian_package="squashfs-tools")
-    return out
+def _squash(tree: Path, out: Path) -> tuple[Path, str]:
+    """A slot image of `tree` (as the build packs one: file system + dm-verity hash tree) and its
+    verity record, which the bundle must carry for a device that boots verified slots."""
+    record = pack_slot_image(tree, out, rootfs_format="squashfs", rootfs_size=64 << 20,
+                             log_file=out.with_suffix(".log"))
+    return out, record.render()
 
 
 @pytest.fixture(scope="module")
-def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> Iterator[tuple[QemuBundles, object]]:
-    reason = _usable()
-    if reason:
-        pytest.skip(reason)
-    from images.testing import build_once
-
+def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path, ota_image) -> Iterator[tuple[QemuBundles, object]]:
     base = tmp_path_factory.mktemp("qemu-ota")
-    previous = os.environ.get("FLEETFORGE_OTA_KEYS")
-    os.environ["FLEETFORGE_OTA_KEYS"] = str(ota_keys)  # the image trusts this session's key
-    try:
-        built = build_once(LAYERS, "ota", base / "ws")
-    finally:
-        if previous is None:
-            os.environ.pop("FLEETFORGE_OTA_KEYS", None)
-        else:
-            os.environ["FLEETFORGE_OTA_KEYS"] = previous
+    built = ota_image
     compatible = built.manifest.board.compatible
     v1_path = built.workspace.images_dir / "rootfs.squashfs"
+    v1_verity = built.manifest.extra["verity"]
     tree = base / "tree"
     run_tool(["unsquashfs", "-q", "-d", tree, v1_path], debian_package="squashfs-tools")
     (tree / "etc/fleetforge/version").write_text("2.0.0\n")
@@ -96,15 +76,16 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
     rogue_keys = base / "rogue-keys"
     keys.keygen(rogue_keys)
 
-    def make(name: str, rootfs: Path, version: str, *, compatible_: str = compatible, signer=key,
-             trusted: Path = ota_keys) -> Bundle:
+    def make(name: str, slot: tuple[Path, str], version: str, *, compatible_: str = compatible,
+             signer=key, trusted: Path = ota_keys) -> Bundle:
+        rootfs, verity = slot
         out = create_bundle(rootfs, base / f"{name}.ffota",
                             compatible=compatible_, version=version, signing_key=signer,
-                            segment_size=SEGMENT)
+                            segment_size=SEGMENT, verity=verity)
         return open_bundle(out, trusted_keys_dir=trusted)
 
     bundles = QemuBundles(
-        v1=make("v1", v1_path, "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
+        v1=make("v1", (v1_path, v1_verity), "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
         v3_unhealthy=make("v3", v3_path, "2.5.0"),
         big=make("big", big_path, "3.0.0"), big2=make("big2", big2_path, "4.0.0"),
         foreign=make("foreign", v2_path, "2.0.0", compatible_="fleetforge-qemu-x86_64"),
