@@ -1,78 +1,79 @@
 """A picture of a design: Graphviz DOT (devices -> contexts -> controllers -> actions) and SVG."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.tools import run_tool
 
 from diaspec.compiler import CheckedDesign
-from diaspec.model import ContextInput, SourceInput, WhenPeriodic, WhenProvided, WhenRequired
+from diaspec.model import ContextInput, SourceInput, WhenPeriodic, WhenProvided
+from diaspec.templating import render
 
 
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def design_dot(checked: CheckedDesign) -> str:
-    """DOT text, left to right in four ranks; dashed edges are pulls (`get`), bold ones pushes."""
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    attributes: str = ""
+
+
+def _edges(checked: CheckedDesign) -> list[Edge]:
+    """Every arrow of the picture, each once (two contracts with the same flow draw one arrow)."""
     design, index = checked.design, checked.index
-    lines = [
-        f"digraph {_q(checked.app_name)} {{",
-        "  rankdir=LR; newrank=true; node [fontname=Helvetica, fontsize=11]; edge [fontname=Helvetica, fontsize=9];",
-    ]
-    sensing = {(s.device.text, s.source.text) for c in design.contexts for k in c.contracts
-               for s in ([k.input] if isinstance(k, WhenProvided) else [k.source] if isinstance(k, WhenPeriodic) and k.source else []) + list(k.gets)
-               if isinstance(s, SourceInput)}
-    ordered = {(o.device.text, o.action.text) for c in design.controllers for k in c.contracts for o in k.orders}
-    used_devices = {d for d, _ in sensing}  # ordered devices appear with their actions, on the right
-    lines.append('  subgraph cluster_devices { label="devices (sources)"; style=rounded; color=gray;')
-    for device in design.devices:
-        if device.name.text in used_devices or not design.contexts:
-            lines.append(f"    {_q('dev:' + device.name.text)} [label={_q(device.name.text)}, shape=box3d];")
-    lines.append("  }")
-    lines.append('  subgraph cluster_contexts { label="contexts"; style=rounded; color=gray;')
+    edges: list[Edge] = []
     for context in design.contexts:
-        lines.append(f"    {_q('ctx:' + context.name.text)} [label={_q(context.name.text + ' : ' + str(context.type))}, shape=ellipse];")
-    lines.append("  }")
-    lines.append('  subgraph cluster_controllers { label="controllers"; style=rounded; color=gray;')
-    for controller in design.controllers:
-        lines.append(f"    {_q('ctl:' + controller.name.text)} [label={_q(controller.name.text)}, shape=hexagon];")
-    lines.append("  }")
-    lines.append('  subgraph cluster_actions { label="actions on devices"; style=rounded; color=gray;')
-    for device, action in sorted(ordered):
-        lines.append(f"    {_q('act:' + device + '.' + action)} [label={_q(action + ' on ' + device)}, shape=box];")
-    lines.append("  }")
-    for context in design.contexts:
-        target = _q("ctx:" + context.name.text)
+        target = "ctx:" + context.name.text
         for contract in context.contracts:
             if isinstance(contract, WhenProvided):
                 given = contract.input
                 if isinstance(given, SourceInput):
-                    lines.append(f"  {_q('dev:' + given.device.text)} -> {target} [label={_q(given.source.text)}, style=bold];")
+                    edges.append(Edge("dev:" + given.device.text, target, f"label={_q(given.source.text)}, style=bold"))
                 elif index.context(given.name.text):
-                    lines.append(f"  {_q('ctx:' + given.name.text)} -> {target} [style=bold];")
+                    edges.append(Edge("ctx:" + given.name.text, target, "style=bold"))
             elif isinstance(contract, WhenPeriodic):
                 label = f"every {contract.period}"
                 if contract.source is not None:
-                    lines.append(f"  {_q('dev:' + contract.source.device.text)} -> {target} [label={_q(contract.source.source.text + ', ' + label)}];")
+                    edges.append(Edge("dev:" + contract.source.device.text, target,
+                                      f"label={_q(contract.source.source.text + ', ' + label)}"))
                 else:
-                    lines.append(f"  {target} -> {target} [label={_q(label)}, style=dotted];")
+                    edges.append(Edge(target, target, f"label={_q(label)}, style=dotted"))
             for got in contract.gets:
                 if isinstance(got, SourceInput):
-                    lines.append(f"  {_q('dev:' + got.device.text)} -> {target} [label={_q('get ' + got.source.text)}, style=dashed];")
+                    edges.append(Edge("dev:" + got.device.text, target, f"label={_q('get ' + got.source.text)}, style=dashed"))
                 elif isinstance(got, ContextInput) and index.context(got.name.text):
-                    lines.append(f"  {_q('ctx:' + got.name.text)} -> {target} [label=get, style=dashed];")
-            if isinstance(contract, WhenRequired):
-                continue
+                    edges.append(Edge("ctx:" + got.name.text, target, "label=get, style=dashed"))
     for controller in design.controllers:
-        source = _q("ctl:" + controller.name.text)
+        source = "ctl:" + controller.name.text
         for contract in controller.contracts:
             if index.context(contract.context.text):
-                lines.append(f"  {_q('ctx:' + contract.context.text)} -> {source} [style=bold];")
+                edges.append(Edge("ctx:" + contract.context.text, source, "style=bold"))
             for order in contract.orders:
-                lines.append(f"  {source} -> {_q('act:' + order.device.text + '.' + order.action.text)};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+                edges.append(Edge(source, f"act:{order.device.text}.{order.action.text}"))
+    return list(dict.fromkeys(edges))
+
+
+def design_dot(checked: CheckedDesign) -> str:
+    """DOT text, left to right in four ranks, with a legend: bold edges are pushes, dashed ones
+    pulls (`get`), plain ones from a device sampling, plain ones from a controller orders."""
+    design = checked.design
+    sensing = {(s.device.text, s.source.text) for c in design.contexts for k in c.contracts
+               for s in ([k.input] if isinstance(k, WhenProvided) else [k.source] if isinstance(k, WhenPeriodic) and k.source else []) + list(k.gets)
+               if isinstance(s, SourceInput)}
+    used_devices = {d for d, _ in sensing}  # ordered devices appear with their actions, on the right
+    return render(
+        "graph/design.dot.j2",
+        app=checked.app_name,
+        devices=[d.name.text for d in design.devices if d.name.text in used_devices or not design.contexts],
+        contexts=[(c.name.text, f"{c.name.text} : {c.type}") for c in design.contexts],
+        controllers=[c.name.text for c in design.controllers],
+        actions=sorted({(o.device.text, o.action.text) for c in design.controllers for k in c.contracts for o in k.orders}),
+        edges=_edges(checked),
+    )
 
 
 def write_graph(checked: CheckedDesign, out: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import NamedTuple, Union
 
 from diaspec.diagnostics import Pos
 
@@ -11,16 +11,14 @@ PUBLISH_MODES = ("always", "maybe", "no")
 UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
 
 
-@dataclass(frozen=True)
-class Name:
+class Name(NamedTuple):
     """An identifier as written, with where it was written."""
 
     text: str
     pos: Pos
 
 
-@dataclass(frozen=True)
-class TypeRef:
+class TypeRef(NamedTuple):
     """A reference to a data type, `T` or `T[]` (dims counts the `[]`)."""
 
     name: str
@@ -269,3 +267,4 @@ def kind_name(decl: object) -> str:
         Context: "context",
         Controller: "controller",
     }.get(type(decl), "declaration")
+

@@ -1,16 +1,19 @@
-"""Read spec files (includes resolved) into the typed model; syntax problems become diagnostics."""
+"""Read spec files (includes resolved) into the typed model with a Lark transformer (one method
+per grammar rule); syntax problems become diagnostics."""
 from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 
-from diaspec.diagnostics import Diagnostics, Pos
+from diaspec.diagnostics import Diagnostics, Pos, did_you_mean
+from diaspec.lexer import SpecLexer, SpecText, code_end_before
 from diaspec.model import (
     ActionDecl,
     Attribute,
@@ -45,23 +48,201 @@ GRAMMAR = Path(__file__).with_name("grammar.lark")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 100
 
+# letters that look like ASCII ones in most fonts (what a pasted name usually hides)
+_LOOKALIKES = {
+    "\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0443": "y", "\u0445": "x",
+    "\u0456": "i", "\u0458": "j", "\u0455": "s", "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u041a": "K",
+    "\u041c": "M", "\u041d": "H", "\u041e": "O", "\u0420": "P", "\u0421": "C", "\u0422": "T", "\u0425": "X",
+    "\u03bf": "o", "\u03b1": "a", "\u03bd": "v", "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u039f": "O",
+    "\u03a1": "P", "\u03a4": "T", "\u03a7": "X", "\u00a0": "a space", "\u2013": "-", "\u2019": "'",
+    "\u201c": '"', "\u201d": '"', "\uff1b": ";",
+}
 
-@dataclass
-class _Comment:
-    start: int
-    end: int
-    text: str
+
+def _place(token: Token) -> Pos:
+    return Pos(getattr(token, "file", "<text>"), token.line or 1, token.column or 1)
 
 
-class _CommentSink:
-    """Where the lexer drops the comments of the file being parsed (they become docstrings)."""
+def _name(token: Token) -> Name:
+    return Name(str(token), _place(token))
 
-    comments: list[_Comment] = []
 
-    @classmethod
-    def take(cls, token: Token) -> Token:
-        cls.comments.append(_Comment(token.start_pos or 0, token.end_pos or 0, str(token)))
-        return token
+def _docstring(token: Token) -> str:
+    """The comment block right before a declaration's keyword, without comment markers."""
+    lines: list[str] = []
+    for raw in getattr(token, "comments", ()):
+        if raw.startswith("//"):
+            lines.append(raw[2:].strip())
+        else:
+            for line in raw[2:-2].splitlines():
+                line = line.strip()
+                lines.append(line[1:].strip() if line.startswith("*") else line)
+    return "\n".join(lines).strip()
+
+
+@dataclass(frozen=True)
+class Include:
+    """`include "file";` (resolved by load_design, relative to the including file)."""
+
+    target: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    indices: list[Index]
+
+
+@dataclass(frozen=True)
+class _Gets:
+    inputs: list[Input]
+
+
+class DesignBuilder(Transformer):
+    """Parse tree to model, one method per grammar rule. Stateless: Lark runs it while parsing
+    (no tree is built) and positions come from the tokens themselves."""
+
+    # ---- files and types ----------------------------------------------------------------------
+    def start(self, children: list) -> list:
+        return children
+
+    def include(self, children: list) -> Include:
+        (token,) = children
+        try:
+            target = json.loads(str(token))
+        except ValueError:
+            target = str(token)[1:-1]
+        return Include(target, _place(token))
+
+    def import_type(self, children: list) -> ImportType:
+        keyword, name, dotted = children
+        return ImportType(_name(name), dotted, _docstring(keyword))
+
+    def type_alias(self, children: list) -> TypeAlias:
+        keyword, name, target = children
+        return TypeAlias(_name(name), target, _docstring(keyword))
+
+    def enumeration(self, children: list) -> Enumeration:
+        keyword, name, *values = children
+        return Enumeration(_name(name), [_name(v) for v in values if v is not None], _docstring(keyword))
+
+    def structure(self, children: list) -> Structure:
+        keyword, name, *fields = children
+        return Structure(_name(name), fields, _docstring(keyword))
+
+    def field(self, children: list) -> Field:
+        name, type_ref = children
+        return Field(_name(name), type_ref)
+
+    def type_ref(self, children: list) -> TypeRef:
+        name, *dims = children
+        return TypeRef(str(name), len(dims), _place(name))
+
+    def array_dim(self, children: list) -> None:
+        return None
+
+    def dotted_name(self, children: list) -> str:
+        return ".".join(str(part) for part in children)
+
+    # ---- taxonomy -----------------------------------------------------------------------------
+    def action_decl(self, children: list) -> ActionDecl:
+        keyword, name, *methods = children
+        return ActionDecl(_name(name), methods, _docstring(keyword))
+
+    def method(self, children: list) -> Method:
+        name, *params = children
+        return Method(_name(name), [p for p in params if p is not None])
+
+    def param(self, children: list) -> Param:
+        name, type_ref = children
+        return Param(_name(name), type_ref)
+
+    def device(self, children: list) -> Device:
+        keyword, name, parents, *members = children
+        device = Device(_name(name), parents or [], [], [], [], _docstring(keyword), keyword=str(keyword))
+        for member in members:
+            if isinstance(member, Attribute):
+                device.attributes.append(member)
+            elif isinstance(member, Source):
+                device.sources.append(member)
+            else:
+                device.actions.append(member)
+        return device
+
+    def extends(self, children: list) -> list[Name]:
+        return [_name(token) for token in children]
+
+    def attribute(self, children: list) -> Attribute:
+        name, type_ref = children
+        return Attribute(_name(name), type_ref)
+
+    def source(self, children: list) -> Source:
+        name, type_ref, indexed = children
+        return Source(_name(name), type_ref, indexed.indices if indexed else [])
+
+    def uses_action(self, children: list) -> Name:
+        (name,) = children
+        return _name(name)
+
+    def indexed_by(self, children: list) -> _Indexed:
+        return _Indexed(children)
+
+    def index(self, children: list) -> Index:
+        name, type_ref = children
+        return Index(_name(name), type_ref)
+
+    # ---- contexts -----------------------------------------------------------------------------
+    def context(self, children: list) -> Context:
+        keyword, name, type_ref, indexed, *contracts = children
+        return Context(_name(name), type_ref, indexed.indices if indexed else [], contracts, _docstring(keyword))
+
+    def when_provided(self, children: list) -> WhenProvided:
+        keyword, given, gets, emission = children
+        return WhenProvided(given, gets.inputs if gets else [], emission, _place(keyword))
+
+    def when_required(self, children: list) -> WhenRequired:
+        keyword, gets = children
+        return WhenRequired(gets.inputs if gets else [], _place(keyword))
+
+    def when_periodic(self, children: list) -> WhenPeriodic:
+        keyword, source, period, grouped, gets, emission = children
+        return WhenPeriodic(source, period, grouped, gets.inputs if gets else [], emission, _place(keyword))
+
+    def device_source(self, children: list) -> SourceInput:
+        source, device = children
+        return SourceInput(_name(source), _name(device))
+
+    def context_ref(self, children: list) -> ContextInput:
+        (name,) = children
+        return ContextInput(_name(name))
+
+    def get_clause(self, children: list) -> _Gets:
+        return _Gets(children)
+
+    def grouped_by(self, children: list) -> Name:
+        (name,) = children
+        return _name(name)
+
+    def period(self, children: list) -> Period:
+        number, unit = children
+        return Period(float(number), str(unit), _place(number))
+
+    def publish(self, children: list) -> str:
+        (mode,) = children
+        return str(mode)
+
+    # ---- controllers --------------------------------------------------------------------------
+    def controller(self, children: list) -> Controller:
+        keyword, name, *contracts = children
+        return Controller(_name(name), contracts, _docstring(keyword))
+
+    def controller_contract(self, children: list) -> ControllerContract:
+        keyword, context, *orders = children
+        return ControllerContract(_name(context), orders, _place(keyword))
+
+    def order(self, children: list) -> Order:
+        action, device = children
+        return Order(_name(action), _name(device))
 
 
 @lru_cache(maxsize=1)
@@ -69,10 +250,9 @@ def _lark() -> Lark:
     return Lark(
         GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
+        lexer=SpecLexer,
         maybe_placeholders=True,
-        lexer_callbacks={"C_COMMENT": _CommentSink.take, "CPP_COMMENT": _CommentSink.take},
+        transformer=DesignBuilder(),
     )
 
 
@@ -84,6 +264,7 @@ def _describe_terminal(name: str) -> str:
         "STRING": "a string",
         "PUBLISH_MODE": "'always', 'maybe' or 'no'",
         "TIME_UNIT": "a time unit (ms, s, min, h)",
+        "DEVICE": "'device'",
         "$END": "end of file",
     }
     if name in readable:
@@ -95,30 +276,73 @@ def _describe_terminal(name: str) -> str:
     return f"'{pattern.value}'"
 
 
-def _syntax_message(error: UnexpectedInput) -> str:
-    if isinstance(error, UnexpectedCharacters):
-        char = error.char
-        shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}" if ord(char) < 256 else repr(char)
+def _keywords(terminals: set[str]) -> list[str]:
+    """The literal keywords among expected terminals (what a misspelled keyword was meant to be)."""
+    words = []
+    for name in terminals:
+        try:
+            pattern = _lark().get_terminal(name).pattern
+        except KeyError:
+            continue
+        values = pattern.value.strip("(?:)").split("|") if name != "NAME" else []
+        words += [v for v in values if v.isidentifier()]
+    return words
+
+
+def _unexpected_character(text: str, error: UnexpectedCharacters) -> str:
+    char = error.char
+    if text.startswith("/*", error.pos_in_stream):
+        return "unclosed comment: '/*' has no matching '*/'"
+    if char.isascii():
+        shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}"
         return f"unexpected character '{shown}'"
-    terminals = getattr(error, "expected", set()) or set()
+    name = unicodedata.name(char, "unnamed character")
+    looks = _LOOKALIKES.get(char)
+    hint = f", which looks like '{looks}'" if looks and len(looks) == 1 else f", which looks like {looks}" if looks else ""
+    shown = char if char.isprintable() else ""
+    return (f"unexpected character '{shown}' (U+{ord(char):04X} {name}{hint}); "
+            "names use ASCII letters, digits and '_'")
+
+
+def _expected(error: UnexpectedInput) -> set[str]:
+    terminals = set(getattr(error, "expected", set()) or set())
     interactive = getattr(error, "interactive_parser", None)
     if interactive is not None:
         try:  # what the parser state really accepts (LALR lookahead sets are wider)
-            terminals = interactive.accepts() or terminals
+            terminals = set(interactive.accepts()) or terminals
         except Exception:  # noqa: BLE001 - a better message is optional, a crash is not
             pass
+    return terminals
+
+
+def _syntax_error(text: str, file: str, error: UnexpectedInput) -> tuple[Pos, str]:
+    """Where a syntax error is and one line saying what was expected there."""
+    if isinstance(error, UnexpectedCharacters):
+        return Pos(file, error.line, error.column), _unexpected_character(text, error)
+    terminals = _expected(error)
     expected = sorted({_describe_terminal(t) for t in terminals})
     suffix = f", expected {', '.join(expected[:8])}" if expected else ""
     if len(expected) > 8:
         suffix += ", ..."
-    if isinstance(error, UnexpectedEOF):
-        return f"unexpected end of file{suffix}"
-    if isinstance(error, UnexpectedToken):
-        token = error.token
-        if token.type == "$END":
-            return f"unexpected end of file{suffix}"
-        return f"unexpected '{str(token)[:40]}'{suffix}"
-    return "syntax error"
+    token = getattr(error, "token", None)
+    at_end = token is None or token.type == "$END"
+    line, col = _position_of_offset(text, len(text)) if at_end else (token.line, token.column)
+    if not at_end and ";" in {_describe_terminal(t).strip("'") for t in terminals}:
+        before = code_end_before(_spec_lexer(), text, token.start_pos)
+        if before is not None and before[0] < token.line:
+            # the parser notices a missing ';' at the next token; it belongs where the line ends
+            return Pos(file, *before), f"missing ';' at the end of this line{suffix} (the next line starts with '{str(token)[:40]}')"
+    if at_end:
+        return Pos(file, line, col), f"unexpected end of file{suffix}"
+    message = f"unexpected '{str(token)[:40]}'{suffix}"
+    if token.type in ("NAME",) or str(token).isidentifier():
+        message += did_you_mean(str(token), _keywords(terminals))
+    return Pos(file, line, col), message
+
+
+@lru_cache(maxsize=1)
+def _spec_lexer() -> SpecLexer:
+    return SpecLexer(_lark().lexer_conf)
 
 
 def _position_of_offset(text: str, offset: int) -> tuple[int, int]:
@@ -153,170 +377,16 @@ def read_spec_text(path: str, diags: Diagnostics, where: Pos) -> str | None:
         return None
 
 
-class _Converter:
-    """Turns one file's parse tree into model declarations."""
-
-    def __init__(self, file: str, text: str, comments: list[_Comment]) -> None:
-        self.file = file
-        self.text = text
-        self.comments = comments
-
-    def pos(self, token: Token) -> Pos:
-        return Pos(self.file, token.line or 1, token.column or 1)
-
-    def meta_pos(self, tree: Tree) -> Pos:
-        return Pos(self.file, getattr(tree.meta, "line", 1), getattr(tree.meta, "column", 1))
-
-    def name(self, token: Token) -> Name:
-        return Name(str(token), self.pos(token))
-
-    def doc(self, tree: Tree) -> str:
-        """The comment block right before a declaration (only whitespace between)."""
-        start = getattr(tree.meta, "start_pos", None)
-        if start is None:
-            return ""
-        parts: list[str] = []
-        end = start
-        for comment in reversed(self.comments):
-            if comment.end > end:
-                continue
-            gap = self.text[comment.end : end]
-            if gap.strip() or gap.count("\n") > 1:  # a blank line detaches a comment
-                break
-            parts.append(comment.text)
-            end = comment.start
-        lines: list[str] = []
-        for raw in reversed(parts):
-            if raw.startswith("//"):
-                lines.append(raw[2:].strip())
-            else:
-                for line in raw[2:-2].splitlines():
-                    line = line.strip()
-                    lines.append(line[1:].strip() if line.startswith("*") else line)
-        return "\n".join(line for line in lines if line or lines).strip()
-
-    @staticmethod
-    def kids(tree: Tree) -> list:
-        return [c for c in tree.children if c is not None]
-
-    def type_ref(self, tree: Tree) -> TypeRef:
-        name = tree.children[0]
-        return TypeRef(str(name), len(tree.children) - 1, self.pos(name))
-
-    def indices(self, tree: Tree | None) -> list[Index]:
-        if tree is None:
-            return []
-        return [Index(self.name(i.children[0]), self.type_ref(i.children[1])) for i in tree.children]
-
-    def input(self, tree: Tree) -> Input:
-        if tree.data == "device_source":
-            return SourceInput(self.name(tree.children[0]), self.name(tree.children[1]))
-        return ContextInput(self.name(tree.children[0]))
-
-    def gets(self, tree: Tree | None) -> list[Input]:
-        return [] if tree is None else [self.input(c) for c in tree.children]
-
-    def declaration(self, tree: Tree) -> Declaration:
-        kind = tree.data
-        kids = tree.children
-        doc = self.doc(tree)
-        if kind == "import_type":
-            target = ".".join(str(t) for t in kids[1].children)
-            return ImportType(self.name(kids[0]), target, doc)
-        if kind == "type_alias":
-            return TypeAlias(self.name(kids[0]), self.type_ref(kids[1]), doc)
-        if kind == "enumeration":
-            values = [self.name(t) for t in kids[1:] if isinstance(t, Token) and t.type == "NAME"]
-            return Enumeration(self.name(kids[0]), values, doc)
-        if kind == "structure":
-            fields = [Field(self.name(f.children[0]), self.type_ref(f.children[1])) for f in kids[1:]]
-            return Structure(self.name(kids[0]), fields, doc)
-        if kind == "action_decl":
-            methods = []
-            for m in kids[1:]:
-                params = [
-                    Param(self.name(p.children[0]), self.type_ref(p.children[1]))
-                    for p in self.kids(m)[1:]
-                ]
-                methods.append(Method(self.name(m.children[0]), params))
-            return ActionDecl(self.name(kids[0]), methods, doc)
-        if kind == "device":
-            parents = [self.name(t) for t in kids[1].children] if kids[1] is not None else []
-            device = Device(self.name(kids[0]), parents, [], [], [], doc)
-            keyword_at = getattr(tree.meta, "start_pos", None)
-            if keyword_at is not None and self.text.startswith("entity", keyword_at):
-                device.keyword = "entity"
-            for member in kids[2:]:
-                if member.data == "attribute":
-                    device.attributes.append(
-                        Attribute(self.name(member.children[0]), self.type_ref(member.children[1]))
-                    )
-                elif member.data == "source":
-                    device.sources.append(
-                        Source(
-                            self.name(member.children[0]),
-                            self.type_ref(member.children[1]),
-                            self.indices(member.children[2]),
-                        )
-                    )
-                else:
-                    device.actions.append(self.name(member.children[0]))
-            return device
-        if kind == "context":
-            contracts = [self.contract(c) for c in kids[3:]]
-            return Context(
-                self.name(kids[0]), self.type_ref(kids[1]), self.indices(kids[2]), contracts, doc
-            )
-        if kind == "controller":
-            contracts = []
-            for c in kids[1:]:
-                orders = [Order(self.name(o.children[0]), self.name(o.children[1])) for o in c.children[1:]]
-                contracts.append(ControllerContract(self.name(c.children[0]), orders, self.meta_pos(c)))
-            return Controller(self.name(kids[0]), contracts, doc)
-        raise AssertionError(f"unknown declaration {kind}")  # the grammar has no other
-
-    def contract(self, tree: Tree):
-        kids = tree.children
-        pos = self.meta_pos(tree)
-        if tree.data == "when_provided":
-            return WhenProvided(self.input(kids[0]), self.gets(kids[1]), str(kids[2].children[0]), pos)
-        if tree.data == "when_required":
-            return WhenRequired(self.gets(kids[0]), pos)
-        source = self.input(kids[0]) if kids[0] is not None else None
-        number, unit = kids[1].children
-        period = Period(float(number), str(unit), self.pos(number))
-        grouped = self.name(kids[2].children[0]) if kids[2] is not None else None
-        return WhenPeriodic(source, period, grouped, self.gets(kids[3]), str(kids[4].children[0]), pos)
-
-
 def parse_text(text: str, file: str, diags: Diagnostics) -> tuple[list[Declaration], list[tuple[str, Pos]]]:
     """Declarations and `(include path, position)` pairs of one file's text."""
-    _CommentSink.comments = []
     try:
-        tree = _lark().parse(text)
+        items = _lark().parse(SpecText(text, file))
     except UnexpectedInput as error:
-        line, col = getattr(error, "line", -1), getattr(error, "column", -1)
-        at_end = isinstance(error, UnexpectedEOF) or (
-            isinstance(error, UnexpectedToken) and error.token.type == "$END"
-        )
-        if at_end or not isinstance(line, int) or line < 1:
-            line, col = _position_of_offset(text, len(text))
-        diags.error(Pos(file, line, col if isinstance(col, int) and col > 0 else 1), _syntax_message(error))
+        pos, message = _syntax_error(text, file, error)
+        diags.error(pos, message)
         return [], []
-    converter = _Converter(file, text, sorted(_CommentSink.comments, key=lambda c: c.start))
-    _CommentSink.comments = []
-    declarations: list[Declaration] = []
-    includes: list[tuple[str, Pos]] = []
-    for child in tree.children:
-        if child.data == "include":
-            token = child.children[0]
-            try:
-                target = json.loads(str(token))
-            except ValueError:
-                target = str(token)[1:-1]
-            includes.append((target, converter.pos(token)))
-        else:
-            declarations.append(converter.declaration(child))
+    declarations = [item for item in items if not isinstance(item, Include)]
+    includes = [(item.target, item.pos) for item in items if isinstance(item, Include)]
     return declarations, includes
 
 

@@ -22,6 +22,7 @@ TASK_MODULES = (
     "ota.tasks",
     "diaspec.tasks",
     "ml_tuner.tasks",
+    "apps.tasks",
 )
 
 

@@ -10,10 +10,8 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# A checkout has layers/ beside the packages; a wheel ships them as fleetforge/layers/.
-_CHECKOUT = PACKAGE_DIR.parent
-SHIPPED_LAYERS_DIR = (_CHECKOUT / "layers" if (_CHECKOUT / "layers" / "core").is_dir()
-                      else PACKAGE_DIR / "layers")
+# fleetforge/layers: in a checkout a link to layers/, in an installed wheel the files themselves.
+SHIPPED_LAYERS_DIR = (PACKAGE_DIR / "layers").resolve()
 # Downloads (Debian packages, sources) are cached like Buildroot's dl/ directory, per user rather
 # than per project (as mkosi does), so every workspace and every project reuses them; apt verifies
 # each file, so sharing is safe.

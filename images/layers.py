@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,7 @@ class MergedConfig:
     kernel: Mapping[str, Setting]
     image_settings: Mapping[str, Setting]
     overrides: tuple[Override, ...] = field(default=())
+    layer_path: tuple[Path, ...] = ()  # the folders the layers were found in (search order)
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -488,5 +489,6 @@ def load_config(
     layers_dir: LayerDirs = None,
 ) -> MergedConfig:
     """Resolve and merge a layer list given as 'a,b', a list, or None for the default build."""
-    return merge_layers(resolve_layers(parse_layer_list(spec), layers_dir), strict=strict)
+    config = merge_layers(resolve_layers(parse_layer_list(spec), layers_dir), strict=strict)
+    return replace(config, layer_path=_search_path(layers_dir))
 

@@ -57,15 +57,30 @@ def needed_libraries(binary: Path, root: Path) -> list[Path]:
     return found
 
 
+PROGRAM_DIRS = ("sbin", "usr/sbin", "bin", "usr/bin")  # where a program is looked for, in order
+
+
+def find_program(name: str, root: Path) -> Path:
+    """`name` in the root filesystem's program directories (Debian and Buildroot put some programs
+    in different ones, e.g. kexec in /sbin and /usr/sbin)."""
+    for directory in PROGRAM_DIRS:
+        path = root / directory / name
+        if path.is_file():
+            return path
+    raise UserError(f"the initramfs needs the program '{name}', which is not in the root filesystem "
+                    f"({', '.join('/' + d for d in PROGRAM_DIRS)}): enable the package that "
+                    "provides it in a layer", where=str(root))
+
+
 def copy_programs(programs: list[str], root: Path, dest: Path) -> None:
-    """Copy each program (an absolute path inside `root`) and its libraries to the same paths below
-    `dest`, plus the interpreter at the exact path the kernel loads it from. Copies, not links:
-    an absolute link would point into the build host."""
+    """Copy each program (a name, or a path inside `root`) and its libraries to the same paths below
+    `dest`, plus the interpreter at the exact path the kernel loads it from. Copies, not links: an
+    absolute link would point into the build host."""
     for program in programs:
-        source = root / program.lstrip("/")
+        source = root / program.lstrip("/") if "/" in program else find_program(program, root)
         if not source.is_file():
-            raise UserError(f"the initramfs needs {program}, which is not in the root filesystem "
-                            "(enable the package that provides it in a layer)", where=str(root))
+            raise UserError(f"the initramfs needs {program}, which is not in the root filesystem",
+                            where=str(root))
         binaries = [source, *needed_libraries(source.resolve(), root)]
         for path in binaries:
             target = dest / path.relative_to(root)
@@ -81,7 +96,7 @@ def copy_programs(programs: list[str], root: Path, dest: Path) -> None:
 
 
 def read_program_lists(overlays: tuple[Path, ...]) -> list[str]:
-    """Program paths from every overlay's etc/fleetforge/programs.d/*.conf (a later layer's file of
+    """Program names from every overlay's etc/fleetforge/programs.d/*.conf (a later layer's file of
     the same name replaces an earlier one, as for modules-load.d)."""
     merged: dict[str, Path] = {}
     for overlay in overlays:
@@ -93,8 +108,9 @@ def read_program_lists(overlays: tuple[Path, ...]) -> list[str]:
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            if not line.startswith("/"):
-                raise UserError(f"expected an absolute program path, got '{line}'",
+            if "/" in line or not line.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                raise UserError(f"expected a program name (looked up in "
+                                f"{', '.join('/' + d for d in PROGRAM_DIRS)}), got '{line}'",
                                 where=f"{conf}:{number}")
             if line not in programs:
                 programs.append(line)

@@ -15,7 +15,6 @@ from pathlib import Path
 from fleetforge.errors import UserError
 from fleetforge.hashing import sha256_file
 from fleetforge.tools import ToolFailedError, run_tool
-from images.rootfs import pack_rootfs
 
 BLOCK = 4096
 ALGORITHM = "sha256"
@@ -49,6 +48,21 @@ class VerityRecord:
         return cls(int(fields[3]), int(fields[4]), fields[6], fields[7])
 
 
+def hash_tree_blocks(data_blocks: int) -> int:
+    """Blocks of the hash tree over `data_blocks` (each level hashes 128 blocks of the one below)."""
+    total, level = 0, data_blocks
+    while level > 1:
+        level = -(-level // (BLOCK // 32))
+        total += level
+    return total
+
+
+def data_capacity(partition_size: int) -> int:
+    """The largest file system that fits a partition of that size together with its hash tree."""
+    blocks = partition_size // BLOCK
+    return (blocks - hash_tree_blocks(blocks)) * BLOCK
+
+
 def append_hash_tree(image: Path, log_file: Path) -> VerityRecord:
     """Pad `image` to whole blocks and append its hash tree in place; return its record.
 
@@ -69,18 +83,6 @@ def append_hash_tree(image: Path, log_file: Path) -> VerityRecord:
     if match is None:
         raise UserError(f"veritysetup printed no root hash for {image.name}", where=str(log_file))
     return VerityRecord(data_blocks, data_blocks, match.group(1), salt)
-
-
-def pack_slot_image(tree: Path, output: Path, *, rootfs_format: str, rootfs_size: int,
-                    log_file: Path) -> VerityRecord:
-    """Pack a root filesystem tree as a slot image (file system, then its hash tree); its record."""
-    pack_rootfs(tree, output, rootfs_format, rootfs_size, log_file)
-    record = append_hash_tree(output, log_file)
-    if output.stat().st_size > rootfs_size:
-        raise UserError(f"the slot image (root filesystem and its hash tree) is "
-                        f"{output.stat().st_size >> 20} MiB, larger than the rootfs partition "
-                        f"({rootfs_size >> 20} MiB): raise [image] rootfs_size")
-    return record
 
 
 def check_hash_tree(image: Path, record: VerityRecord) -> None:

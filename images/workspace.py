@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,19 @@ class Workspace:
     @property
     def disk_image(self) -> Path:
         return self.images_dir / "disk.img"
+
+    def replace_images(self, finished: Path, *, copy: bool = False) -> None:
+        """Swap finished images in at the very end of a build: a failed build leaves the old ones.
+
+        `copy`: `finished` stays where it is (Buildroot's output keeps its own images).
+        """
+        if copy:
+            staging = self.root / "images.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(finished, staging)
+            finished = staging
+        shutil.rmtree(self.images_dir, ignore_errors=True)
+        finished.rename(self.images_dir)
 
     def ensure_ssh_key(self) -> Path:
         """Create the workspace's SSH key once; its .pub becomes root's authorized_keys."""

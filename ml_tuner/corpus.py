@@ -1,22 +1,18 @@
 """Build the corpus: Debian source packages per translation unit, plus csmith and llvm-stress IR.
 
-Nothing third-party is committed: sources are fetched from deb.debian.org (sha256-checked
-against the package's .dsc) into the download cache and compiled to unoptimized IR here.
+Nothing third-party is committed: sources are fetched from Debian (fleetforge/debian_source.py:
+sha256-checked, cached once) and compiled to unoptimized IR here.
 """
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import tarfile
 import tomllib
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fleetforge import debian_source
 from fleetforge.errors import UserError
-from fleetforge.hashing import sha256_file
 from fleetforge.paths import CACHE_DIR
 from fleetforge.progress import step_progress
 from fleetforge.tools import ToolFailedError, run_tool
@@ -25,8 +21,6 @@ from ml_tuner.measure import Module, count_ir_instructions
 
 PROJECTS_FILE = Path(__file__).parent / "data" / "projects.toml"
 CORPUS_DIR = CACHE_DIR / "ml_tuner" / "corpus"
-SOURCES_DIR = CACHE_DIR / "debian-sources"
-DEBIAN_POOL = "http://deb.debian.org/debian/pool/main"
 CORPUS_TRIPLE = "aarch64-linux-gnu"
 # Keeps one measurement well under a second on a shared machine.
 MAX_O0_INSTRUCTIONS = 12000
@@ -87,56 +81,11 @@ def load_projects(path: Path = PROJECTS_FILE) -> list[Project]:
     return projects
 
 
-def _pool_url(source: str, filename: str) -> str:
-    prefix = source[:4] if source.startswith("lib") else source[0]
-    return f"{DEBIAN_POOL}/{prefix}/{source}/{filename}"
-
-
-def _download(url: str, dest: Path, sha256: str | None = None) -> Path:
-    if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256):
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_suffix(dest.suffix + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
-            shutil.copyfileobj(response, out)
-    except OSError as error:
-        raise UserError(f"download failed: {error}", where=url) from None
-    if sha256 is not None and sha256_file(partial) != sha256:
-        partial.unlink()
-        raise UserError("sha256 does not match the .dsc", where=url)
-    partial.rename(dest)
-    return dest
-
-
 def fetch_source(project: Project) -> Path:
-    """Download and unpack the upstream tarball of a project; return the unpacked tree."""
-    tree = SOURCES_DIR / f"{project.name}_{project.version}"
-    if (tree / ".unpacked").is_file():
-        return tree
-    dsc_name = f"{project.name}_{project.version}.dsc"
-    dsc = _download(_pool_url(project.name, dsc_name), SOURCES_DIR / dsc_name)
-    text = dsc.read_text()
-    section = text.split("Checksums-Sha256:", 1)[-1]
-    match = re.search(r"^ ([0-9a-f]{64}) \d+ (\S+\.orig\.tar\.\w+)$", section, re.M)
-    if not match:
-        raise UserError("no .orig tarball listed", where=str(dsc))
-    sha, name = match.groups()
-    tarball = _download(_pool_url(project.name, name), SOURCES_DIR / name, sha)
-    if tree.exists():
-        shutil.rmtree(tree)
-    tree.mkdir(parents=True)
-    with tarfile.open(tarball) as archive:
-        archive.extractall(tree, filter="data")
-    entries = [p for p in tree.iterdir()]
-    # Upstream tarballs have one top directory; flatten it so globs are project-relative.
-    if len(entries) == 1 and entries[0].is_dir():
-        top = entries[0]
-        for child in top.iterdir():
-            child.rename(tree / child.name)
-        top.rmdir()
-    (tree / ".unpacked").write_text(project.version)
-    return tree
+    """The project's upstream tree at its pinned version (fleetforge/debian_source.py downloads
+    it once, sha256-verified, into the shared cache); Debian's patches are not applied."""
+    package = debian_source.fetch_source(project.name, project.version)
+    return debian_source.unpack_source(package, patched=False)
 
 
 def compile_to_ir(

@@ -109,8 +109,7 @@ def _checked(conn: Connection, options: SshOptions, args: list[str], stdin: byte
              timeout: float | None = None) -> str:
     result = conn.run(agent_command(options, *args), stdin=stdin, timeout=timeout)
     if result.status != 0:
-        lines = [l.removeprefix("ERR ") for l in result.stderr.splitlines() if l.strip()]
-        reason = lines[-1] if lines else f"exit status {result.status}"
+        reason = _reason(result.stderr, result.status)
         if result.status == 127:
             reason = f"update agent '{options.agent}' not found (is feature/ota in the image?)"
         raise UserError(f"device refused: {reason}", where=str(conn.target))
@@ -182,13 +181,33 @@ def transfer(conn: Connection, options: SshOptions, bundle: Bundle, *, allow_dow
     for item in bundle.artifacts:
         if item.artifact.name not in staged:  # verified and staged by an earlier attempt
             sent += _send_artifact(conn, options, bundle, item)
-    message = _checked(conn, options, ["activate"], timeout=options.activate_timeout)
-    return DeployResult(str(conn.target), True,
-                        message.strip().removeprefix("OK ") if not manifest.rootfs_size else "activated",
-                        manifest.version, sent_bytes=sent,
+    ok, message = True, "activated"
+    if manifest.rootfs_size:
+        _checked(conn, options, ["activate"], timeout=options.activate_timeout)
+    else:
+        # Artifacts only: the device switches them in place and runs their hooks (contract A);
+        # a failed hook is an outcome (switched back, nothing rebooted), not a refusal.
+        ok, message = _activate_in_place(conn, options)
+    return DeployResult(str(conn.target), ok, message, manifest.version, sent_bytes=sent,
                         full_bytes=manifest.rootfs_size + sum(a.size for a in manifest.artifacts),
                         resumed_from=first, seconds=time.monotonic() - started,
                         stream_seconds=stream_seconds)
+
+
+def _activate_in_place(conn: Connection, options: SshOptions) -> tuple[bool, str]:
+    result = conn.run(agent_command(options, "activate"), timeout=options.activate_timeout)
+    if result.status == 0:
+        return True, result.stdout.strip().removeprefix("OK ")
+    reason = _reason(result.stderr, result.status)
+    if reason.startswith("rolled back: "):
+        return False, reason
+    raise UserError(f"device refused: {reason}", where=str(conn.target))
+
+
+def _reason(stderr: str, status: int) -> str:
+    """The agent's last `ERR ...` line (its one-line reason), or the exit status."""
+    lines = [l.removeprefix("ERR ") for l in stderr.splitlines() if l.strip()]
+    return lines[-1] if lines else f"exit status {status}"
 
 
 def _send_artifact(conn: Connection, options: SshOptions, bundle: Bundle,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -10,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetforge.paths import SHIPPED_LAYERS_DIR
 from fleetforge.tools import require_tool, run_tool
+from ota.states import AGENT_SCRIPT
 
 
 @dataclass
@@ -143,11 +146,16 @@ def remove(server: LoopbackServer) -> None:
 # A fake device: files stand in for the slot block devices and a directory for the boot partition;
 # the agent runs under busybox sh with only busybox applets and openssl on PATH, as on the image.
 
-AGENT_SCRIPT = Path(__file__).resolve().parent.parent / "layers/feature/ota/root_overlay/usr/sbin/fleetforge-ota"
 HEALTH_DIR = AGENT_SCRIPT.parent.parent.parent / "etc/fleetforge/health.d"
-BOOT_SELECT = Path(__file__).resolve().parent / "loopback_boot.sh"
-# The image's shell libraries (bootstate.sh, bootchain.sh), which the agent sources.
-LIB_DIR = AGENT_SCRIPT.parents[5] / "core/minimal/root_overlay/usr/lib/fleetforge"
+# The image's own A/B boot rules (what its initramfs runs at power-on), not a copy of them.
+BOOTSTATE_LIB = SHIPPED_LAYERS_DIR / "core/minimal/root_overlay/usr/lib/fleetforge/bootstate.sh"
+# Power-on of a loopback device: the initramfs's slot choice, with the shipped functions.
+BOOT_SELECT = '. "$1" && slot=$(bootstate_select "$2/bootstate") && echo "$slot" > "$3"'
+
+
+def boot_select_command(busybox: str, boot_dir: Path, booted_slot_file: Path) -> list[str]:
+    return [busybox, "sh", "-c", BOOT_SELECT, "sh", str(BOOTSTATE_LIB), str(boot_dir),
+            str(booted_slot_file)]
 
 
 @dataclass
@@ -235,8 +243,8 @@ class FakeDevice:
         self.kill_processes()
         shutil.rmtree(self.root / "run" / "ota", ignore_errors=True)
         (self.root / "reboot-requested").unlink(missing_ok=True)
-        subprocess.run(["busybox", "sh", str(BOOT_SELECT), str(self.boot_dir),
-                        str(self.root / "run" / "booted-slot")], check=True)
+        subprocess.run(boot_select_command("busybox", self.boot_dir, self.root / "run" / "booted-slot"),
+                       check=True, capture_output=True)
         if run_boot_step:
             return self.run_agent("boot", timeout=timeout)
         return None
@@ -278,8 +286,8 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
     (root / "run" / "booted-slot").write_text("A\n")
     (device.persist / "user-data.txt").write_text("robot calibration\n")
     reboot = root / "reboot"
-    boot_step = (f'"{busybox}" sh "{BOOT_SELECT}" "{device.boot_dir}" "{root}/run/booted-slot" && '
-                 f'"{device.agent}" boot')
+    boot_step = (shlex.join(boot_select_command(busybox, device.boot_dir, root / "run" / "booted-slot"))
+                 + f' && "{device.agent}" boot')
     reboot.write_text(
         "#!/bin/sh\n"
         f': > "{root}/reboot-requested"\n'
@@ -292,7 +300,8 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         f"BOOTED_SLOT_FILE={root}/run/booted-slot\nHEALTH_DIR={device.health_dir}\n"
         f"HEALTH_TIMEOUT=10\nSSH_PORT={ssh_port}\nREBOOT_CMD={reboot}\nBOOT_DIR={device.boot_dir}\n"
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
-        f"FAULT_FILE={root}/fault\nLIB_DIR={LIB_DIR}\n"
+        f"FAULT_FILE={root}/fault\nBOOTSTATE_LIB={BOOTSTATE_LIB}\n"
+        f"ARTIFACT_HOOKS_DIR={root}/etc/artifacts.d\n"
     )
     wrapper = root / "fleetforge-ota"
     wrapper.write_text(

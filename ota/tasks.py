@@ -132,12 +132,15 @@ def _bases(chosen: Path, extra: list[str]):  # type: ignore[no-untyped-def]
     "canary": "update the first N hosts first; stop if one of them fails",
     "allow_downgrade": "install a bundle older than what the device runs",
     "base": "a bundle the device may run now (delta source); repeatable",
+    "app": "update only app NAME (an app layer or folder): build it for the workspace's board and "
+           "send it as the signed artifact app-NAME; the device restarts it, health-checks it and "
+           "keeps the previous version if the check fails, without a reboot (docs/apps.md)",
     **SSH_HELP,
 })
 @exit_on_user_error
 def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, reboot=True,
            parallel=4, canary=0, allow_downgrade=False, base=None, identity=None, known_hosts=None,
-           trust_new_host=False):
+           trust_new_host=False, app=None):
     """Update one device (--host) or a fleet (--hosts FILE) over SSH with a signed bundle."""
     from ota import client, fleet
     from ota.bundle import open_bundle
@@ -145,6 +148,13 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
 
     if bool(host) == bool(hosts):
         raise UserError("give exactly one of --host HOST or --hosts FILE")
+    if app and bundle:
+        raise UserError("give --app NAME or --bundle FILE, not both")
+    if app:
+        from apps.deploy import app_bundle
+        from images.workspace import Workspace
+
+        bundle = app_bundle(app, Workspace.named(workspace))
     path = Path(bundle) if bundle else _default_bundle(workspace)
     chosen = open_bundle(path)  # refuses a corrupted or unsigned bundle before any connection
     bases = _bases(path, base or [])

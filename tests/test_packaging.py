@@ -74,8 +74,10 @@ def test_pip_wheel_builds_a_wheel_with_the_layers_and_the_models(tmp_path):
     source = tmp_path / "source"
     listed = _run(["git", "ls-files", "-co", "--exclude-standard", "-z"], REPO_ROOT).stdout
     for name in filter(None, listed.split("\0")):
-        if (REPO_ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        if (REPO_ROOT / name).is_symlink():  # fleetforge/layers -> ../layers
+            (source / name).symlink_to((REPO_ROOT / name).readlink())
+        elif (REPO_ROOT / name).is_file():
             shutil.copy2(REPO_ROOT / name, source / name)
     result = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                    str(tmp_path / "dist"), str(source)], tmp_path)

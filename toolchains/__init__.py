@@ -24,6 +24,7 @@ class Llvm:
 
     version: str
     clang: str
+    clangxx: str
     opt: str
     llc: str
     lld: str
@@ -47,6 +48,9 @@ class Target:
     cflags: tuple[str, ...]
     clang_cflags: tuple[str, ...]
     llc_flags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    startup: str
+    linker_script: str
     kernel_arch: str
     kernel_image: str
     elf_machine: str
@@ -65,11 +69,22 @@ class Target:
         """`gcc` and its flags for this target."""
         return [self.gnu_tool("gcc"), *self.cflags]
 
-    def clang_args(self) -> list[str]:
-        """`clang` and its flags for this target (with the sysroot of a Linux target)."""
+    def clang_args(self, *, cplusplus: bool = False) -> list[str]:
+        """`clang` (or `clang++`) and its flags for this target (with a Linux target's sysroot)."""
         sysroot = [f"--sysroot={self.sysroot}"] if not self.bare_metal and self.sysroot != "/" else []
-        return [llvm().clang, f"--target={self.clang_target}", *sysroot, *self.cflags,
+        compiler = llvm().clangxx if cplusplus else llvm().clang
+        return [compiler, f"--target={self.clang_target}", *sysroot, *self.cflags,
                 *self.clang_cflags]
+
+    def link_args(self, *, cplusplus: bool = False) -> list[str]:
+        """The GNU driver that links this target's programs, with its flags (see `ldflags`)."""
+        return [self.gnu_tool("g++" if cplusplus else "gcc"), *self.cflags, *self.ldflags]
+
+    def board_support(self) -> tuple[Path, Path] | None:
+        """Bare metal: (start-up source, linker script) for the runner's board; None on Linux."""
+        if not self.startup:
+            return None
+        return TABLE.parent / self.startup, TABLE.parent / self.linker_script
 
     def missing_packages(self, *, with_llvm: bool = True) -> list[str]:
         """Debian packages to install before this target can be compiled for (and run)."""
@@ -109,7 +124,7 @@ def targets(path: Path = TABLE) -> dict[str, Target]:
     found = {}
     for name, entry in _table(path)["target"].items():
         lists = {key: tuple(entry[key]) for key in
-                 ("cflags", "clang_cflags", "llc_flags", "runner")}
+                 ("cflags", "clang_cflags", "llc_flags", "ldflags", "runner")}
         found[name] = Target(name=name, **{**entry, **lists})
     return found
 
@@ -123,10 +138,27 @@ def target(name: str) -> Target:
     return known[name]
 
 
+def linux_target_of(arch: str) -> Target | None:
+    """The Linux target of a CPU architecture (the table holds one per architecture)."""
+    return next((t for t in targets().values() if t.arch == arch and t.os == "linux"), None)
+
+
+def board_target(arch: str, name: str = "") -> Target:
+    """The target a board layer builds for: the one it names (`[board] target`), else the Linux
+    target of its `arch`."""
+    if name:
+        return target(name)
+    found = linux_target_of(arch)
+    if found is None:
+        raise UserError(f"no Linux target in {TABLE.name} for board architecture '{arch}' "
+                        f"(name one with [board] target = ..., see `fleetforge toolchains`)")
+    return found
+
+
 def host_target() -> Target:
     """The target matching this machine."""
     machine = os.uname().machine
-    for candidate in targets().values():
-        if candidate.arch == machine and candidate.os == "linux":
-            return candidate
-    raise UserError(f"no target in {TABLE.name} describes this machine ({machine})")
+    found = linux_target_of(machine)
+    if found is None:
+        raise UserError(f"no target in {TABLE.name} describes this machine ({machine})")
+    return found

@@ -76,13 +76,9 @@ class BuildrootDefconfig:
             key = (setting.origin.layer, setting.origin.path)
             if key != group:
                 group = key
-                lines += ["", f"# {setting.origin.layer}: {_repo_relative(setting.origin.path)}"]
+                lines += ["", f"# {setting.origin.layer}: {display_path(setting.origin.path.resolve())}"]
             lines.append(setting.config_line)
         return "\n".join(lines) + "\n"
-
-
-def _repo_relative(path: Path) -> str:
-    return display_path(path.resolve())
 
 
 def compose_defconfig(config: MergedConfig, toolchain: ToolchainChoice) -> BuildrootDefconfig:

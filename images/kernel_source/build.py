@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleetforge.debian_source import fetch_source, unpack_source
 from fleetforge.errors import UserError
 from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import require_tool, run_tool
@@ -26,7 +27,6 @@ from images.kconfig_check import (
     load_model,
     read_dotconfig,
 )
-from images.kernel_source.debian_source import fetch_source, unpack_source
 import toolchains
 from images.layers import MergedConfig
 
@@ -142,7 +142,7 @@ def build_kernel_from_source(
     if arch is None:
         raise KernelBuildError(f"no kernel build recipe for architecture {config.board.arch}")
     require_compiler(arch)
-    package = fetch_source("linux", cache_dir)
+    package = fetch_source("linux", cache_dir=cache_dir)
     source = f"linux {package.version}"
     compiler = run_tool([f"{arch.cross_compile}gcc", "--version"],
                         debian_package=arch.cross_package).splitlines()[0]

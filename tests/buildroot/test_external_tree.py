@@ -17,6 +17,7 @@ from images.buildroot.defconfig import compose_defconfig
 from images.buildroot.external import render_external_tree, write_external_tree
 from images.buildroot.toolchain import choose_toolchain
 from images.layers import load_all_layers, load_config
+from synthetic_buildroot import buildroot_output
 
 EXPECTED = Path(__file__).parent / "data" / "expected"
 TOY_LAYERS = Path(__file__).parent / "data" / "layers"
@@ -30,10 +31,10 @@ def _portable(text: str, digest: str) -> str:
             .replace(str(WORKSPACE), "@WORKSPACE@").replace(digest, "@DIGEST@"))
 
 
-def _render(layers: str, layers_dir: Path = LAYERS_DIR):
+def _render(layers: str, layers_dir: Path = LAYERS_DIR, workspace: Path = WORKSPACE):
     config = load_config(layers, layers_dir=layers_dir)
     defconfig = compose_defconfig(config, choose_toolchain(config.board.arch))
-    return config, defconfig, render_external_tree(config, defconfig, WORKSPACE)
+    return config, defconfig, render_external_tree(config, defconfig, workspace)
 
 
 @pytest.mark.parametrize("board", SHIPPED_BOARDS)
@@ -81,7 +82,8 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     (extra / "kernel").mkdir()
     (extra / "kernel" / "k.conf").write_text("# CONFIG_SQUASHFS_XZ is not set\n")
     (extra / "layer.toml").write_text('description = "extra"\ndepends = ["core/minimal"]\n')
-    config, defconfig, tree = _render("qemu/aarch64,core/extra", layers)
+    workspace = tmp_path / "workspaces" / "extra"
+    config, defconfig, tree = _render("qemu/aarch64,core/extra", layers, workspace)
     settings = defconfig.settings
     overlays = " ".join(str(p) for p in config.root_overlays)
     assert overlays.endswith(str(extra / "root_overlay"))  # last: it wins over core/minimal's
@@ -91,24 +93,29 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     assert "BR2_TOOLCHAIN_EXTERNAL" not in settings
     assert "layers' BR2_TOOLCHAIN_" in defconfig.toolchain.note
     post_build = tree.files["board/fleetforge/post-build.sh"]
-    assert post_build.executable and f"sh {extra / 'hooks' / 'post-build.sh'} \"$1\"" in post_build.text
+    assert post_build.executable and "images.buildroot.post_scripts post-build" in post_build.text
     fragment = tree.files["board/fleetforge/linux.fragment"].text
     assert "# CONFIG_SQUASHFS_XZ is not set" in fragment and "CONFIG_SQUASHFS_XZ=y" not in fragment
 
-    # Written to disk: executables keep their mode, the post-build script runs the layer hook.
+    # Written to disk: executables keep their mode; the post-build script finds the layers where
+    # configure found them (a copy here, not on the default search path) and runs their hooks.
     out = write_external_tree(tree, tmp_path / "ext")
     script = out / "board" / "fleetforge" / "post-build.sh"
     assert os.access(script, os.X_OK)
-    target = tmp_path / "target"
-    (target / "etc").mkdir(parents=True)  # as Buildroot's skeleton leaves it
+    # Buildroot's output when it runs the script: the kernel built, the skeleton's /etc.
+    base, binaries, target = buildroot_output(tmp_path / "buildroot", ())
     import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "FLEETFORGE_LAYER_PATH"}
     subprocess.run(["sh", str(script), str(target)], check=True,
-                   env={**os.environ, "BASE_DIR": str(tmp_path)})
+                   env={**env, "BASE_DIR": str(base), "BINARIES_DIR": str(binaries)})
     assert (target / "extra-ran").exists()
     assert (target / "etc" / "resolv.conf").is_symlink()  # core/minimal's hook ran first
     release = (target / "etc" / "fleetforge" / "release").read_text().splitlines()
     assert "COMPATIBLE=fleetforge-qemu-aarch64" in release
     assert f"CONFIG_DIGEST={config.digest()}" in release
+    key = (workspace / "ssh" / "id_ed25519.pub").read_text()
+    assert (target / "root" / ".ssh" / "authorized_keys").read_text() == key
+    assert (target / "usr/lib/fleetforge/boot/initramfs.img").is_file()  # the slot's own boot files
 
 
 def test_writing_replaces_an_old_tree_whole(tmp_path):

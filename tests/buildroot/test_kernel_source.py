@@ -6,7 +6,6 @@ hand (docs/buildroot.md), not here.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from images.kernel_source.build import (
     input_digest,
     merged_fragment_text,
 )
-from images.kernel_source.debian_source import SourceFetchError, fetch_source, prepare_apt
 from images.kernel_source.offline import SourceKernel
 from images.layers import load_config
 
@@ -59,35 +57,6 @@ def test_unknown_architecture_is_a_clear_error(tmp_path):
     assert KernelArch.for_board("x86_64").cross_compile == ""  # this machine's own gcc
 
 
-def _fake_source_download(folder: Path, *, complete: bool) -> None:
-    tarball = b"not really a tarball"
-    md5 = hashlib.md5(tarball).hexdigest()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "linux_6.1.1-1.dsc").write_text(
-        f"Format: 3.0 (quilt)\nSource: linux\nFiles:\n {md5} {len(tarball)} linux_6.1.1.orig.tar.xz\n")
-    if complete:
-        (folder / "linux_6.1.1.orig.tar.xz").write_bytes(tarball)
-
-
-def test_a_complete_cached_download_is_reused_offline(tmp_path):
-    _fake_source_download(tmp_path / "debian-source" / "linux", complete=True)
-    package = fetch_source("linux", tmp_path, offline=True)
-    assert (package.version, package.upstream_version) == ("6.1.1-1", "6.1.1")
-
-
-def test_an_incomplete_download_is_not_trusted(tmp_path):
-    _fake_source_download(tmp_path / "debian-source" / "linux", complete=False)
-    with pytest.raises(SourceFetchError, match="not in the cache"):
-        fetch_source("linux", tmp_path, offline=True)
-
-
-def test_private_apt_configuration_leaves_the_host_alone(tmp_path):
-    options = prepare_apt(tmp_path)
-    sources = (tmp_path / "apt-source" / "sources.list.d" / "fleetforge-bookworm-src.sources")
-    assert "Types: deb-src" in sources.read_text() and "Suites: bookworm" in sources.read_text()
-    assert all(str(tmp_path) in value for value in options[1::2] if value.startswith("Dir::"))
-
-
 def test_built_in_modules_are_skipped_not_failed(tmp_path):
     modules = tmp_path / "lib" / "modules" / "6.1.176"
     modules.mkdir(parents=True)
@@ -108,7 +77,8 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     """
     import shutil
 
-    from images.buildroot.post_image import _busybox_overlay, _needed_libraries
+    from images.buildroot.parts import busybox_library_overlay
+    from images.programs import needed_libraries
 
     target = tmp_path / "target"
     (target / "bin").mkdir(parents=True)
@@ -116,14 +86,14 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     shutil.copy2("/usr/bin/dash", target / "bin" / "busybox")
     for library in ("/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"):
         shutil.copy2(Path(library).resolve(), target / "lib" / Path(library).name)
-    found = {p.name for p in _needed_libraries(target / "bin" / "busybox", target)}
+    found = {p.name for p in needed_libraries(target / "bin" / "busybox", target)}
     assert found == {"libc.so.6", "ld-linux-x86-64.so.2"}
-    overlay = _busybox_overlay(target, tmp_path / "work")
+    overlay = busybox_library_overlay(target, tmp_path / "work")
     assert sorted(p.name for p in (overlay / "lib").iterdir()) == ["ld-linux-x86-64.so.2",
                                                                   "libc.so.6"]
     interpreter = overlay / "lib64" / "ld-linux-x86-64.so.2"
     assert interpreter.is_file() and not interpreter.is_symlink()
     assert interpreter.read_bytes() == (overlay / "lib" / "ld-linux-x86-64.so.2").read_bytes()
     (target / "lib" / "libc.so.6").unlink()
-    with pytest.raises(Exception, match="needs libc.so.6, which is not in the target root"):
-        _needed_libraries(target / "bin" / "busybox", target)
+    with pytest.raises(Exception, match="needs libc.so.6, which is not in the root filesystem"):
+        needed_libraries(target / "bin" / "busybox", target)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from diaspec.compiler import check_spec
+from diaspec.checks.types import MAX_ARRAY_DIMS
 from diaspec.model import (
     ContextInput,
     Device,
@@ -82,7 +83,7 @@ def test_comment_block_before_a_declaration_is_its_docstring(tmp_path):
     [
         (b"device D { source x as Float", "1:29: error: unexpected end of file, expected ';', '[', 'indexed'"),
         (b"context C as Float { when provided x from D always; }", "1:51: error: unexpected ';', expected 'publish'"),
-        (b"device D {\n  sourc x as Float; }", "2:3: error: unexpected 'sourc', expected 'action', 'attribute', 'source', '}'"),
+        (b"device D {\n  sourc x as Float; }", "2:3: error: unexpected 'sourc', expected 'action', 'attribute', 'source', '}' (did you mean 'source'?)"),
         (b"device D { } @", "1:14: error: unexpected character '@'"),
         (b"device \x00 {", "1:8: error: binary file, not a DiaSpec spec (found a NUL byte)"),
         (b"device D \xff\xfe { }", "1:10: error: file is not UTF-8 text"),
@@ -120,10 +121,10 @@ def test_missing_main_file(tmp_path):
 
 
 def test_huge_and_deep_specs_compile(tmp_path):
-    # thousands of declarations, a 3,000-level array type, a 1,500-long alias chain and a
+    # thousands of declarations, an array type as deep as allowed, a 1,500-long alias chain and a
     # 1,500-long inheritance chain: no recursion limit is hit, nothing is quadratic enough to stall
     lines = [f"device D{i} {{ source s as Float{'[]' * 3}; }}" for i in range(1500)]
-    lines.append("type Deep as Float" + "[]" * 3000 + ";")
+    lines.append("type Deep as Float" + "[]" * MAX_ARRAY_DIMS + ";")
     lines.append("type A0 as Float;")
     lines += [f"type A{i + 1} as A{i};" for i in range(1500)]
     lines += [f"device E{i + 1} extends E{i} {{ }}" for i in range(1500)] + ["device E0 { }"]

@@ -102,3 +102,19 @@ def test_boot_failure_line_is_read_whole_when_the_console_splits_it(tmp_path):
         guest.kill()
         guest.wait()
     assert "no boot partition found (is the disk attached?) (console:" in str(error.value)
+
+
+def test_sha256_of_a_sparse_image_hashes_its_holes_as_zeros(tmp_path):
+    import hashlib
+
+    from fleetforge.hashing import sha256_file
+
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as handle:  # data, a hole, data, a trailing hole
+        handle.write(b"boot" * 1000)
+        handle.seek(3 << 20)
+        handle.write(os.urandom(1 << 20) + b"tail")
+        handle.truncate(9 << 20)
+    assert sha256_file(image) == hashlib.sha256(image.read_bytes()).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()

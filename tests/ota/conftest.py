@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ import pytest
 
 from ota import keys, loopback
 from ota.bundle import create_bundle, open_bundle
-from ota_testlib import (COMPATIBLE, SMALL_SEGMENT, SQUASH_SEGMENT, Rig, SmallImages, SquashImages, make_rig,
-                         make_tree, small_image, squash)
+from ota.artifacts import ArtifactSource
+from ota_testlib import (COMPATIBLE, SMALL_SEGMENT, SQUASH_SEGMENT, ModelBundles, Rig, SmallImages,
+                         SquashImages, make_rig, make_tree, small_image, squash)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +76,22 @@ def small_images(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> Sm
     bundle = create_bundle(v2, base / "v2.ffota", compatible=COMPATIBLE, version="2.0.0",
                            signing_key=keys.load_private(ota_keys), segment_size=SMALL_SEGMENT)
     return SmallImages(v1, v2, open_bundle(bundle, trusted_keys_dir=ota_keys))
+
+
+@pytest.fixture(scope="session")
+def model_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> ModelBundles:
+    """Two artifact-only bundles of a file set `model` (its hooks come from the device image)."""
+    base = tmp_path_factory.mktemp("models")
+    made = []
+    for version, seed in (("1.5.0", 21), ("1.6.0", 22)):
+        tree = base / version
+        tree.mkdir()
+        (tree / "weights.bin").write_bytes(random.Random(seed).randbytes(50_000))
+        path = create_bundle(None, base / f"model-{version}.ffota", compatible=COMPATIBLE,
+                             version=version, signing_key=keys.load_private(ota_keys),
+                             artifacts=(ArtifactSource("model", tree),))
+        made.append(open_bundle(path, trusted_keys_dir=ota_keys))
+    return ModelBundles(*made)
 
 
 @pytest.fixture

@@ -67,6 +67,12 @@ class SmallImages:
     v2_bundle: Bundle
 
 
+@dataclass(frozen=True)
+class ModelBundles:
+    v1: Bundle  # artifact-only: file set `model`, version 1.5.0
+    v2: Bundle  # the same with other weights, version 1.6.0
+
+
 @dataclass
 class Rig:
     """One loopback device: its files, the SSH server in front of it, and client options."""

@@ -68,7 +68,7 @@ def test_artifact_only_update_installs_without_touching_slots(
     assert result.ok and result.message == "installed artifacts of version 1.5.0"
     assert not rig.device.reboot_requested
     status = client.status(rig.target, rig.options)
-    assert status.history == ["Download", "Verify", "Activate", "Commit", "Idle"]
+    assert status.history == ["Download", "Verify", "Activate", "Switch", "Check", "Commit", "Idle"]
     assert chain_is_valid(status.history)
     assert (status.booted, status.boot_order, status.boot_left) == ("A", "A B", {"A": 3, "B": 3})
     assert status.slot_versions == {"A": "1.0.0", "B": "factory"}
@@ -150,3 +150,85 @@ def test_tampered_artifact_refused_with_nothing_written(
     assert list((art / ".store").iterdir()) == [] and list((art / ".incoming").iterdir()) == []
     status = client.status(rig.target, rig.options)
     assert status.artifacts == () and status.boot_left == {"A": 3, "B": 3}
+
+
+# Contract A: hooks of an artifact-only update. The artifact's own .fleetforge/activate|check
+# win over the image's /etc/fleetforge/artifacts.d/NAME/activate|check; each call is logged.
+HOOK = '#!/bin/sh\necho "{hook} $ARTIFACT_NAME $ARTIFACT_DIR ${{PREVIOUS_DIR:--}}" >> {log}\n{tail}'
+
+
+def _app_tree(base: Path, log: Path, *, weights: bytes, check_tail: str) -> Path:
+    tree = base / "tree"
+    (tree / ".fleetforge").mkdir(parents=True)
+    (tree / "app.bin").write_bytes(weights)
+    for hook, tail in (("activate", ""), ("check", check_tail)):
+        path = tree / ".fleetforge" / hook
+        path.write_text(HOOK.format(hook=hook, log=log, tail=tail))
+        path.chmod(0o755)
+    return tree
+
+
+def test_artifact_hooks_activate_check_and_switch_back(
+        fast_path: Path, small_images, ota_keys: Path, client_key: Path, tmp_path: Path) -> None:
+    from ota_testlib import make_rig
+    rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
+    try:
+        log = rig.device.root / "hooks.log"
+        with open(rig.device.conf, "a") as conf:
+            conf.write("HEALTH_TIMEOUT=2\n")
+        image_hooks = rig.device.root / "etc" / "artifacts.d" / "extra"
+        image_hooks.mkdir(parents=True)
+        (image_hooks / "activate").write_text(HOOK.format(hook="image-activate", log=log, tail=""))
+        (image_hooks / "activate").chmod(0o755)
+        key = keys.load_private(ota_keys)
+        # v1: its check passes from the second try on (a service that needs a moment to start).
+        counter = rig.device.root / "checks"
+        v1 = _app_tree(tmp_path / "v1", log, weights=b"v1" * 1000,
+                       check_tail=f'echo x >> {counter}; [ "$(wc -l < {counter})" -ge 2 ]\n')
+        b1 = open_bundle(create_bundle(None, tmp_path / "v1.ffota", compatible=COMPATIBLE,
+                                       version="1.0.0", signing_key=key,
+                                       artifacts=(ArtifactSource("app", v1),)),
+                         trusted_keys_dir=ota_keys)
+        first = client.deploy(rig.target, rig.options, b1, show_progress=False)
+        assert first.ok, first.message
+        art = rig.device.persist / "artifacts"
+        v1_dir = str(art / (art / "app").readlink())
+        assert log.read_text().splitlines() == [f"activate app {v1_dir} -", f"check app {v1_dir} -",
+                                                f"check app {v1_dir} -"]
+        log.write_text("")
+
+        # v2 brings a new artifact `extra` (hooks from the image) and an app whose check never passes.
+        v2 = _app_tree(tmp_path / "v2", log, weights=b"v2" * 1000, check_tail="exit 3\n")
+        (tmp_path / "extra").mkdir()
+        (tmp_path / "extra" / "data.txt").write_text("extra\n")
+        b2 = open_bundle(create_bundle(None, tmp_path / "v2.ffota", compatible=COMPATIBLE,
+                                       version="2.0.0", signing_key=key,
+                                       artifacts=(ArtifactSource("app", v2),
+                                                  ArtifactSource("extra", tmp_path / "extra"))),
+                         trusted_keys_dir=ota_keys)
+        failed = client.deploy(rig.target, rig.options, b2, show_progress=False)
+
+        assert not failed.ok
+        assert failed.message == "rolled back: artifact app check failed (exit 3, for 2 s)"
+        assert not rig.device.reboot_requested
+        assert str(art / (art / "app").readlink()) == v1_dir  # switched back
+        assert not (art / "extra").exists()  # it did not exist before: removed
+        assert [p.name for p in (art / ".store").iterdir()] == [Path(v1_dir).name]
+        calls = log.read_text().splitlines()
+        v2_dir = calls[0].split()[2]
+        assert calls[0] == f"activate app {v2_dir} {v1_dir}"
+        assert calls[1].startswith("image-activate extra /") and calls[1].endswith(" -")
+        assert set(calls[2:-2]) == {f"check app {v2_dir} {v1_dir}"} and len(calls) >= 5
+        # Switched back: the previous versions are activated again (no previous `extra`: the
+        # image's hook hears that it is gone with an empty ARTIFACT_DIR).
+        assert calls[-2:] == [f"activate app {v1_dir} {v2_dir}",
+                              f"image-activate extra  {calls[1].split()[2]}"]
+        status = client.status(rig.target, rig.options)
+        assert status.state == "Idle" and status.result == failed.message
+        assert status.history == ["Download", "Verify", "Activate", "Switch", "Check", "Revert",
+                                  "Failure", "Cleanup", "Idle"]
+        assert chain_is_valid(status.history)
+        assert {a.name: a.version for a in status.artifacts} == {"app": "1.0.0"}
+    finally:
+        rig.device.kill_processes()
+        rig.server.stop()

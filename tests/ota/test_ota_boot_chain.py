@@ -17,7 +17,7 @@ import pytest
 from fleetforge.errors import UserError
 from fleetforge.tools import run_tool
 from images.slot_boot import SLOT_BOOT_DIR, boot_id, install_slot_boot
-from images.verity import pack_slot_image
+from images.assemble import pack_slot_image
 from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions

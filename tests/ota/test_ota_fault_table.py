@@ -4,7 +4,8 @@ Each case arms a one-shot fault on entering STATE, runs a deploy without reboot,
 the loopback device until it settles. It asserts the outcome the state table promises (which slot
 runs, the final state, the reported result), that the chain of states is one the table allows,
 that the running slot's bytes are intact and /persist survived, and that a plain retry then
-installs v2.
+installs v2. The states of an artifact-only update (Switch, Check, Revert, and its Commit) have a
+table of their own: the artifact's link, the hooks that ran, and a retry.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from fleetforge.errors import UserError
 from ota import client
 from ota.connection import Connection
 from ota.loopback import LoopbackServer, start_openssh
-from ota.states import chain_is_valid, load_state_table
-from ota_testlib import Rig, SmallImages, make_rig
+from ota.states import chain_is_valid, states
+from ota_testlib import ModelBundles, Rig, SmallImages, make_rig
 
 FAULTS = ("error", "kill", "hang")
 HANG_TIMEOUT = 1.0  # how long the client and the boot-step runner wait before calling it a hang
@@ -56,8 +57,25 @@ TABLE = {
 }
 
 
+# Artifact-only updates (contract A): model 1.5.0 is installed, 1.6.0 is deployed.
+@dataclass(frozen=True)
+class ExpectArtifact:
+    check_fails: bool   # the image's check hook for `model` fails (to reach Revert)
+    running: str        # the model version /persist/artifacts/model points to once settled
+    result: str
+
+
+V2_CHECK_FAILED = "rolled back: artifact model check failed (exit 1, for 1 s)"
+ARTIFACT_TABLE = {
+    "Switch": ExpectArtifact(False, "1.5.0", "rolled back: interrupted in Switch"),
+    "Check": ExpectArtifact(False, "1.5.0", "rolled back: interrupted in Check"),
+    "Revert": ExpectArtifact(True, "1.5.0", V2_CHECK_FAILED),
+    "Commit": ExpectArtifact(False, "1.6.0", "committed 1.6.0 (artifacts)"),
+}
+
+
 def test_fault_table_covers_every_state() -> None:
-    assert set(TABLE) == {row.state for row in load_state_table()}
+    assert set(TABLE) | set(ARTIFACT_TABLE) == set(states())
 
 
 def _power_cycle(rig: Rig) -> None:
@@ -131,6 +149,75 @@ def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: S
         assert final.result.startswith("committed 2.0.0"), final
         assert _version_of_running_slot(rig, small_images) == "2.0.0"
         assert final.booted == final.committed
+    finally:
+        conn.close()
+        rig.device.kill_processes()
+
+
+def _install_model_hooks(rig: Rig) -> Path:
+    """The image's hooks for artifact `model` (ARTIFACT_HOOKS_DIR/model): each call is logged."""
+    hooks = rig.device.root / "etc" / "artifacts.d" / "model"
+    hooks.mkdir(parents=True, exist_ok=True)
+    log = rig.device.root / "hooks.log"
+    (hooks / "activate").write_text(f'#!/bin/sh\necho "activate $ARTIFACT_DIR" >> {log}\n')
+    (hooks / "activate").chmod(0o755)
+    _model_check(rig, fails=False)
+    with open(rig.device.conf, "a") as conf:
+        conf.write("HEALTH_TIMEOUT=1\n")  # how long a failing check is retried
+    return log
+
+
+def _model_check(rig: Rig, *, fails: bool) -> None:
+    check = rig.device.root / "etc" / "artifacts.d" / "model" / "check"
+    check.write_text(f"#!/bin/sh\nexit {int(fails)}\n")
+    check.chmod(0o755)
+
+
+def _model_version(rig: Rig) -> str:
+    meta = rig.device.persist / "artifacts" / "model" / ".fleetforge-artifact"
+    fields = dict(line.split(" ", 1) for line in meta.read_text().splitlines())
+    return fields["version"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("state", list(ARTIFACT_TABLE))
+def test_artifact_fault_in_state(state: str, fault: str, fast_path: Path, small_images: SmallImages,
+                                 model_bundles: ModelBundles, ota_keys: Path, client_key: Path,
+                                 fault_server: LoopbackServer) -> None:
+    expect = ARTIFACT_TABLE[state]
+    rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
+                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server)
+    patient = replace(rig.options, timeout=20)
+    conn = patient.connect(rig.target)
+    try:
+        log = _install_model_hooks(rig)
+        assert client.deploy(rig.target, patient, model_bundles.v1, show_progress=False).ok
+        _model_check(rig, fails=expect.check_fails)
+        v1_dir = str((rig.device.persist / "artifacts" / "model").resolve())
+        rig.device.set_fault(f"{state}:{fault}")
+        try:
+            client.deploy(rig.target, replace(rig.options, activate_timeout=HANG_TIMEOUT + 1),
+                          model_bundles.v2, show_progress=False)
+        except UserError:
+            pass  # the fault hit the activation the client runs
+        _power_cycle(rig)
+        settled = _settle(rig, conn)
+
+        assert not (rig.device.root / "fault").exists(), "the fault never fired"
+        assert (settled.state, _model_version(rig)) == ("Idle", expect.running)
+        assert expect.result in settled.result, settled.result
+        assert chain_is_valid(settled.history), settled.history
+        store = rig.device.persist / "artifacts" / ".store"
+        assert len(list(store.iterdir())) == 1  # the version not in use is gone
+        assert not (rig.device.state_dir / "artifacts.previous").exists()
+        if expect.running == "1.5.0" and state != "Switch":
+            # Switched back after the new version's activate ran: the old one is activated again.
+            assert log.read_text().splitlines()[-1] == f"activate {v1_dir}"
+        if fault != "kill":
+            return
+        _model_check(rig, fails=False)
+        retry = client.deploy(rig.target, patient, model_bundles.v2, show_progress=False)
+        assert retry.ok and _model_version(rig) == "1.6.0", retry.message
     finally:
         conn.close()
         rig.device.kill_processes()

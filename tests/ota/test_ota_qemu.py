@@ -23,7 +23,7 @@ from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
 from ota.connection import ConnectionLost, Target
-from images.verity import pack_slot_image
+from images.assemble import pack_slot_image
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 

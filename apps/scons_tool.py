@@ -1,0 +1,264 @@
+"""FleetForge's SCons tool: C/C++ programs and libraries for a target of toolchains/targets.toml.
+
+In an SConstruct:
+
+    from apps import scons_tool
+    env = Environment(tools=[], FLEETFORGE_TARGET="aarch64-linux-gnu", FLEETFORGE_OPTIMIZE="tuned")
+    env.Tool(scons_tool.generate)
+    lib = env.FleetLibrary("lib/robotmath", Glob("lib/*.c"))
+    rover = env.FleetProgram("bin/rover", Glob("src/*.c"), libraries=[lib], LIBS=["m"])
+    env.FleetSizeReport("size-report.json", [rover])
+
+FLEETFORGE_OPTIMIZE is an optimization level (`Oz`, `Os`, `O2`, ...: the plain compiler) or
+`tuned`: each unit goes through clang's IR, the tuner's pass list and codegen (apps/tuning.py);
+the program is linked twice, from the tuned objects and from the real `clang -Oz` ones, and the
+smaller ships (the -Oz one too when the program's self-test prints anything different). Every
+program is linked by the target's GNU driver with --gc-sections and gets a size report
+(`PROGRAM.size.json`: text, rodata, data, bss; -Oz and tuned side by side).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import SCons.Action
+import SCons.Builder
+import SCons.Errors
+import SCons.Tool
+
+import toolchains
+from apps import tuning
+from apps.sizes import SectionSizes, section_sizes
+
+TUNED = "tuned"
+PLAIN_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
+SELFTEST_TIMEOUT = 60  # seconds; a self-test that hangs fails the comparison
+# Where the tuned path's two candidate programs are linked (beside the shipped program's folder).
+COMPARE_DIR = "compare"
+# Construction variables a program's or library's keywords may set for its units' compilation.
+COMPILE_VARIABLES = ("CFLAGS", "CXXFLAGS", "CCFLAGS", "CPPFLAGS", "CPPPATH", "CPPDEFINES")
+
+
+def exists(env) -> bool:
+    return True
+
+
+def generate(env, **overrides) -> None:
+    """Set up `env` for FLEETFORGE_TARGET (name in targets.toml) and FLEETFORGE_OPTIMIZE."""
+    env.Replace(**overrides)
+    target = toolchains.target(env.get("FLEETFORGE_TARGET") or toolchains.host_target().name)
+    optimize = env.get("FLEETFORGE_OPTIMIZE", TUNED)
+    if optimize != TUNED and optimize not in PLAIN_LEVELS:
+        raise SCons.Errors.UserError(
+            f"FLEETFORGE_OPTIMIZE must be '{TUNED}' or one of {', '.join(PLAIN_LEVELS)} "
+            f"(got '{optimize}')")
+    target.require()
+    for tool in ("cc", "cxx", "link", "ar"):
+        env.Tool(tool)
+    env.SetDefault(FLEETFORGE_BUDGET=45, FLEETFORGE_STORE=str(tuning.DEFAULT_STORE))
+    # The compiler command includes the target's flags, so $CCFLAGS stays the program's own.
+    env.Replace(FLEETFORGE_TARGET=target.name, FLEETFORGE_OPTIMIZE=optimize,
+                CC=target.clang_args(), CXX=target.clang_args(cplusplus=True),
+                LINK=target.link_args(), AR=target.gnu_tool("ar"),
+                RANLIB=target.gnu_tool("ranlib"), PROGSUFFIX="")
+    env.Append(CCFLAGS=list(tuning.SECTION_FLAGS), LINKFLAGS=["-Wl,--gc-sections"])
+    if optimize != TUNED:
+        env.Append(CCFLAGS=[f"-{optimize}"])
+    env["BUILDERS"]["FleetTunedObject"] = SCons.Builder.Builder(
+        action=SCons.Action.Action(_tuned_object, _tuned_object_message,
+                                   varlist=["FLEETFORGE_TARGET", "FLEETFORGE_BUDGET",
+                                            "FLEETFORGE_STORE"]),
+        emitter=_tuned_object_emitter, suffix=".o",
+        src_suffix=[".c", *tuning.CPLUSPLUS_SUFFIXES],
+        source_scanner=SCons.Tool.SourceFileScanner, single_source=True)
+    env.AddMethod(fleet_program, "FleetProgram")
+    env.AddMethod(fleet_library, "FleetLibrary")
+    env.AddMethod(fleet_size_report, "FleetSizeReport")
+
+
+# ---- tuned objects ------------------------------------------------------------------------------
+def _tuned_object_emitter(target, source, env):
+    obj = Path(str(target[0]))
+    base = obj.with_suffix("")
+    return [target[0], env.File(f"{base}.Oz.o"), env.File(f"{base}.unit.json")], source
+
+
+def _unit_flags(env, target, source) -> list[str]:
+    """The unit's own compile flags (defines, includes, warnings, -std): the tuned path picks the
+    optimization itself, so -O flags are left out."""
+    language = "$CXXFLAGS" if tuning.is_cplusplus(Path(str(source[0]))) else "$CFLAGS"
+    flags = env.subst_list(f"{language} $CCFLAGS $_CCCOMCOM", target=target, source=source)[0]
+    return [str(f) for f in flags if not str(f).startswith("-O")]
+
+
+def _tuned_object(target, source, env) -> int:
+    result = tuning.tune_unit(
+        Path(str(source[0])), toolchains.target(env["FLEETFORGE_TARGET"]),
+        cflags=_unit_flags(env, target, source), out=Path(str(target[0])),
+        oz_out=Path(str(target[1])), budget=int(env["FLEETFORGE_BUDGET"]),
+        store=tuning.TunedStore(Path(env["FLEETFORGE_STORE"])))
+    Path(str(target[2])).write_text(json.dumps(result.as_json(), indent=1))
+    return 0
+
+
+def _tuned_object_message(target, source, env) -> str:
+    return f"Tuning {source[0]} for {env['FLEETFORGE_TARGET']}"
+
+
+# ---- programs and libraries ---------------------------------------------------------------------
+def _language_overrides(env, sources) -> dict:
+    """C++ programs link with the GNU C++ driver (libstdc++); C ones with gcc."""
+    if any(tuning.is_cplusplus(Path(str(s))) for s in sources):
+        target = toolchains.target(env["FLEETFORGE_TARGET"])
+        return {"LINK": target.link_args(cplusplus=True)}
+    return {}
+
+
+def _board_support(env, program, board_support: bool) -> tuple[list, dict]:
+    """Bare metal: the runner's board start-up code (compiled into the program's folder) and
+    linker script, unless the program brings its own (board_support=False)."""
+    support = toolchains.target(env["FLEETFORGE_TARGET"]).board_support()
+    if support is None or not board_support:
+        return [], {}
+    startup, script = support
+    obj = program.dir.File(f"{program.name}-{startup.stem}.o")
+    node = (env.Object(obj, str(startup)) if env["FLEETFORGE_OPTIMIZE"] != TUNED
+            else env.FleetTunedObject(obj, str(startup))[:2])
+    return list(node), {"LINKFLAGS": [*env["LINKFLAGS"], "-T", str(script)]}
+
+
+def fleet_program(env, name, sources, libraries=(), board_support=True, selftest=None, **kw):
+    """Build program `name` from `sources` (and FleetLibrary nodes in `libraries`); returns the
+    shipped program's node. `selftest`: arguments that make the program test itself and exit;
+    the tuned path then ships the tuned program only when its output equals the -Oz one's."""
+    sources = env.Flatten([env.File(s) if isinstance(s, str) else s for s in env.Flatten(sources)])
+    program = env.File(name)
+    report = env.File(f"{program}.size.json")
+    support, support_kw = _board_support(env, program, board_support)
+    kw = {**_language_overrides(env, sources), **support_kw, **kw}
+    libraries = env.Flatten(list(libraries))
+    if env["FLEETFORGE_OPTIMIZE"] != TUNED:
+        built = env.Program(program, [*sources, *support, *libraries], **kw)
+        _depend_on_scripts(env, built, kw)
+        env.Command(report, built, SCons.Action.Action(_plain_report, None),
+                    FLEETFORGE_PROGRAM_NAME=Path(name).name)
+        return built
+    tuned_objects, oz_objects = support[:1], support[1:]
+    unit_reports = []
+    for source in sources:
+        obj, oz_obj, unit = env.FleetTunedObject(source, **_compile_overrides(kw))
+        tuned_objects.append(obj)
+        oz_objects.append(oz_obj)
+        unit_reports.append(unit)
+    oz_libraries = [env["FLEETFORGE_OZ_TWIN"][str(lib)] for lib in libraries]
+    compare = program.dir.Dir(COMPARE_DIR)
+    tuned_program = env.Program(compare.Dir(TUNED).File(program.name),
+                                [*tuned_objects, *libraries], **kw)
+    oz_program = env.Program(compare.Dir("Oz").File(program.name), [*oz_objects, *oz_libraries],
+                             **kw)
+    _depend_on_scripts(env, [tuned_program, oz_program], kw)
+    shipped = env.Command(
+        [program, report], [tuned_program, oz_program, *unit_reports],
+        SCons.Action.Action(_choose_program, "Choosing the smaller of tuned and -Oz: $TARGET"),
+        FLEETFORGE_SELFTEST=list(selftest) if selftest is not None else None,
+        FLEETFORGE_PROGRAM_NAME=program.name)
+    return shipped[:1]
+
+
+def _compile_overrides(kw) -> dict:
+    return {key: kw[key] for key in COMPILE_VARIABLES if key in kw}
+
+
+def _linker_scripts(kw) -> list[str]:
+    flags = [str(f) for f in kw.get("LINKFLAGS", [])]
+    return [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == "-T"]
+
+
+def _depend_on_scripts(env, nodes, kw) -> None:
+    for script in _linker_scripts(kw):
+        env.Depends(nodes, env.File(script))
+
+
+def fleet_library(env, name, sources, **kw):
+    """A static library; in the tuned path its -Oz twin is built too (for the -Oz programs)."""
+    sources = env.Flatten([env.File(s) if isinstance(s, str) else s for s in env.Flatten(sources)])
+    if env["FLEETFORGE_OPTIMIZE"] != TUNED:
+        return env.StaticLibrary(name, sources, **kw)
+    objects = [env.FleetTunedObject(s, **_compile_overrides(kw)) for s in sources]
+    library = env.StaticLibrary(name, [o[0] for o in objects])
+    folder, base = os.path.split(str(name))
+    twin = env.StaticLibrary(os.path.join(folder, COMPARE_DIR, "Oz", base), [o[1] for o in objects])
+    twins = dict(env.get("FLEETFORGE_OZ_TWIN", {}))
+    twins[str(library[0])] = twin[0]
+    env["FLEETFORGE_OZ_TWIN"] = twins
+    return library
+
+
+# ---- choosing, self-tests, reports --------------------------------------------------------------
+def run_on_target(program: Path, target: toolchains.Target, args: list[str],
+                  timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
+    """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
+    status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
+    stdout is not a terminal), bytes as latin-1 so binary output compares exactly. A bare-metal
+    program takes no arguments."""
+    argv = [*target.runner, str(program)] + ([] if target.bare_metal else list(args))
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return -1, f"timed out after {timeout} s"
+    return done.returncode, done.stdout.decode("latin-1")
+
+
+def _choose_program(target, source, env) -> int:
+    shipped, report = Path(str(target[0])), Path(str(target[1]))
+    tuned_program, oz_program = Path(str(source[0])), Path(str(source[1]))
+    units = [json.loads(Path(str(s)).read_text()) for s in source[2:]]
+    tuned, oz = section_sizes(tuned_program), section_sizes(oz_program)
+    kept, note = (TUNED, "") if tuned.flash < oz.flash else ("Oz", "tuned program not smaller")
+    selftest = env.get("FLEETFORGE_SELFTEST")
+    if kept == TUNED and selftest is not None:
+        rule = toolchains.target(env["FLEETFORGE_TARGET"])
+        tuned_run = run_on_target(tuned_program, rule, selftest)
+        oz_run = run_on_target(oz_program, rule, selftest)
+        if oz_run[0] != 0:
+            kept, note = "Oz", f"the -Oz program's self-test fails (exit {oz_run[0]})"
+        elif tuned_run != oz_run:
+            kept, note = "Oz", (f"the tuned program's self-test differs from -Oz's (exit "
+                                f"{tuned_run[0]} vs 0): the -Oz program ships")
+        if note:
+            print(f"warning: {shipped.name}: {note}")
+    shutil.copy2(tuned_program if kept == TUNED else oz_program, shipped)
+    report.write_text(json.dumps({
+        "program": env["FLEETFORGE_PROGRAM_NAME"], "target": env["FLEETFORGE_TARGET"],
+        "optimize": TUNED, "kept": kept, "note": note, "oz": oz.as_dict(),
+        "tuned": tuned.as_dict(), "shipped": (tuned if kept == TUNED else oz).as_dict(),
+        "units": units}, indent=1))
+    return 0
+
+
+def _plain_report(target, source, env) -> int:
+    sizes = section_sizes(Path(str(source[0])))
+    Path(str(target[0])).write_text(json.dumps({
+        "program": env["FLEETFORGE_PROGRAM_NAME"], "target": env["FLEETFORGE_TARGET"],
+        "optimize": env["FLEETFORGE_OPTIMIZE"], "kept": env["FLEETFORGE_OPTIMIZE"], "note": "",
+        "shipped": sizes.as_dict(), "units": []}, indent=1))
+    return 0
+
+
+def fleet_size_report(env, name, programs):
+    """One report over `programs` (FleetProgram nodes): each binary and the image total."""
+    reports = [env.File(f"{p}.size.json") for p in env.Flatten(programs)]
+    return env.Command(name, reports, SCons.Action.Action(_total_report, "Size report: $TARGET"))
+
+
+def _total_report(target, source, env) -> int:
+    binaries = [json.loads(Path(str(s)).read_text()) for s in source]
+    total = {key: sum((SectionSizes.from_dict(b[key]) for b in binaries if key in b),
+                      SectionSizes()).as_dict()
+             for key in ("shipped", "oz", "tuned")}
+    Path(str(target[0])).write_text(json.dumps({"binaries": binaries, "total": total}, indent=1))
+    return 0

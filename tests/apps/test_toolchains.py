@@ -1,0 +1,90 @@
+"""toolchains/: detection of installed targets, the missing-package message, a board's target."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import toolchains
+from fleetforge.errors import UserError
+
+FAKE_TARGET = """
+[target.fake-linux-gnu]
+description = "a target whose compiler is not installed"
+arch = "fake"
+debian_arch = "fake"
+os = "linux"
+gcc_prefix = "fake-linux-gnu-"
+clang_target = "fake-linux-gnu"
+sysroot = "/usr/fake-linux-gnu"
+cflags = []
+clang_cflags = []
+llc_flags = []
+ldflags = []
+startup = ""
+linker_script = ""
+kernel_arch = ""
+kernel_image = ""
+elf_machine = "EM_NONE"
+runner = []
+packages = { "fake-linux-gnu-gcc" = "gcc-fake-linux-gnu", "fake-linux-gnu-g++" = "gcc-fake-linux-gnu", "/usr/fake-linux-gnu/include/stdio.h" = "libc6-dev-fake-cross" }
+"""
+
+
+@pytest.fixture
+def fake_table(tmp_path: Path) -> Path:
+    """The shipped table plus a target nothing provides (its [llvm] part stays real)."""
+    table = tmp_path / "targets.toml"
+    table.write_text(toolchains.TABLE.read_text() + FAKE_TARGET)
+    return table
+
+
+def test_every_shipped_target_is_detected_as_installed():
+    # requirements/toolchains.apt and ml_tuner.apt install every part of every target here.
+    for target in toolchains.targets().values():
+        assert target.missing_packages() == [], target.name
+        target.require()
+
+
+def test_missing_parts_name_their_debian_packages_once(fake_table: Path):
+    fake = toolchains.targets(fake_table)["fake-linux-gnu"]
+    assert fake.missing_packages() == ["gcc-fake-linux-gnu", "libc6-dev-fake-cross"]
+    with pytest.raises(UserError) as raised:
+        fake.require()
+    assert str(raised.value) == ("the fake-linux-gnu toolchain is not installed "
+                                 "(run: apt-get install gcc-fake-linux-gnu libc6-dev-fake-cross)")
+
+
+def test_fleetforge_toolchains_lists_each_target():
+    done = subprocess.run([str(Path(sys.executable).parent / "fleetforge"), "toolchains"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    for name in toolchains.targets():
+        assert name in done.stdout
+    assert "apt-get install" not in done.stdout  # nothing missing on this machine
+
+
+def test_unknown_target_lists_the_known_ones():
+    with pytest.raises(UserError, match="unknown target 'riscv64-linux-gnu' .known: "
+                                        "aarch64-linux-gnu, arm-linux-gnueabihf"):
+        toolchains.target("riscv64-linux-gnu")
+
+
+def test_a_board_names_its_target_or_gets_its_architecture_s_linux_target():
+    assert toolchains.board_target("aarch64").name == "aarch64-linux-gnu"
+    assert toolchains.board_target("arm").name == "arm-linux-gnueabihf"
+    assert toolchains.board_target("x86_64").name == "x86_64-linux-gnu"
+    assert toolchains.board_target("arm", "thumbv7em-none-eabi").name == "thumbv7em-none-eabi"
+    with pytest.raises(UserError, match=r"no Linux target .* 'mips'.*\[board\] target"):
+        toolchains.board_target("mips")
+
+
+def test_bare_metal_board_support_files_ship_with_the_table():
+    cortex_m = toolchains.target("thumbv7em-none-eabi")
+    startup, script = cortex_m.board_support()
+    assert startup.is_file() and script.is_file()
+    assert toolchains.target("aarch64-linux-gnu").board_support() is None
