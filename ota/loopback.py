@@ -196,6 +196,13 @@ def power_on_command(busybox: str, root: Path) -> list[str]:
             str(root / "slots")]
 
 
+def _arm_one_shot(path: Path, fault: str | None) -> None:
+    if fault:
+        path.write_text(fault + "\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
 @dataclass
 class FakeDevice:
     """Paths of a loopback device; `agent` is the command the client runs over SSH."""
@@ -240,11 +247,7 @@ class FakeDevice:
 
     def set_fault(self, fault: str | None) -> None:
         """Arm a one-shot fault: `STATE:kill|hang|error` fires when the agent next enters STATE."""
-        path = self.root / "fault"
-        if fault:
-            path.write_text(fault + "\n")
-        else:
-            path.unlink(missing_ok=True)
+        _arm_one_shot(self.root / "fault", fault)
 
     def run_agent(self, *args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         """Run the agent locally (as the device's init scripts do), not over SSH."""
@@ -304,11 +307,7 @@ class FakeDevice:
 
     def set_boot_fault(self, fault: str | None) -> None:
         """Arm a one-shot fault for the next power-on: `STEP:error|kill|hang` (BOOT_STEPS)."""
-        path = self.root / "boot-fault"
-        if fault:
-            path.write_text(fault + "\n")
-        else:
-            path.unlink(missing_ok=True)
+        _arm_one_shot(self.root / "boot-fault", fault)
 
     @property
     def reboot_requested(self) -> bool:

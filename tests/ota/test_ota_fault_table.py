@@ -96,9 +96,32 @@ def _settle(rig: Rig, conn: Connection) -> client.DeviceStatus:
     return status
 
 
-def _version_of_running_slot(rig: Rig, images: SmallImages) -> str:
+def _version_of_running_slot(rig: Rig, images: SmallImages | VerifiedImages) -> str:
     data = rig.device.slot_bytes(rig.device.booted(), images.v1.stat().st_size)
     return {images.v1.read_bytes(): "1.0.0", images.v2.read_bytes(): "2.0.0"}.get(data, "corrupt")
+
+
+def _power_cycle_until_settled(rig: Rig, conn: Connection, expect: Expect,
+                               images: SmallImages | VerifiedImages, fault_file: str) -> None:
+    """Power the device on until it settles; assert what the table promises."""
+    _power_cycle(rig)
+    settled = _settle(rig, conn)
+    assert not (rig.device.root / fault_file).exists(), "the fault never fired"
+    assert (settled.state, _version_of_running_slot(rig, images)) == (expect.state, expect.running)
+    assert expect.result in settled.result
+    assert chain_is_valid(settled.history), settled.history
+    assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
+
+
+def _retry_installs_v2(rig: Rig, conn: Connection, bundle, images: SmallImages | VerifiedImages) -> None:
+    """A plain retry (with a healthy system) always gets the device to v2."""
+    retry = replace(rig.options, timeout=20, activate_timeout=20)
+    client.deploy(rig.target, retry, bundle, reboot=False, show_progress=False)
+    _power_cycle(rig)
+    final = client.read_status(conn, rig.options)
+    assert final.result.startswith("committed 2.0.0"), final
+    assert _version_of_running_slot(rig, images) == "2.0.0"
+    assert final.booted == final.committed
 
 
 @pytest.fixture(scope="module")
@@ -127,28 +150,14 @@ def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: S
                           show_progress=False)
         except UserError:
             pass  # the fault hit a step the client runs
-        _power_cycle(rig)
-        settled = _settle(rig, conn)
-
-        assert not (rig.device.root / "fault").exists(), "the fault never fired"
-        assert (settled.state, _version_of_running_slot(rig, small_images)) == \
-            (expect.state, expect.running)
-        assert expect.result in settled.result
-        assert chain_is_valid(settled.history), settled.history
-        assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
+        _power_cycle_until_settled(rig, conn, expect, small_images, "fault")
         if fault != "kill":
             return  # the retry below is the same for every kind of fault; run it once per state
-
-        # A plain retry (with a healthy system) always gets the device to v2.
         check.unlink(missing_ok=True)
         if expect.running != "2.0.0":
-            retry = replace(rig.options, timeout=20, activate_timeout=20)
-            client.deploy(rig.target, retry, small_images.v2_bundle, reboot=False,
-                          show_progress=False)
-            _power_cycle(rig)
+            _retry_installs_v2(rig, conn, small_images.v2_bundle, small_images)
         final = client.read_status(conn, rig.options)
         assert final.result.startswith("committed 2.0.0"), final
-        assert _version_of_running_slot(rig, small_images) == "2.0.0"
         assert final.booted == final.committed
     finally:
         conn.close()
@@ -187,26 +196,9 @@ def test_fault_in_boot_chain_step(step: str, fault: str, fast_path: Path,
                                   verified_images.v2_bundle, reboot=False, show_progress=False)
         assert installed.message == "installed; trial boot on next reboot"
         rig.device.set_boot_fault(f"{step}:{fault}")
-        _power_cycle(rig)
-        settled = _settle(rig, conn)
-
-        assert not (rig.device.root / "boot-fault").exists(), "the fault never fired"
-        assert (settled.state, _version_of_running_slot(rig, verified_images)) == \
-            (expect.state, expect.running)
-        assert expect.result in settled.result
-        assert chain_is_valid(settled.history), settled.history
-        assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
-        if fault != "kill" or expect.running == "2.0.0":
-            return
-
-        # A plain retry gets the device to v2: the refused or interrupted slot is rewritten.
-        retry = replace(rig.options, timeout=20, activate_timeout=20)
-        client.deploy(rig.target, retry, verified_images.v2_bundle, reboot=False,
-                      show_progress=False)
-        _power_cycle(rig)
-        final = client.read_status(conn, rig.options)
-        assert final.result.startswith("committed 2.0.0"), final
-        assert _version_of_running_slot(rig, verified_images) == "2.0.0"
+        _power_cycle_until_settled(rig, conn, expect, verified_images, "boot-fault")
+        if fault == "kill" and expect.running != "2.0.0":  # the refused slot is rewritten
+            _retry_installs_v2(rig, conn, verified_images.v2_bundle, verified_images)
     finally:
         conn.close()
         rig.device.kill_processes()
