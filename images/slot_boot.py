@@ -56,14 +56,15 @@ def install_slot_boot(rootfs_tree: Path, *, kernel_image: Path, initramfs: Path,
     `watchdog_timeout` ([image] watchdog_timeout) is how long a boot of this slot may take before
     the watchdog resets the board: a release knows how long its own boot and health checks take.
     Debian's arm64 kernel is an uncompressed Image (about 30 MB): stored gzipped (kexec inflates
-    it), so the chooser does not spend seconds decompressing it from the squashfs.
+    it), so the chooser does not spend seconds decompressing it from the squashfs. Level 6: level
+    9 takes three times as long here for 0.2 % less.
     """
     target = rootfs_tree / SLOT_BOOT_DIR
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     if _is_uncompressed_arm64(kernel_image):
         with open(kernel_image, "rb") as source, open(target / "vmlinuz", "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as out:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as out:
                 shutil.copyfileobj(source, out, 1 << 20)
     else:
         shutil.copyfile(kernel_image, target / "vmlinuz")
