@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -66,6 +67,9 @@ def build_app(app: AppDescription, build_dir: Path, *, targets: Sequence[toolcha
     (incrementally: SCons rebuilds what changed); `on_step` hears each step (for progress)."""
     optimize = optimize or app.optimize
     budget = budget or app.budget
+    if not app.programs:  # a Python app alone: nothing to compile
+        return [AppBuild(app, target, optimize, build_dir / target.name, (), 0.0)
+                for target in targets]
     for target in targets:
         target.require()
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -94,13 +98,19 @@ def build_app(app: AppDescription, build_dir: Path, *, targets: Sequence[toolcha
                      read_size_report(build_dir / target.name), seconds) for target in targets]
 
 
+# A compiler's or linker's diagnostic: what a user fixes first.
+_DIAGNOSTIC = re.compile(r"(?:\S+:\d+:\d+: (?:fatal )?error: [^;\n]*|[^;\n]*undefined reference[^;\n]*)")
+
+
 def _first_error(log: Path) -> str:
-    """The compiler's or linker's first error line (what a user fixes first)."""
-    lines = log.read_text(errors="replace").splitlines()
-    for line in lines:
-        if " error: " in line or line.startswith(("error:", "scons: ***")) or "undefined reference" in line:
-            return line.strip()
-    return lines[-1].strip() if lines else "no output"
+    """The first compiler or linker error of a failed build, else SCons' own complaint."""
+    text = log.read_text(errors="replace")
+    found = _DIAGNOSTIC.search(text)
+    if found:
+        return found.group(0).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    complaint = next((line for line in lines if line.startswith("scons: ***")), None)
+    return (complaint or (lines[-1] if lines else "no output")).strip()
 
 
 def read_size_report(build_dir: Path) -> tuple[BinaryReport, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import toolchains
 from apps.build import build_app
 from apps.image import write_app_folder
-from apps.locate import find_app
+from apps.locate import APP_GROUP, find_app
 from fleetforge.errors import UserError
 from images.manifest import load_manifest
 from images.workspace import Workspace
@@ -28,8 +28,14 @@ def app_bundle(name: str, workspace: Workspace, *, version: str = "") -> Path:
                         where=str(workspace.manifest_path))
     manifest = load_manifest(workspace.manifest_path)
     app = find_app(name)
+    if f"{APP_GROUP}/{app.name}" not in manifest.layers:
+        # The device runs an app only if its image carries the app's service (its layer).
+        raise UserError(f"the image of workspace '{workspace.name}' does not carry app {app.name} "
+                        f"(its layers: {', '.join(manifest.layers)}); build it with layer "
+                        f"{APP_GROUP}/{app.name} and update the root filesystem first",
+                        where=str(workspace.manifest_path))
     board = manifest.board
-    target = toolchains.board_target(board.arch, getattr(board, "target", ""))
+    target = toolchains.target(board.target)
     (build,) = build_app(app, workspace.build_dir / "apps" / app.name, targets=[target])
     folder = write_app_folder(build, workspace.root / "apps" / app.name)
     version = version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime())

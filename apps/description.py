@@ -21,8 +21,12 @@
     libs = ["m"]                 # the target's own libraries
     selftest = ["--selftest"]    # optional: arguments that make it test itself and exit
 
+    [python]                     # optional: a Python app (e.g. what `diaspec new` makes)
+    package = "../../../rover/rover_app"   # its package folder, relative to app.toml; the
+                                 # device runs `python3 -m rover_app ARGS` (program NAME)
+
     [service]                    # optional: the program the device runs at boot
-    program = "rover"            # default: the first program
+    program = "rover"            # default: the first program (a Python app's: NAME)
     args = ["--trace"]
     health = "grep -q ready $APP_LOG"   # optional shell test besides "the process stays up"
     settle = 2                   # seconds the process must have been up to count as healthy
@@ -67,6 +71,17 @@ class Program:
 
 
 @dataclass(frozen=True)
+class PythonPackage:
+    """A Python app's package: the folder (its name is the module `python3 -m` runs)."""
+
+    folder: Path
+
+    @property
+    def module(self) -> str:
+        return self.folder.name
+
+
+@dataclass(frozen=True)
 class Service:
     program: str
     args: tuple[str, ...]
@@ -88,11 +103,17 @@ class AppDescription:
     defines: tuple[str, ...]
     libraries: tuple[Library, ...]
     programs: tuple[Program, ...]
+    python: PythonPackage | None
     service: Service | None
 
     @property
     def root(self) -> Path:
         return self.path.parent
+
+    @property
+    def runnable(self) -> tuple[str, ...]:
+        """What the service may run: the programs, and a Python app's launcher (named NAME)."""
+        return (*(p.name for p in self.programs), *((self.name,) if self.python else ()))
 
     @property
     def artifact_name(self) -> str:
@@ -189,15 +210,21 @@ def load_app(folder_or_file: Path) -> AppDescription:
                         where=str(path)) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UserError(str(error), where=str(path)) from None
-    _Table(path, data, "top level", {"app", "library", "program", "service"})
+    _Table(path, data, "top level", {"app", "library", "program", "python", "service"})
     app = _Table(path, data.get("app", {}), "app",
                  {"name", "target", "optimize", "budget", "cflags", "include", "defines"})
     libraries = tuple(_library(path, item, i) for i, item in enumerate(_array(path, data, "library")))
     programs = tuple(_program(path, item, i) for i, item in enumerate(_array(path, data, "program")))
-    if not programs:
-        raise UserError("no [[program]]: an app builds at least one program", where=str(path))
+    python = _python(path, data["python"]) if "python" in data else None
+    if not programs and python is None:
+        raise UserError("no [[program]] and no [python]: an app builds at least one program or "
+                        "is a Python package", where=str(path))
     _unique(path, "library", [lib.name for lib in libraries])
     _unique(path, "program", [p.name for p in programs])
+    app_name = app.get("name", _name, _name(path.resolve().parent.name))
+    if python is not None and app_name in {p.name for p in programs}:
+        raise UserError(f"a Python app's launcher is named after the app: no [[program]] may be "
+                        f"named '{app_name}'", where=str(path))
     known_libraries = {lib.name for lib in libraries}
     for program in programs:
         for name in program.libraries:
@@ -207,19 +234,20 @@ def load_app(folder_or_file: Path) -> AppDescription:
     service = None
     if "service" in data:
         table = _Table(path, data["service"], "service", {"program", "args", "health", "settle"})
-        service = Service(table.get("program", _name, programs[0].name),
+        runnable = (*(p.name for p in programs), *((app_name,) if python else ()))
+        service = Service(table.get("program", _name, runnable[0]),
                           table.get("args", _strings, ()), table.get("health", _text, ""),
                           table.get("settle", _seconds, DEFAULT_SETTLE_SECONDS))
-        if service.program not in {p.name for p in programs}:
+        if service.program not in runnable:
             raise UserError(f"service.program: no [[program]] named '{service.program}'",
                             where=str(path))
     return AppDescription(
-        path=path.resolve(), name=app.get("name", _name, _name(path.resolve().parent.name)),
+        path=path.resolve(), name=app_name,
         target=app.get("target", _text, ""), optimize=app.get("optimize", _optimize, TUNED),
         budget=app.get("budget", _budget, DEFAULT_BUDGET),
         cflags=app.get("cflags", _strings, ()), include=app.get("include", _strings, ()),
         defines=app.get("defines", _strings, ()), libraries=libraries, programs=programs,
-        service=service)
+        python=python, service=service)
 
 
 def _array(path: Path, data: dict, key: str) -> list:
@@ -246,6 +274,15 @@ def _program(path: Path, item: Any, index: int) -> Program:
     return Program(table.get("name", _name, REQUIRED), table.get("sources", _strings, REQUIRED),
                    table.get("libraries", _names, ()), table.get("libs", _strings, ()),
                    table.get("selftest", _strings_or_empty, None))
+
+
+def _python(path: Path, data: Any) -> PythonPackage:
+    table = _Table(path, data, "python", {"package"})
+    folder = (path.parent / table.get("package", _text, REQUIRED)).resolve()
+    if not (folder / "__init__.py").is_file() or not folder.name.isidentifier():
+        table.fail("python.package", f"{folder} is not a Python package folder (no __init__.py, "
+                   f"or its name is no module name)")
+    return PythonPackage(folder)
 
 
 def _strings_or_empty(value: Any) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _script(path: Path, text: str) -> None:
 def app_env(app: AppDescription) -> str:
     """app.env: how fleetforge-app runs the app (sourced by sh; every value shell-quoted)."""
     service = app.service
-    program = service.program if service else app.programs[0].name
+    program = service.program if service else app.runnable[0]
     args = " ".join(shlex.quote(a) for a in service.args) if service else ""
     values = {"PROGRAM": program, "ARGS": args,
               "SETTLE": str(service.settle if service else 2),
@@ -83,6 +84,8 @@ def write_app_folder(build: AppBuild, folder: Path) -> Path:
         run_tool([strip, "--strip-all", installed],
                  debian_package=build.target.packages.get(build.target.gnu_tool("gcc"), "binutils"))
         installed.chmod(0o755)
+    if build.app.python is not None:
+        _python_app(build.app, folder)
     (folder / "app.env").write_text(app_env(build.app))
     name = build.app.name
     _script(folder / ".fleetforge" / "activate", hook("activate", name))
@@ -91,9 +94,29 @@ def write_app_folder(build: AppBuild, folder: Path) -> Path:
     return folder
 
 
+def _python_app(app: AppDescription, folder: Path) -> None:
+    """A Python app: its package in python/, and bin/NAME, which runs it with the device's
+    python3 (no bytecode written: the app's folder is read-only, or an immutable update)."""
+    assert app.python is not None
+    package = folder / "python" / app.python.module
+    shutil.copytree(app.python.folder, package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Bytecode for this machine's Python version (the device's python3 ignores another's).
+    run_tool([sys.executable, "-m", "compileall", "-q", "-d", f"python/{app.python.module}",
+              package], debian_package="python3")
+    _script(folder / "bin" / app.name,
+            f"#!/bin/sh\n# Python app {app.name}: python3 -m {app.python.module} ARGS.\n"
+            'here=$(cd "$(dirname "$0")/.." && pwd)\n'
+            'export PYTHONPATH="$here/python" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\n'
+            f'exec python3 -m {app.python.module} "$@"\n')
+
+
 def install_app(build: AppBuild, tree: Path) -> None:
     """Put a built app into a root filesystem tree: its folder, service, health check, hooks."""
     name = build.app.name
+    if build.app.python is not None and not (tree / "usr" / "bin" / "python3").exists():
+        raise UserError(f"app {name} is a Python app, but the image has no python3 (its layer "
+                        f"should depend on feature/python)", where=str(build.app.path))
     write_app_folder(build, tree / IMAGE_APPS_DIR / name)
     generated = GENERATED.format(source=f"layer app/{name}")
     _script(tree / "etc" / "init.d" / f"S80app-{name}",
@@ -126,7 +149,7 @@ def install_apps(layer_folders: Sequence[Path], target: toolchains.Target, tree:
         (build,) = build_app(app, work_dir / "apps" / app.name, targets=[target])
         install_app(build, tree)
         builds.append(build)
-    if builds:
+    if any(build.binaries for build in builds):
         print_sizes(builds, console)
         write_size_report(builds, report)
     return builds

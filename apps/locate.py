@@ -14,7 +14,7 @@ APP_GROUP = "app"
 def find_app(name_or_folder: str) -> AppDescription:
     """`name_or_folder` is a folder (or app.toml) path, else the name of an app layer."""
     path = Path(name_or_folder)
-    if path.is_dir() or path.name == FILE_NAME:
+    if (path / FILE_NAME).is_file() or path.name == FILE_NAME:
         return load_app(path)
     for layers in layer_search_path():
         folder = layers / APP_GROUP / name_or_folder

@@ -1,10 +1,13 @@
 """`fleetforge app.new NAME`: an app layer in the project's ./layers, ready to build into an image.
 
 With `--design FILE.diaspec` its C code is the framework `diaspec generate --lang c` writes (and
-the callbacks you implement); without, a one-file C program that prints a trace line per second.
+the callbacks you implement); with `--python PACKAGE` it is that Python package (e.g. the app
+`diaspec new` makes), run by the device's python3; with neither, a one-file C program that
+prints a trace line per second.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +17,20 @@ from fleetforge.paths import project_dir
 
 LAYER_TOML = """\
 description = "App {name}{what}"
-depends = ["feature/apps"]
+depends = [{depends}]
+"""
+
+PYTHON_APP_TOML = """\
+# App {name}: the Python package {module}, run by the device's python3 (docs/apps.md).
+[app]
+name = "{name}"
+
+[python]
+package = "{package}"
+
+[service]
+# A DiaSpec app: one trace line per event, on the wall clock, until stopped.
+args = ["--trace", "--realtime", "--seconds", "inf"]
 """
 
 APP_TOML = """\
@@ -49,8 +65,13 @@ int main(void)
 """
 
 
-def new_app(name: str, design: Path | None = None, layers: Path | None = None) -> Path:
+def new_app(name: str, design: Path | None = None, layers: Path | None = None,
+            python: Path | None = None) -> Path:
     """Create layers/app/NAME/ (layer.toml, app.toml, c/); nothing is left half-written."""
+    if design and python:
+        raise UserError("give --design (a C app) or --python (a Python app), not both")
+    if python is not None and not (python / "__init__.py").is_file():
+        raise UserError("not a Python package folder (no __init__.py)", where=str(python))
     if not NAME_PATTERN.fullmatch(name):
         raise UserError(f"'{name}' is not a valid app name (letters, digits, _ + -; it names a "
                         f"program, a service and the update artifact app-{name})")
@@ -59,18 +80,31 @@ def new_app(name: str, design: Path | None = None, layers: Path | None = None) -
         raise UserError("already exists; choose another name", where=str(folder))
     folder.mkdir(parents=True)
     try:
-        _write(name, design, folder)
+        if python is not None:
+            _write_python(name, python, folder)
+        else:
+            _write(name, design, folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return folder
 
 
+def _write_python(name: str, package: Path, folder: Path) -> None:
+    (folder / "layer.toml").write_text(LAYER_TOML.format(
+        name=name, what=f" (Python package {package.resolve().name})",
+        depends='"feature/apps", "feature/python"'))
+    relative = Path(os.path.relpath(package.resolve(), folder.resolve())).as_posix()
+    (folder / "app.toml").write_text(PYTHON_APP_TOML.format(
+        name=name, module=package.resolve().name, package=relative))
+
+
 def _write(name: str, design: Path | None, folder: Path) -> None:
     what = f" (DiaSpec design {design.name})" if design else ""
-    (folder / "layer.toml").write_text(LAYER_TOML.format(name=name, what=what))
+    (folder / "layer.toml").write_text(LAYER_TOML.format(name=name, what=what,
+                                                         depends='"feature/apps"'))
     (folder / "app.toml").write_text(APP_TOML.format(name=name,
-                                                     args='"--trace"' if design else ""))
+                                                     args=""))
     code = folder / "c"
     code.mkdir()
     if design is None:

@@ -10,11 +10,11 @@ In an SConstruct:
     env.FleetSizeReport("size-report.json", [rover])
 
 FLEETFORGE_OPTIMIZE is an optimization level (`Oz`, `Os`, `O2`, ...: the plain compiler) or
-`tuned`: each unit goes through clang's IR, the tuner's pass list and codegen (apps/tuning.py);
-the program is linked twice, from the tuned objects and from the real `clang -Oz` ones, and the
+`tuned`: the tuner picks clang's -Oz settings for each unit (apps/tuning.py, contract B); the
+program is linked twice, from the tuned objects and from the real `clang -Oz` ones, and the
 smaller ships (the -Oz one too when the program's self-test prints anything different). Every
-program is linked by the target's GNU driver with --gc-sections and gets a size report
-(`PROGRAM.size.json`: text, rodata, data, bss; -Oz and tuned side by side).
+program is linked by the table's link rule (clang + lld) with --gc-sections and gets a size
+report (`PROGRAM.size.json`: text, rodata, data, bss; -Oz and tuned side by side).
 """
 from __future__ import annotations
 
@@ -59,11 +59,15 @@ def generate(env, **overrides) -> None:
     for tool in ("cc", "cxx", "link", "ar"):
         env.Tool(tool)
     env.SetDefault(FLEETFORGE_BUDGET=45, FLEETFORGE_STORE=str(tuning.DEFAULT_STORE))
-    # The compiler command includes the target's flags, so $CCFLAGS stays the program's own.
+    # The compiler command includes the target's flags, so $CCFLAGS stays the program's own. The
+    # link is the table's one rule (clang + lld, toolchains.Target.clang_link_parts): its runtime
+    # libraries come after the program's objects and libraries.
+    link, link_libs = target.clang_link_parts()
     env.Replace(FLEETFORGE_TARGET=target.name, FLEETFORGE_OPTIMIZE=optimize,
-                CC=target.clang_args(), CXX=target.clang_args(cplusplus=True),
-                LINK=target.link_args(), AR=target.gnu_tool("ar"),
+                CC=target.clang_args(), CXX=target.clang_args(cplusplus=True), LINK=link,
+                FLEETFORGE_LINK_LIBS=link_libs, AR=target.gnu_tool("ar"),
                 RANLIB=target.gnu_tool("ranlib"), PROGSUFFIX="")
+    env.Append(LINKCOM=" $FLEETFORGE_LINK_LIBS")
     env.Append(CCFLAGS=list(tuning.SECTION_FLAGS), LINKFLAGS=["-Wl,--gc-sections"])
     if optimize != TUNED:
         env.Append(CCFLAGS=[f"-{optimize}"])
@@ -110,44 +114,28 @@ def _tuned_object_message(target, source, env) -> str:
 
 # ---- programs and libraries ---------------------------------------------------------------------
 def _language_overrides(env, sources) -> dict:
-    """C++ programs link with the GNU C++ driver (libstdc++); C ones with gcc."""
+    """C++ programs link with clang++ (libstdc++); C ones with clang."""
     if any(tuning.is_cplusplus(Path(str(s))) for s in sources):
         target = toolchains.target(env["FLEETFORGE_TARGET"])
-        return {"LINK": target.link_args(cplusplus=True)}
+        return {"LINK": target.clang_link_parts(cplusplus=True)[0]}
     return {}
 
 
-def _board_support(env, program, board_support: bool) -> tuple[list, dict]:
-    """Bare metal: the runner's board start-up code (compiled into the program's folder) and
-    linker script, unless the program brings its own (board_support=False)."""
-    support = toolchains.target(env["FLEETFORGE_TARGET"]).board_support()
-    if support is None or not board_support:
-        return [], {}
-    startup, script = support
-    obj = program.dir.File(f"{program.name}-{startup.stem}.o")
-    node = (env.Object(obj, str(startup)) if env["FLEETFORGE_OPTIMIZE"] != TUNED
-            else env.FleetTunedObject(obj, str(startup))[:2])
-    return list(node), {"LINKFLAGS": [*env["LINKFLAGS"], "-T", str(script)]}
-
-
-def fleet_program(env, name, sources, libraries=(), board_support=True, selftest=None, **kw):
+def fleet_program(env, name, sources, libraries=(), selftest=None, **kw):
     """Build program `name` from `sources` (and FleetLibrary nodes in `libraries`); returns the
     shipped program's node. `selftest`: arguments that make the program test itself and exit;
     the tuned path then ships the tuned program only when its output equals the -Oz one's."""
     sources = env.Flatten([env.File(s) if isinstance(s, str) else s for s in env.Flatten(sources)])
     program = env.File(name)
     report = env.File(f"{program}.size.json")
-    support, support_kw = _board_support(env, program, board_support)
-    kw = {**_language_overrides(env, sources), **support_kw, **kw}
+    kw = {**_language_overrides(env, sources), **kw}
     libraries = env.Flatten(list(libraries))
     if env["FLEETFORGE_OPTIMIZE"] != TUNED:
-        built = env.Program(program, [*sources, *support, *libraries], **kw)
-        _depend_on_scripts(env, built, kw)
+        built = env.Program(program, [*sources, *libraries], **kw)
         env.Command(report, built, SCons.Action.Action(_plain_report, None),
                     FLEETFORGE_PROGRAM_NAME=Path(name).name)
         return built
-    tuned_objects, oz_objects = support[:1], support[1:]
-    unit_reports = []
+    tuned_objects, oz_objects, unit_reports = [], [], []
     for source in sources:
         obj, oz_obj, unit = env.FleetTunedObject(source, **_compile_overrides(kw))
         tuned_objects.append(obj)
@@ -159,7 +147,6 @@ def fleet_program(env, name, sources, libraries=(), board_support=True, selftest
                                 [*tuned_objects, *libraries], **kw)
     oz_program = env.Program(compare.Dir("Oz").File(program.name), [*oz_objects, *oz_libraries],
                              **kw)
-    _depend_on_scripts(env, [tuned_program, oz_program], kw)
     shipped = env.Command(
         [program, report], [tuned_program, oz_program, *unit_reports],
         SCons.Action.Action(_choose_program, "Choosing the smaller of tuned and -Oz: $TARGET"),
@@ -170,16 +157,6 @@ def fleet_program(env, name, sources, libraries=(), board_support=True, selftest
 
 def _compile_overrides(kw) -> dict:
     return {key: kw[key] for key in COMPILE_VARIABLES if key in kw}
-
-
-def _linker_scripts(kw) -> list[str]:
-    flags = [str(f) for f in kw.get("LINKFLAGS", [])]
-    return [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == "-T"]
-
-
-def _depend_on_scripts(env, nodes, kw) -> None:
-    for script in _linker_scripts(kw):
-        env.Depends(nodes, env.File(script))
 
 
 def fleet_library(env, name, sources, **kw):
@@ -202,9 +179,8 @@ def run_on_target(program: Path, target: toolchains.Target, args: list[str],
                   timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
     """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
     status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
-    stdout is not a terminal), bytes as latin-1 so binary output compares exactly. A bare-metal
-    program takes no arguments."""
-    argv = [*target.runner, str(program)] + ([] if target.bare_metal else list(args))
+    stdout is not a terminal), bytes as latin-1 so binary output compares exactly."""
+    argv = target.run_command(program, args)
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout, stdin=subprocess.DEVNULL)

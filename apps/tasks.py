@@ -16,7 +16,8 @@ BUILD_HELP = {
     "app": "the app's folder (holding app.toml), or the name of an app layer (layers/app/NAME)",
     "target": "compile targets, comma-separated (see `fleetforge toolchains`; default: the "
               "app's, else this machine)",
-    "optimize": "tuned (clang IR + the tuner's pass lists) or a plain level: Oz Os O2 O3 O1 O0",
+    "optimize": "tuned (the tuner's clang -Oz settings per unit, never larger) or a plain level: "
+                "Oz Os O2 O3 O1 O0",
     "budget": "tuner compilations per unit (tuned only; default: the app's, else 45)",
     "out": "build folder (default: ./build/apps/NAME/OPTIMIZE; one folder per target in it)",
     "verbose": "show every compiler command",
@@ -49,13 +50,16 @@ def build(c, app, target="", optimize="", budget=0, out="", verbose=False):
     "name": "the app's name (its program, service and update artifact app-NAME)",
     "design": "a DiaSpec design: the app's C code is the framework `diaspec generate --lang c` "
               "writes, plus the callbacks you implement",
+    "python": "a Python package folder (e.g. rover/rover_app from `diaspec new rover`): the "
+              "device runs it with python3",
 })
 @exit_on_user_error
-def new(c, name, design=""):
-    """Create an app layer in ./layers/app/NAME (layer.toml, app.toml, c/)."""
+def new(c, name, design="", python=""):
+    """Create an app layer in ./layers/app/NAME (layer.toml, app.toml, and c/ for a C app)."""
     from apps.scaffold import new_app
 
-    folder = new_app(name, Path(design) if design else None)
+    folder = new_app(name, Path(design) if design else None,
+                     python=Path(python) if python else None)
     stdout.print(f"created {folder}: build an image with it: fleetforge build --layers "
                  f"qemu-aarch64,core/minimal,feature/ota,app/{name}", markup=False,
                  highlight=False)

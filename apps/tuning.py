@@ -1,11 +1,12 @@
-"""Size-tuned compilation of one C/C++ unit: clang to IR, the tuner's pass list, codegen.
+"""Size-tuned compilation of one C/C++ unit for a build: the tuner (contract B,
+`ml_tuner.api.tune_unit`) picks clang's -Oz settings for it, and the unit's real `clang -Oz`
+object comes along (compiled from the unit's IR, byte-identical to `clang -Oz` of the source), so
+the build can report both and never ship a tuned object or program larger than -Oz.
 
-The shape of contract B's `ml_tuner.api.tune_unit` (CONTRACTS.md), over `ml_tuner.tune.tune_file`
-and opt until that API lands. Every unit also yields its real `clang -Oz` object, compiled from
-the same IR (byte-identical to `clang -Oz` of the source), so the build can report both and never
-ship a tuned object or program larger than -Oz. Results are stored by the unit's IR digest, the
-target, the LLVM version and the flags: an unchanged unit is never re-tuned, and a warm rebuild
-only runs clang's front end and copies two objects.
+Both objects are stored by the unit's IR digest, the target, the LLVM version and the flags that
+still matter after preprocessing: an unchanged unit is never tuned again, and a rebuild with a
+warm store only runs clang's front end and copies two objects (the tuner's own cache would
+recompile the unit with its kept settings).
 """
 from __future__ import annotations
 
@@ -26,16 +27,14 @@ from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
 
 DEFAULT_STORE = CACHE_DIR / "apps" / "tuned"
-# Bump when what a stored result means changes (codegen flags, selection rule).
-STORE_FORMAT = "1"
-OZ_PASSES: tuple[str, ...] = ("default<Oz>",)
+# Bump when what a stored result means changes (codegen flags, selection rule, the tuner's API).
+STORE_FORMAT = "2"
 CPLUSPLUS_SUFFIXES = (".cc", ".cpp", ".cxx", ".C")
 # Sections per function and per object, so the link's --gc-sections drops what nothing uses.
 SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
-# The IR clang -Oz hands to its optimizer (functions carry minsize); the tuner optimizes it.
+# The IR clang -Oz hands to its optimizer: what the store's key digests, and the -Oz baseline's
+# input (clang -Oz of this IR is clang -Oz of the source).
 IR_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-S")
-# Codegen only, with clang's own codegen settings (relocation model, features) for the target.
-CODEGEN_FLAGS = ("-Oz", "-Xclang", "-disable-llvm-passes", "-Wno-unused-command-line-argument")
 CODEGEN_FLAG_PREFIXES = ("-f", "-m", "-g")
 # The tuner runs one module at a time in this process (torch is not shared across threads).
 _TUNER_LOCK = threading.Lock()
@@ -48,7 +47,7 @@ class UnitResult:
 
     source: str
     ir_digest: str
-    passes: tuple[str, ...]
+    settings: tuple[str, ...]  # the clang flags of the tuner's kept -Oz settings
     kept: str
     oz: SectionSizes
     tuned: SectionSizes
@@ -56,7 +55,7 @@ class UnitResult:
     seconds: float
 
     def as_json(self) -> dict:
-        return {"source": self.source, "ir_digest": self.ir_digest, "passes": list(self.passes),
+        return {"source": self.source, "ir_digest": self.ir_digest, "settings": list(self.settings),
                 "kept": self.kept, "oz": self.oz.as_dict(), "tuned": self.tuned.as_dict(),
                 "cached": self.cached, "seconds": round(self.seconds, 3)}
 
@@ -83,14 +82,11 @@ def ir_digest(ll: Path) -> str:
     return digest.hexdigest()
 
 
-def codegen(ir: Path, target: toolchains.Target, cflags: Sequence[str], out: Path, *,
-            optimize: bool) -> None:
-    """IR -> object. optimize=True runs clang's whole -Oz pipeline (the baseline); False only
-    its code generator (for IR the tuner's pass list has already optimized)."""
-    flags = ("-Oz", "-Wno-unused-command-line-argument") if optimize else CODEGEN_FLAGS
+def compile_oz(ir: Path, target: toolchains.Target, cflags: Sequence[str], out: Path) -> None:
+    """The -Oz baseline object: clang's whole -Oz pipeline and code generator on the unit's IR."""
     clang = target.clang_args()
-    run_tool([*clang, *flags, *SECTION_FLAGS, *cflags, "-c", str(ir), "-o", str(out)],
-             debian_package=toolchains.llvm().packages[clang[0]])
+    run_tool([*clang, "-Oz", "-Wno-unused-command-line-argument", *SECTION_FLAGS, *cflags, "-c",
+              str(ir), "-o", str(out)], debian_package=toolchains.llvm().packages[clang[0]])
 
 
 class TunedStore:
@@ -132,22 +128,15 @@ class TunedStore:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def tune_passes(ll: Path, target: toolchains.Target, budget: int) -> tuple[str, ...]:
-    """The tuner's pass list for a module (the -Oz floor included in its search)."""
-    from ml_tuner.cache import MeasureCache  # torch: only when a unit is really tuned
-    from ml_tuner.tune import tune_file
+def tune_object(source: Path, target: toolchains.Target, cflags: Sequence[str], budget: int,
+                out: Path) -> tuple[str, ...]:
+    """The tuner's object for `source` (never larger than its clang -Oz); its settings' flags."""
+    from ml_tuner.api import MeasureCache, tune_unit as tuner
 
     with _TUNER_LOCK, MeasureCache() as cache:
-        return tune_file(ll, target.name, budget=budget, cache=cache).passes
-
-
-def optimize_with(passes: tuple[str, ...], ll: Path, out: Path) -> None:
-    """Run a pass list over a module. The always-inliner goes first: `always_inline` is a
-    contract a pass list must not drop (issue 15: some tuned sequences did)."""
-    llvm = toolchains.llvm()
-    pipeline = ",".join(("always-inline", *passes))
-    run_tool([llvm.opt, f"-passes={pipeline}", str(ll), "-o", str(out)],
-             debian_package=llvm.packages[llvm.opt])
+        result = tuner(source, target.name, cflags=[*cflags, *SECTION_FLAGS], out=out,
+                       budget=budget, cache=cache)
+    return tuple(result.flags)
 
 
 def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] = (),
@@ -166,26 +155,18 @@ def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] 
         if stored is not None:
             shutil.copyfile(store.folder(key) / "tuned.o", out)
             shutil.copyfile(store.folder(key) / "oz.o", oz_out)
-            return UnitResult(str(source), digest, tuple(stored["passes"]), stored["kept"],
+            return UnitResult(str(source), digest, tuple(stored["settings"]), stored["kept"],
                               SectionSizes.from_dict(stored["oz"]),
                               SectionSizes.from_dict(stored["tuned"]), True,
                               time.perf_counter() - started)
-        codegen(ll, target, cflags, oz_out, optimize=True)
+        compile_oz(ll, target, cflags, oz_out)
         oz = section_sizes(oz_out)
-        passes = tune_passes(ll, target, budget)
-        tuned, kept = oz, "Oz"
-        if passes != OZ_PASSES:
-            optimized = scratch / "tuned.bc"
-            optimize_with(passes, ll, optimized)
-            candidate = scratch / "tuned.o"
-            codegen(optimized, target, cflags, candidate, optimize=False)
-            tuned = section_sizes(candidate)
-            if tuned.flash < oz.flash:
-                shutil.copyfile(candidate, out)
-                kept = "tuned"
-        if kept == "Oz":
-            shutil.copyfile(oz_out, out)
-        result = UnitResult(str(source), digest, passes, kept, oz, tuned, False,
+        candidate = scratch / "tuned.o"
+        settings = tune_object(source, target, cflags, budget, candidate)
+        tuned = section_sizes(candidate)
+        kept = "tuned" if tuned.flash < oz.flash else "Oz"
+        shutil.copyfile(candidate if kept == "tuned" else oz_out, out)
+        result = UnitResult(str(source), digest, settings, kept, oz, tuned, False,
                             time.perf_counter() - started)
         store.save(key, result.as_json(), out, oz_out)
         return result

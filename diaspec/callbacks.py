@@ -104,3 +104,8 @@ def device_action_callbacks(index: DesignIndex, device: str, *, inherited: bool)
             params = tuple(py_name(p.name.text) for p in method.params)
             result.append(Callback(name, params, f"action {action_name}", "action"))
     return result
+
+
+def discover_protocol(component: str, callback: Callback) -> str:
+    """The typed protocol of one callback's `discover`: `DiscoverDriveModeOnObstacleDistance`."""
+    return "Discover" + component + "".join(part.capitalize() for part in callback.method.split("_"))

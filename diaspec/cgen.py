@@ -25,7 +25,7 @@ from diaspec.model import (
     WhenProvided,
     WhenRequired,
 )
-from diaspec.naming import c_ident, py_name
+from diaspec.naming import c_ident, py_ident, py_name
 from diaspec.templating import render
 
 
@@ -178,6 +178,60 @@ class CGenerator:
         emitted[name] = {"name": name, "ctype": ctype, "body": body}
         return name
 
+    def printer(self, ref_type: TypeRef, emitted: dict[str, dict], bare: bool = False) -> str:
+        """The name of a generated `static void f(const T *v)` that prints a value as the Python
+        runtime's trace shows it (emitted on demand, dependencies first; DS_TRACE builds only)."""
+        resolved = self.index.resolve(ref_type)
+        ctype = self.ctype(ref_type)
+        decl = self.index.by_name.get(resolved.name) if resolved is not None else None
+        is_enum = resolved is not None and not resolved.dims and isinstance(decl, Enumeration)
+        bare = bare and is_enum
+        name = ("ds_show_bare_" if bare else "ds_show_") + ("string" if ctype == "const char *" else ctype.replace(" ", "_"))
+        if name in emitted:
+            return name
+        emitted[name] = {}
+        lines: list[str]
+        if resolved is not None and resolved.dims:
+            item = TypeRef(resolved.name, resolved.dims - 1, ref_type.pos)
+            inner = self.printer(item, emitted)
+            lines = ["putchar('[');", "for (size_t i = 0; i < v->count; i++) {",
+                     "    if (i > 0) {", '        fputs(", ", stdout);', "    }", f"    {inner}(&v->items[i]);", "}",
+                     "putchar(']');"]
+        elif ctype == "const char *":
+            lines = ["ds_trace_string(*v);"]
+        elif ctype == "ds_binary":
+            lines = ["fputs(\"b'\", stdout);", "for (size_t i = 0; i < v->length; i++) {",
+                     '    printf("%02x", (unsigned)v->data[i]);', "}", "putchar('\\'');"]
+        elif ctype == "bool":
+            lines = ['fputs(*v ? "True" : "False", stdout);']
+        elif ctype == "int32_t":
+            lines = ['printf("%ld", (long)*v);']
+        elif ctype == "float":
+            lines = ["ds_trace_float((double)*v);"]
+        elif is_enum:
+            prefix = "" if bare else f"{decl.name.text}."
+            lines = ["switch (*v) {"] + [
+                f'case {c_ident(decl.name.text)}_{value.text}: fputs("{prefix}{value.text}", stdout); break;'
+                for value in decl.values
+            ] + ["default: break;", "}"]
+        elif isinstance(decl, Structure):
+            lines = [f'fputs("{py_ident(decl.name.text)}(", stdout);']
+            for number, f in enumerate(decl.fields):
+                inner = self.printer(f.type, emitted)
+                separator = ", " if number else ""
+                lines += [f'fputs("{separator}{py_name(f.name.text)}=", stdout);', f"{inner}(&v->{c_ident(f.name.text)});"]
+            lines.append("putchar(')');")
+        else:
+            lines = ["(void)v;", f'fputs("<{ref_type.name}>", stdout);']
+        del emitted[name]
+        emitted[name] = {"name": name, "param": self.pointer_param(ctype), "lines": lines}
+        return name
+
+    @staticmethod
+    def pointer_param(ctype: str) -> str:
+        """`const T *v` for a value printed through a pointer (`const char *const *v` for a string)."""
+        return f"{ctype}const *v" if ctype.endswith("*") else f"const {ctype} *v"
+
     def declaring(self, given: SourceInput) -> str:
         return self.index.sources(given.device.text)[given.source.text][1]
 
@@ -215,7 +269,8 @@ class CGenerator:
         attributed = [{"name": c_ident(d), "fields": [(self.ctype(a.type), c_ident(n)) for n, (a, _) in self.index.attributes(d).items()]}
                       for d in self.attributed_devices()]
         return render("c/diaspec_runtime.h.j2", device_types=devices, events=events, values=values,
-                      attributed=attributed, publishers=publishers, **self.common())
+                      attributed=attributed, publishers=publishers, attribute_functions=self.attribute_functions({}),
+                      **self.common())
 
     def action_methods(self, action) -> list[dict]:
         return [{"function": self.action_fn(action.name.text, m.name.text), "params": self.method_params(m),
@@ -239,6 +294,24 @@ class CGenerator:
         return "ds_device_id ds_device" + "".join(f", {self.ctype(p.type)} {self.param(p.name.text)}" for p in method.params)
 
     # -- contexts --
+    def order_params(self, method) -> str:
+        """An order's parameters: the selection of devices it goes to, then the method's."""
+        return self.method_params(method).replace("ds_device_id ds_device", "ds_selection ds_target")
+
+    def attribute_functions(self, equalities: dict[str, dict]) -> list[dict]:
+        """A getter and a `where` selection per attribute of each device type (inherited included)."""
+        functions = []
+        attributed = self.attributed_devices()
+        for device in attributed:
+            for name, (attribute, _) in self.index.attributes(device).items():
+                functions.append({
+                    "device": c_ident(device), "attribute": c_ident(name), "ctype": self.ctype(attribute.type),
+                    "getter": f"{c_ident(device)}_get_{name}", "where": f"{c_ident(device)}_where_{name}",
+                    "equal": self.equality(attribute.type, equalities),
+                    "devices": [c_ident(t) for t in self.index.descendants(device) if t in attributed],
+                })
+        return functions
+
     def discover_type(self, component: str, method: str) -> str:
         return f"{c_ident(component)}_{method}_discover"
 
@@ -317,7 +390,7 @@ class CGenerator:
         contracts = []
         for contract in controller.contracts:
             cb = controller_callback(contract)
-            members = [f"void (*{member})({self.method_params(m).replace('ds_device_id ds_device', 'ds_device_id ds_target')})"
+            members = [f"void (*{member})({self.order_params(m)})"
                        for member, _, m in self.order_members(contract)]
             contracts.append({"members": members, "discover": self.discover_type(name, cb.method), "contract": cb.contract,
                               "signature": self.controller_signature(controller, contract)})
@@ -343,45 +416,43 @@ class CGenerator:
         payload = [(self.event_type(d, s), f"{c_ident(d)}_{s}") for d, s in self.source_topics()]
         payload += [(self.value_type(c.name.text), f"ctx_{c_ident(c.name.text)}") for c in design.contexts]
         attributed = [c_ident(d) for d in self.attributed_devices()]
-        # attributes of each device instance (what `grouped by` reads)
         equalities: dict[str, dict] = {}
-        getters: dict[str, dict] = {}
-        for context in design.contexts:
-            for contract in context.contracts:
-                if not (isinstance(contract, WhenPeriodic) and contract.source and contract.grouped_by):
-                    continue
-                device, attribute = contract.source.device.text, contract.grouped_by.text
-                getter = f"ds_attribute_{c_ident(device)}_{attribute}"
-                if getter in getters:
-                    continue
-                spec, _ = index.attributes(device)[attribute]
-                self.equality(spec.type, equalities)
-                getters[getter] = {"name": getter, "key": self.ctype(spec.type), "attribute": c_ident(attribute),
-                                   "devices": [c_ident(t) for t in index.descendants(device) if c_ident(t) in attributed]}
+        printers: dict[str, dict] = {}
+        attribute_functions = self.attribute_functions(equalities)
         is_a = [(c_ident(d.name.text), [c_ident(a) for a in index.lineage(d.name.text)])
                 for d in design.devices if index.device(d.name.text) is d]
         readings = []
         for d, s in self.source_topics():
             spec = self.source_spec(d, s)
-            readings.append({"topic": f"{c_ident(d)}_{s}", "event": self.event_type(d, s), "value": self.ctype(spec.type),
-                             "publish": f"{c_ident(d)}_publish_{s}",
-                             "index_params": "".join(f", {self.ctype(i.type)} {self.param(i.name.text)}" for i in spec.indices),
-                             "index": [(field_name(i.name.text), self.param(i.name.text)) for i in spec.indices]})
-        context_publishers = [{"name": c_ident(c.name.text), "value": self.value_type(c.name.text)} for c in design.contexts]
+            readings.append({
+                "topic": f"{c_ident(d)}_{s}", "event": self.event_type(d, s), "value": self.ctype(spec.type),
+                "publish": f"{c_ident(d)}_publish_{s}", "py_source": py_name(s),
+                "index_params": "".join(f", {self.ctype(i.type)} {self.param(i.name.text)}" for i in spec.indices),
+                "index": [(field_name(i.name.text), self.param(i.name.text), self.equality(i.type, equalities)) for i in spec.indices],
+                "index_names": [py_name(i.name.text) for i in spec.indices],
+                "index_show": [self.printer(i.type, printers, bare=True) for i in spec.indices],
+                "show": self.printer(spec.type, printers),
+            })
+        context_publishers = []
+        for c in design.contexts:
+            context_publishers.append({"name": c_ident(c.name.text), "design": c.name.text, "value": self.value_type(c.name.text),
+                                       "show": self.value_printer(c, printers)})
         orders: dict[str, dict] = {}
         for controller in design.controllers:
             for contract in controller.contracts:
                 for _, order, m in self.order_members(contract):
                     fn = f"ds_order_{c_ident(order.device.text)}_{c_ident(order.action.text)}_{m.name.text}"
                     orders.setdefault(fn, {
-                        "name": fn, "device": c_ident(order.device.text),
-                        "params": self.method_params(m).replace("ds_device_id ds_device", "ds_device_id ds_target"),
+                        "name": fn, "device": c_ident(order.device.text), "params": self.order_params(m),
                         "args": "".join(f", {self.param(p.name.text)}" for p in m.params),
                         "action_function": self.action_fn(order.action.text, m.name.text),
+                        "py_method": py_name(m.name.text),
+                        "shown": [(self.param(p.name.text), self.printer(p.type, printers)) for p in m.params],
                     })
         pulls = {c.name.text: {"name": c_ident(c.name.text), "value": self.value_type(c.name.text)}
                  for c in design.contexts for k in c.contracts if isinstance(k, WhenRequired)}
         readers: dict[str, dict] = {}
+        pull_wrappers: dict[str, dict] = {}
         discovers = []
         for context in design.contexts:
             for contract in context.contracts:
@@ -393,10 +464,14 @@ class CGenerator:
                         fn = f"ds_get_{c_ident(g.device.text)}_{g.source.text}"
                         readers.setdefault(fn, {"name": fn, "event": self.event_type(self.declaring(g), g.source.text),
                                                 "topic": f"{c_ident(self.declaring(g))}_{g.source.text}",
-                                                "device": c_ident(g.device.text)})
+                                                "device": c_ident(g.device.text), "design_device": g.device.text,
+                                                "py_source": py_name(g.source.text)})
                         inits.append(f".{member} = {fn}")
                     elif isinstance(g, ContextInput) and g.name.text in pulls:
-                        inits.append(f".{c_ident(py_name(g.name.text))} = ds_pull_{c_ident(g.name.text)}")
+                        fn = f"ds_pull_{c_ident(g.name.text)}_by_{c_ident(context.name.text)}"
+                        pull_wrappers.setdefault(fn, {"name": fn, "value": self.value_type(g.name.text), "context": g.name.text,
+                                                      "component": context.name.text, "pulled": c_ident(g.name.text)})
+                        inits.append(f".{c_ident(py_name(g.name.text))} = {fn}")
                 discovers.append({"type": self.discover_type(c_ident(context.name.text), cb.method),
                                   "name": f"ds_discover_{c_ident(context.name.text)}_{cb.method}", "inits": inits})
         for controller in design.controllers:
@@ -416,17 +491,24 @@ class CGenerator:
                 cb = context_callback(contract)
                 handler = {"name": f"ds_handle_{n}_{cb.method}", "emission": contract.emission, "context": n,
                            "value": self.value_type(context.name.text), "callback": f"{n}_{cb.method}",
-                           "discover": f"&ds_discover_{n}_{cb.method}", "read": None, "group": None}
+                           "discover": f"&ds_discover_{n}_{cb.method}", "read": None, "group": None,
+                           "where": f"{context.name.text}.{cb.method}"}
                 if isinstance(contract, WhenProvided) and isinstance(contract.input, SourceInput):
                     d, s = self.declaring(contract.input), contract.input.source.text
+                    spec = self.source_spec(d, s)
                     handler.update(kind="source", event=self.event_type(d, s), topic=f"{c_ident(d)}_{s}",
-                                   device=c_ident(contract.input.device.text), first="in, ")
+                                   device=c_ident(contract.input.device.text), first="in, ", py_source=py_name(s),
+                                   show=self.printer(spec.type, printers),
+                                   index=[(field_name(i.name.text), py_name(i.name.text), self.printer(i.type, printers, bare=True))
+                                          for i in spec.indices])
                     dispatch.setdefault(f"DS_TOPIC_{c_ident(d)}_{s}", []).append(handler["name"])
                 elif isinstance(contract, WhenProvided):
-                    handler.update(kind="context", first=f"&event->payload.ctx_{c_ident(contract.input.name.text)}, ")
+                    given = index.context(contract.input.name.text)
+                    handler.update(kind="context", first=f"&event->payload.ctx_{c_ident(contract.input.name.text)}, ",
+                                   input=c_ident(contract.input.name.text), show=self.value_printer(given, printers))
                     dispatch.setdefault(f"DS_TOPIC_CTX_{c_ident(contract.input.name.text)}", []).append(handler["name"])
                 else:
-                    handler.update(kind="periodic", first="")
+                    handler.update(kind="periodic", first="", period=format(contract.period.milliseconds, "g"))
                     if contract.source is not None:
                         d, s = self.declaring(contract.source), contract.source.source.text
                         handler["read"] = {"event": self.event_type(d, s), "topic": f"{c_ident(d)}_{s}",
@@ -435,8 +517,8 @@ class CGenerator:
                         if contract.grouped_by is not None:
                             spec, _ = index.attributes(contract.source.device.text)[contract.grouped_by.text]
                             handler["group"] = {"type": self.group_type(context, contract), "key": self.ctype(spec.type),
-                                                "getter": f"ds_attribute_{c_ident(contract.source.device.text)}_{contract.grouped_by.text}",
-                                                "equal": self.equality(spec.type, {})}
+                                                "getter": f"{c_ident(contract.source.device.text)}_get_{contract.grouped_by.text}",
+                                                "equal": self.equality(spec.type, equalities)}
                             handler["first"] = "groups, group_count, "
                     periodic.append((handler["name"], max(1, math.ceil(contract.period.milliseconds))))
                 handlers.append(handler)
@@ -445,16 +527,42 @@ class CGenerator:
             for contract in controller.contracts:
                 cb = controller_callback(contract)
                 ctx = c_ident(contract.context.text)
+                given = index.context(contract.context.text)
                 reactions.append({"name": f"ds_handle_{n}_{cb.method}", "callback": f"{n}_{cb.method}", "context": ctx,
-                                  "discover": f"ds_discover_{n}_{cb.method}"})
+                                  "discover": f"ds_discover_{n}_{cb.method}", "where": f"{controller.name.text}.{cb.method}",
+                                  "component": controller.name.text, "show": self.value_printer(given, printers)})
                 dispatch.setdefault(f"DS_TOPIC_CTX_{ctx}", []).append(reactions[-1]["name"])
+        device_names = [d.name.text for d in design.devices if index.device(d.name.text) is d]
         return render(
             "c/diaspec_runtime.c.j2", includes=includes, topics=topics, payload=payload, attributed=attributed,
-            equalities=list(equalities.values()), getters=list(getters.values()), is_a=is_a, readings=readings,
-            context_publishers=context_publishers, orders=list(orders.values()), pulls=list(pulls.values()),
-            readers=list(readers.values()), discovers=discovers, handlers=handlers, reactions=reactions,
-            dispatch=list(dispatch.items()), periodic=periodic, **self.common(),
+            equalities=list(equalities.values()), attribute_functions=attribute_functions, is_a=is_a,
+            readings=readings, context_publishers=context_publishers, orders=list(orders.values()),
+            pulls=list(pulls.values()), pull_wrappers=list(pull_wrappers.values()), readers=list(readers.values()),
+            discovers=discovers, handlers=handlers, reactions=reactions, dispatch=list(dispatch.items()),
+            periodic=periodic, printers=list(printers.values()), device_names=device_names, **self.common(),
         )
+
+    def value_printer(self, context: Context, printers: dict[str, dict]) -> str:
+        """The printer of a context's value: its type, or `{KEY: value}` for an indexed context
+        (one entry per publication in C, a mapping in Python)."""
+        if not context.indices:
+            return self.printer(context.type, printers)
+        name = f"ds_show_{self.value_type(context.name.text)}"
+        if name not in printers:
+            keys = [self.printer(i.type, printers, bare=True) for i in context.indices]
+            value = self.printer(context.type, printers)
+            lines = ["putchar('{');"]
+            if len(keys) > 1:
+                lines.append("putchar('[');")
+            for number, (key, i) in enumerate(zip(keys, context.indices)):
+                if number:
+                    lines.append('fputs(", ", stdout);')
+                lines.append(f"{key}(&v->{field_name(i.name.text)});")
+            if len(keys) > 1:
+                lines.append("putchar(']');")
+            lines += ['fputs(": ", stdout);', f"{value}(&v->value);", "putchar('}');"]
+            printers[name] = {"name": name, "param": self.pointer_param(self.value_type(context.name.text)), "lines": lines}
+        return name
 
 
 def generate_c(checked: CheckedDesign, out_dir: Path) -> tuple[list[Path], list[Path]]:

@@ -23,7 +23,7 @@ def snake(name: str) -> str:
 def py_name(name: str) -> str:
     """A snake_case Python identifier that is not a keyword or a soft keyword."""
     text = snake(name)
-    return text + "_" if keyword.iskeyword(text) or keyword.issoftkeyword(text) or text in {"self", "discover"} else text
+    return text + "_" if keyword.iskeyword(text) or keyword.issoftkeyword(text) or text in {"self", "discover", "now"} else text
 
 
 # builtins the generated code names (a design type called `int` must not hide the real one)

@@ -10,6 +10,7 @@ from pathlib import Path
 from diaspec.callbacks import (
     Callback,
     context_callback,
+    discover_protocol,
     controller_callback,
     device_action_callbacks,
     get_member,
@@ -195,19 +196,60 @@ def _return_type(index: DesignIndex, context: Context, cb: Callback) -> str:
     return "None"
 
 
-def _context_params(contract, cb: Callback, index: DesignIndex) -> str:
+def _context_value(index: DesignIndex, context: Context | None) -> str:
+    """The Python type of a context's published value (a mapping for an indexed context)."""
+    if context is None:
+        return "_Any"
+    value = py_type(context.type)
+    if context.indices:
+        keys = [py_type(i.type) for i in context.indices]
+        key = keys[0] if len(keys) == 1 else f"tuple[{', '.join(keys)}]"
+        value = f"_Mapping[{key}, {value}]"
+    return value
+
+
+def _context_params(contract, cb: Callback, index: DesignIndex, discover: str = "_Any") -> str:
     if isinstance(contract, WhenProvided):
         if isinstance(contract.input, SourceInput):
-            return "self, event: Event, discover: _Any"
-        target = index.context(contract.input.name.text)
-        value = py_type(target.type) if target else "_Any"
-        if target is not None and target.indices:
-            value = "_Mapping[_Any, " + value + "]"
-        return f"self, value: {value}, discover: _Any"
+            return f"self, event: Event, discover: {discover}"
+        return f"self, value: {_context_value(index, index.context(contract.input.name.text))}, discover: {discover}"
     if isinstance(contract, WhenPeriodic) and contract.source is not None:
         readings = "dict[_Any, tuple[Event, ...]]" if contract.grouped_by else "tuple[Event, ...]"
-        return f"self, readings: {readings}, discover: _Any"
-    return "self, discover: _Any"
+        return f"self, readings: {readings}, discover: {discover}"
+    return f"self, discover: {discover}"
+
+
+def _protocols(checked: CheckedDesign) -> list[dict]:
+    """One typed protocol per callback's `discover`: exactly its data requirements or orders."""
+    design, index = checked.design, checked.index
+    protocols = []
+    for context in design.contexts:
+        for contract in context.contracts:
+            cb = context_callback(contract)
+            members = []
+            for g in contract.gets:
+                if isinstance(g, SourceInput):
+                    members.append(f"def {get_member(g)}(self, **attributes: _Any) -> tuple[Event, ...]: ...")
+                else:
+                    members.append(f"def {get_member(g)}(self) -> {_context_value(index, index.context(g.name.text))}: ...")
+            protocols.append({"name": discover_protocol(context.name.text, cb), "contract": cb.contract,
+                              "members": members, "selections": []})
+    for controller in design.controllers:
+        for contract in controller.contracts:
+            cb = controller_callback(contract)
+            name = discover_protocol(controller.name.text, cb)
+            selections: dict[str, dict] = {}
+            for order in contract.orders:
+                member = py_name(order.device.text)
+                selection = selections.setdefault(member, {"name": f"{name}_{order.device.text}", "methods": {}})
+                for m in index.action(order.action.text).methods:
+                    params = "".join(f", {py_name(p.name.text)}: {py_type(p.type)}" for p in m.params)
+                    selection["methods"][py_name(m.name.text)] = f"def {py_name(m.name.text)}(self{params}) -> None: ..."
+            members = [f"@property\n    def {member}(self) -> {sel['name']}: ..." for member, sel in selections.items()]
+            protocols.append({"name": name, "contract": cb.contract, "members": members,
+                              "selections": [{"name": sel["name"], "methods": list(sel["methods"].values())}
+                                             for sel in selections.values()]})
+    return protocols
 
 
 _RETURNS = {
@@ -227,7 +269,7 @@ def components_module(checked: CheckedDesign) -> str:
             cb = context_callback(contract)
             gets = [f"discover.{get_member(g)}()" for g in contract.gets]
             pulls = "discover: " + (", ".join(gets) if gets else "nothing to pull")
-            callbacks.append({"method": cb.method, "params": _context_params(contract, cb, index),
+            callbacks.append({"method": cb.method, "params": _context_params(contract, cb, index, discover_protocol(context.name.text, cb)),
                               "returns": _return_type(index, context, cb), "contract": cb.contract,
                               "doc": f"{pulls}. {_RETURNS[cb.emission]}"})
         components.append({"name": context.name.text, "doc": context.doc or f"Context {context.name.text}.",
@@ -236,18 +278,19 @@ def components_module(checked: CheckedDesign) -> str:
         callbacks = []
         for contract in controller.contracts:
             cb = controller_callback(contract)
-            target = index.context(contract.context.text)
-            value = py_type(target.type) if target else "_Any"
+            value = _context_value(index, index.context(contract.context.text))
             orders = ", ".join(
                 f"discover.{py_name(o.device.text)}[.where(...)].{{{', '.join(py_name(m.name.text) for m in index.action(o.action.text).methods)}}}(...)"
                 for o in contract.orders
             )
-            callbacks.append({"method": cb.method, "params": f"self, value: {value}, discover: _Any", "returns": "None",
+            callbacks.append({"method": cb.method, "params": f"self, value: {value}, discover: {discover_protocol(controller.name.text, cb)}", "returns": "None",
                               "contract": cb.contract, "doc": f"May order: {orders}."})
         components.append({"name": controller.name.text, "doc": controller.doc or f"Controller {controller.name.text}.",
                            "callbacks": callbacks})
-    return render("python/components.py.j2", components=components,
-                  abstract_names=[f"Abstract{c['name']}" for c in components], **_common(checked))
+    protocols = _protocols(checked)
+    return render("python/components.py.j2", components=components, protocols=protocols,
+                  abstract_names=[f"Abstract{c['name']}" for c in components] + [p["name"] for p in protocols],
+                  **_common(checked))
 
 
 # ---- framework/devices.py --------------------------------------------------------------------
@@ -298,6 +341,9 @@ def devices_module(checked: CheckedDesign) -> str:
             "attributes": [{"name": py_name(a), "type": py_type(spec.type), "converter": _attribute_converter(index, spec.type)}
                            for a, (spec, _) in index.attributes(name).items()],
             "sources": sources,
+            "source_types": [(py_name(s), _attribute_converter(index, spec.type),
+                              [(py_name(i.name.text), _attribute_converter(index, i.type)) for i in spec.indices])
+                             for s, (spec, _) in index.sources(name).items()],
             "own_actions": [{"method": cb.method, "params": _typed_params(index, name, cb.method), "contract": cb.contract}
                             for cb in device_action_callbacks(index, name, inherited=False)],
             "all_actions": [{"method": cb.method, "params": _typed_params(index, name, cb.method),
@@ -355,18 +401,24 @@ def _stub_context(checked: CheckedDesign, context: Context) -> str:
     callbacks = []
     for contract in context.contracts:
         cb = context_callback(contract)
-        params = _context_params(contract, cb, index).replace("_Any", "Any").replace("_Mapping", "dict")
+        params = _context_params(contract, cb, index, discover_protocol(context.name.text, cb))
+        params = params.replace("_Any", "Any").replace("_Mapping", "Mapping")
         if cb.emission in ("always", "required"):
             body = "return " + ("{}" if context.indices else default_value(index, context.type))
         else:
             body = "return None"
         callbacks.append({"method": cb.method, "params": params, "contract": cb.contract, "body": body})
-    return render("python/user/context.py.j2", name=context.name.text, callbacks=callbacks)
+    protocols = [discover_protocol(context.name.text, context_callback(k)) for k in context.contracts]
+    return render("python/user/context.py.j2", name=context.name.text, callbacks=callbacks, protocols=protocols)
 
 
 def _stub_controller(checked: CheckedDesign, controller: Controller) -> str:
-    return render("python/user/controller.py.j2", name=controller.name.text,
-                  callbacks=[controller_callback(c) for c in controller.contracts])
+    index = checked.index
+    callbacks = [{"method": controller_callback(c).method, "contract": controller_callback(c).contract,
+                  "value": _context_value(index, index.context(c.context.text)).replace("_Any", "Any").replace("_Mapping", "Mapping"),
+                  "discover": discover_protocol(controller.name.text, controller_callback(c))}
+                 for c in controller.contracts]
+    return render("python/user/controller.py.j2", name=controller.name.text, callbacks=callbacks)
 
 
 def _stub_device(checked: CheckedDesign, device: Device) -> str:
@@ -374,16 +426,31 @@ def _stub_device(checked: CheckedDesign, device: Device) -> str:
                   callbacks=device_action_callbacks(checked.index, device.name.text, inherited=True))
 
 
+def _deployed(checked: CheckedDesign) -> list[Device]:
+    """The devices the first deployment has one instance of: the concrete ones (no family types)."""
+    index = checked.index
+    return [d for d in checked.design.devices if index.descendants(d.name.text) == [d.name.text]]
+
+
 def _stub_deployment(checked: CheckedDesign) -> str:
     index = checked.index
-    devices = []
-    for device in checked.design.devices:
-        name = device.name.text
-        if index.descendants(name) != [name]:
-            continue  # a family type; its concrete devices are deployed
-        devices.append({"id": f"{py_name(name)}_1", "type": name,
-                        "attributes": [(a, _toml_default(index, spec.type)) for a, (spec, _) in index.attributes(name).items()]})
+    devices = [{"id": f"{py_name(d.name.text)}_1", "type": d.name.text,
+                "attributes": [(a, _toml_default(index, spec.type)) for a, (spec, _) in index.attributes(d.name.text).items()]}
+               for d in _deployed(checked)]
     return render("python/user/deployment.toml.j2", devices=devices)
+
+
+def _stub_scenario(checked: CheckedDesign, package: str) -> str:
+    """One signal per source of each first-deployed device, with a harmless value: a fresh app
+    shows its contracts at work in its first `--trace` run."""
+    index = checked.index
+    signals = []
+    for device in _deployed(checked):
+        for source, (spec, _) in index.sources(device.name.text).items():
+            signals.append({"device": f"{py_name(device.name.text)}_1", "source": source,
+                            "index": [f"{i.name.text} = {_toml_default(index, i.type)}" for i in spec.indices],
+                            "value": _toml_default(index, spec.type)})
+    return render("python/user/scenario.toml.j2", signals=signals, package=package)
 
 
 def _toml_default(index: DesignIndex, ref: TypeRef) -> str:
@@ -408,6 +475,7 @@ def user_files(checked: CheckedDesign, package: str) -> dict[str, str]:
         "__init__.py": render("python/user/package_init.py.j2", **names),
         "__main__.py": render("python/user/main.py.j2", **names),
         "deployment.toml": _stub_deployment(checked),
+        "scenario.toml": _stub_scenario(checked, package),
         "components/__init__.py": '"""Your contexts and controllers, one module each."""\n',
         "devices/__init__.py": '"""Your device drivers, one module each (simulation needs none)."""\n',
         "test_app.py": render("python/user/test_app.py.j2", **names),

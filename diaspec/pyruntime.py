@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -103,15 +104,18 @@ class DesignTables:
 
 # ---- values the callbacks see --------------------------------------------------------------
 class Event:
-    """A reading: `value`, `index` (dict of index name -> key) and the `sender` device."""
+    """A reading: `value`, `index` (dict of index name -> key), the `sender` device and `time_ms`,
+    when it was published (runtime clock, milliseconds)."""
 
-    __slots__ = ("value", "index", "sender", "source")
+    __slots__ = ("value", "index", "sender", "source", "time_ms")
 
-    def __init__(self, value: Any, index: Mapping[str, Any], sender: "AbstractDevice", source: str) -> None:
+    def __init__(self, value: Any, index: Mapping[str, Any], sender: "AbstractDevice", source: str,
+                 time_ms: float = 0.0) -> None:
         self.value = value
         self.index = index
         self.sender = sender
         self.source = source
+        self.time_ms = time_ms
 
     def __repr__(self) -> str:
         index = "".join(f", {k}={v!r}" for k, v in self.index.items())
@@ -159,6 +163,29 @@ class MonotonicClock:
         return (time.monotonic() - self._origin) * 1000.0
 
 
+class Sustained:
+    """A duration condition without counting ticks: `update(condition, now_ms)` is True once the
+    condition has held, without a break, for at least `duration_ms` (e.g. "blocked for 5 s")."""
+
+    __slots__ = ("duration_ms", "since_ms")
+
+    def __init__(self, duration_ms: float) -> None:
+        self.duration_ms = duration_ms
+        self.since_ms: float | None = None
+
+    def update(self, condition: bool, now_ms: float) -> bool:
+        if not condition:
+            self.since_ms = None
+            return False
+        if self.since_ms is None:
+            self.since_ms = now_ms
+        return now_ms - self.since_ms >= self.duration_ms
+
+    def held_ms(self, now_ms: float) -> float:
+        """How long the condition has held (0 when it does not)."""
+        return 0.0 if self.since_ms is None else now_ms - self.since_ms
+
+
 # ---- devices -------------------------------------------------------------------------------
 class AbstractDevice:
     """Base of every generated device class: attributes, last readings, publishing."""
@@ -178,13 +205,13 @@ class AbstractDevice:
         return f"{self.DEVICE}({self.device_id})"
 
     def _publish(self, source: str, value: Any, index: Mapping[str, Any]) -> None:
-        event = Event(value, index, self, source)
-        self._last.setdefault(source, {})[tuple(index.values())] = event
         runtime = self._runtime
+        event = Event(value, index, self, source, runtime.clock.now() if runtime is not None else 0.0)
+        self._last.setdefault(source, {})[tuple(index.values())] = event
         if runtime is None:
             return
         if runtime._trace:
-            runtime._emit_trace(f"publish {self}.{source} = {value!r}" + _index_text(index))
+            runtime._emit_trace(f"publish {self}.{source} = {show(value)}" + _index_text(index))
         handlers = self._routes.get(source)
         if handlers:
             queue = runtime._queue
@@ -206,7 +233,13 @@ class AbstractDevice:
         spec = type(self)._SOURCES.get(source)  # type: ignore[attr-defined]
         if spec is not None and not spec.index:
             value = getattr(self, spec.getter)()
-            return [] if value is None else [Event(value, {}, self, source)]
+            if value is None:
+                return []
+            last = self._last.get(source, {}).get(())
+            if last is not None and last.value is value:
+                return [last]
+            runtime = self._runtime
+            return [Event(value, {}, self, source, runtime.clock.now() if runtime is not None else 0.0)]
         return list(self._last.get(source, {}).values())
 
 
@@ -231,19 +264,58 @@ class SimulatedDevice:
 
 
 def _index_text(index: Mapping[str, Any]) -> str:
-    return "".join(f" {k}={getattr(v, 'name', v)!s}" for k, v in index.items())
+    return "".join(f" {k}={show(v, bare=True)}" for k, v in index.items())
+
+
+def show(value: Any, bare: bool = False) -> str:
+    """A value as every target's trace writes it (the Python, C and ROS 2 runtimes print the same
+    line for the same event): floats with 6 significant digits, enumerations as `Type.VALUE`
+    (`VALUE` when `bare`), structures as `Type(field=value)`, arrays as `[a, b]`."""
+    import dataclasses
+    import enum
+
+    if value is None or isinstance(value, bool):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.name if bare else f"{type(value).__name__}.{value.name}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = format(value, ".6g")
+        return text if any(c in text for c in ".enai") else text + ".0"
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, (bytes, bytearray)):
+        return "b'" + bytes(value).hex() + "'"
+    if isinstance(value, Event):
+        return f"{value.sender.device_id}.{value.source} = {show(value.value)}{_index_text(value.index)}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ", ".join(f"{f.name}={show(getattr(value, f.name))}" for f in dataclasses.fields(value))
+        return f"{type(value).__name__}({fields})"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{show(k, bare=True)}: {show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return repr(value)
 
 
 # ---- discover ------------------------------------------------------------------------------
 class Discover:
-    """What one activation may use: its data requirements, or the orders its contract allows."""
+    """What one activation may use: its data requirements, or the orders its contract allows,
+    and `now()`, the runtime clock in milliseconds (virtual in simulation, ROS time in a node)."""
 
-    __slots__ = ("_open", "_members", "_where")
+    __slots__ = ("_open", "_members", "_where", "_clock")
 
-    def __init__(self, members: Mapping[str, Callable[..., Any]], where: str) -> None:
+    def __init__(self, members: Mapping[str, Callable[..., Any]], where: str, clock: Any = None) -> None:
         self._open = True
         self._members = members
         self._where = where
+        self._clock = clock
+
+    def now(self) -> float:
+        """The runtime clock, in milliseconds."""
+        self._check_open()
+        return self._clock.now() if self._clock is not None else 0.0
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -309,7 +381,7 @@ class Selection:
             runtime = self._runtime
             for device in self._devices:
                 if runtime._trace:
-                    shown = ", ".join(repr(a) for a in args)
+                    shown = ", ".join(show(a) for a in args)
                     runtime._emit_trace(f"order {device}.{method}({shown}) by {self._controller}")
                 getattr(device, method)(*args)
 
@@ -322,7 +394,7 @@ class _Timer:
     due_ms: float
     seq: int
     period_ms: float = field(compare=False)
-    handler: Callable[[], None] = field(compare=False)
+    handler: Callable[[Any], Any] = field(compare=False)
 
 
 class Runtime:
@@ -348,7 +420,7 @@ class Runtime:
         self._seq = 0
         self._current_controller = ""
         self._context_routes: dict[str, list[Callable[[Any], None]]] = {}
-        self._pullers: dict[str, Callable[[str], Any]] = {}
+        self._pullers: dict[str, Callable[[Any], Any]] = {}
         self.failures: list[Failure] = []
         self.values: dict[str, Any] = {}  # last published value of each context
         # called with (context, value) on every publication (a ROS 2 node forwards them to topics)
@@ -377,12 +449,12 @@ class Runtime:
             for contract in spec.contracts:
                 if not callable(getattr(component, contract.method, None)):
                     missing.append(f"{name}.{contract.method} ({contract.text})")
-        for name, spec in self.tables.controllers.items():
+        for name, controller in self.tables.controllers.items():
             component = self.components.get(name)
             if component is None:
                 missing.append(f"controller {name}: no implementation")
                 continue
-            for reaction in spec.reactions:
+            for reaction in controller.reactions:
                 if not callable(getattr(component, reaction.method, None)):
                     missing.append(f"{name}.{reaction.method} ({reaction.text})")
         ids = set()
@@ -409,13 +481,13 @@ class Runtime:
                     self._pullers[name] = handler
                 else:
                     self._add_timer(contract.period_ms, handler)
-        for name, spec in self.tables.controllers.items():
-            for reaction in spec.reactions:
+        for name, controller in self.tables.controllers.items():
+            for reaction in controller.reactions:
                 self._context_routes.setdefault(reaction.context, []).append(
                     self._controller_handler(name, reaction)
                 )
 
-    def _add_timer(self, period_ms: float, handler: Callable[[Any], None]) -> None:
+    def _add_timer(self, period_ms: float, handler: Callable[[Any], Any]) -> None:
         self._seq += 1
         heapq.heappush(self._timers, _Timer(self.clock.now() + period_ms, self._seq, period_ms, handler))
 
@@ -474,11 +546,11 @@ class Runtime:
         kind = contract.kind
 
         def run(argument: Any) -> Any:
-            discover = Discover(members, where)
+            discover = Discover(members, where, self.clock)
             try:
                 if kind == "source" or kind == "context":
                     if self._trace:
-                        self._emit_trace(f"deliver {argument!r} -> {name}.{contract.method}")
+                        self._emit_trace(f"deliver {show(argument)} -> {name}.{contract.method}")
                     result = method(argument, discover)
                 elif kind == "periodic":
                     if self._trace:
@@ -513,7 +585,7 @@ class Runtime:
             for observer in self.observers:
                 observer(name, result)
             if self._trace:
-                self._emit_trace(f"publish {name} = {result!r}")
+                self._emit_trace(f"publish {name} = {show(result)}")
             for handler in routes.get(name, ()):
                 queue.append((handler, result))
             return None
@@ -554,9 +626,9 @@ class Runtime:
                 members[order.member] = member_for(order)
 
         def run(value: Any) -> None:
-            discover = Discover(members, where)
+            discover = Discover(members, where, self.clock)
             if self._trace:
-                self._emit_trace(f"deliver {value!r} -> {name}.{reaction.method}")
+                self._emit_trace(f"deliver {show(value)} -> {name}.{reaction.method}")
             self._current_controller = name
             try:
                 method(value, discover)
@@ -605,9 +677,37 @@ class Runtime:
         self._queue.append((timer.handler, None))
         self.run_until_idle()
         timer.due_ms += timer.period_ms
-        self._seq += 1
-        timer.seq = self._seq
+        # ties keep the design's order (seq is fixed at binding), as the C runtime's table does
         heapq.heappush(self._timers, timer)
+
+    def hand_over_periodic(self) -> list[tuple[float, Callable[[], None]]]:
+        """The periodic contracts as (period in ms, fire) pairs, for a host that owns timing (a
+        ROS 2 node's timers on ROS time, use_sim_time included); the runtime no longer fires them."""
+        timers = sorted(self._timers, key=lambda t: t.seq)
+        self._timers = []
+
+        def fire(handler: Callable[[Any], Any]) -> Callable[[], None]:
+            def run() -> None:
+                self._queue.append((handler, None))
+                self.run_until_idle()
+
+            return run
+
+        return [(timer.period_ms, fire(timer.handler)) for timer in timers]
+
+    def play(self, scenario: Scenario, seconds: float | None = None) -> None:
+        """Run a scenario on the virtual clock: each reading at its time (periodic contracts due
+        at the same time run first), then on to the end."""
+        clock = self.clock
+        end = clock.now() + (scenario.seconds if seconds is None else seconds) * 1000.0
+        for step in scenario.steps:
+            if step.time_ms > end:
+                break
+            if step.time_ms > clock.now():
+                self.advance(step.time_ms - clock.now())
+            self.device(step.device)._publish(step.source, step.value, step.index)
+        if end > clock.now():
+            self.advance(end - clock.now())
 
     def poll(self) -> int:
         """Fire the periodic contracts due now (for a host loop that owns the timing, e.g. ROS 2)."""
@@ -648,12 +748,14 @@ class ArrayOf:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"expected a list, got {value!r}")
         inner = self.item if self.dims == 1 else ArrayOf(self.item, self.dims - 1)
-        return tuple(_convert(inner, v) for v in value)
+        return tuple(convert(inner, v) for v in value)
 
 
-def _convert(kind: Any, value: Any) -> Any:
+def convert(kind: Any, value: Any) -> Any:
+    """A value read from TOML (deployment attribute, scenario reading) as the design's type."""
     import dataclasses
     import enum
+    import typing
 
     if isinstance(kind, ArrayOf):
         return kind(value)
@@ -664,15 +766,30 @@ def _convert(kind: Any, value: Any) -> Any:
             return kind[value]
         except KeyError:
             raise ValueError(f"{value!r} is not one of {', '.join(m.name for m in kind)}") from None
+    if typing.get_origin(kind) is tuple:  # a field typed tuple[T, ...]
+        return ArrayOf(typing.get_args(kind)[0], 1)(value)
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
         if not isinstance(value, Mapping):
             raise ValueError(f"expected a table of {kind.__name__} fields, got {value!r}")
-        hints = {f.name: f for f in dataclasses.fields(kind)}
+        hints = typing.get_type_hints(kind)
         unknown = set(value) - set(hints)
         if unknown:
             raise ValueError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
-        return kind(**value)
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        missing = [name for name in hints if name not in value]
+        if missing:
+            raise ValueError(f"{kind.__name__} needs {', '.join(missing)}")
+        converted = {}
+        for name, item in value.items():
+            try:
+                converted[name] = convert(hints[name], item)
+            except ValueError as error:
+                raise ValueError(f"{kind.__name__}.{name}: {error}") from None
+        return kind(**converted)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
         return float(value)
     if kind in (int, str, bool) and type(value) is not kind:
         raise ValueError(f"expected {kind.__name__}, got {value!r}")
@@ -681,18 +798,27 @@ def _convert(kind: Any, value: Any) -> Any:
     return value
 
 
-def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables) -> list[AbstractDevice]:
-    """Device instances from a TOML deployment file (`[[device]]` tables: id, type, attributes)."""
-    import tomllib
+def read_toml(path: Any, what: str) -> dict[str, Any]:
+    """A TOML file as data (tomllib on Python 3.11+, tomli on 3.10, ROS 2 Humble's Python)."""
     from pathlib import Path
 
+    if sys.version_info >= (3, 11):
+        import tomllib as toml
+    else:  # Python 3.10 (ROS 2 Humble): the same parser, from PyPI or python3-tomli
+        import tomli as toml
     where = str(path)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return toml.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
-        raise BindError(f"{where}: cannot read the deployment: {error.strerror or error}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise BindError(f"{where}: not a valid TOML deployment: {error}") from None
+        raise BindError(f"{where}: cannot read the {what}: {error.strerror or error}") from None
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise BindError(f"{where}: not a valid TOML {what}: {error}") from None
+
+
+def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables) -> list[AbstractDevice]:
+    """Device instances from a TOML deployment file (`[[device]]` tables: id, type, attributes)."""
+    where = str(path)
+    data = read_toml(path, "deployment")
     entries = data.get("device", [])
     if not isinstance(entries, list):
         raise BindError(f"{where}: 'device' must be an array of tables ([[device]])")
@@ -704,6 +830,7 @@ def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables
         entry = dict(entry)
         device_id = entry.pop("id", None)
         device_type = entry.pop("type", None)
+        entry.pop("ros", None)  # ROS 2 bindings: the node's bridge reads them
         label = f"{where}: device #{number}" + (f" '{device_id}'" if device_id else "")
         if not isinstance(device_id, str) or not device_id:
             raise BindError(f"{label}: needs an id = \"...\"")
@@ -725,7 +852,7 @@ def load_deployment(path: Any, classes: Mapping[str, type], tables: DesignTables
             if py is None:
                 raise BindError(f"{label}: {device_type} has no attribute '{key}' (it has: {', '.join(spec.attributes.values()) or 'none'})")
             try:
-                kwargs[py] = _convert(cls._ATTRIBUTE_TYPES[py], value)  # type: ignore[attr-defined]
+                kwargs[py] = convert(cls._ATTRIBUTE_TYPES[py], value)  # type: ignore[attr-defined]
             except (ValueError, TypeError) as error:
                 raise BindError(f"{label}: attribute '{key}': {error}") from None
         missing = [spec.attributes[a] for a in spec.attributes if a not in kwargs]
@@ -777,26 +904,188 @@ def assemble(
     return Runtime(tables, components, devices, clock=clock, trace=trace)
 
 
+# ---- scripted simulation -------------------------------------------------------------------
+_UNIT_MS = {"ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0}
+
+
+def duration_ms(value: Any, where: str) -> float:
+    """`"100 ms"`, `"2.5 s"`, `"1 min"` or a number of milliseconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        amount, _, unit = value.strip().partition(" ")
+        try:
+            if unit.strip() in _UNIT_MS:
+                return float(amount) * _UNIT_MS[unit.strip()]
+        except ValueError:
+            pass
+    raise BindError(f"{where}: {value!r} is not a duration (write e.g. \"100 ms\", \"2.5 s\", \"1 min\")")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One reading a scenario publishes: at `time_ms`, on device `device` (its id)."""
+
+    time_ms: float
+    device: str
+    source: str  # python name of the source
+    index: Mapping[str, Any]
+    value: Any
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the simulated devices do over virtual time, as a timeline of readings."""
+
+    seconds: float
+    steps: tuple[Step, ...]
+
+
+class _Signal:
+    """Value of a `[[signal]]` at a time: constant, piecewise-linear ramp, plus seeded noise."""
+
+    def __init__(self, entry: Mapping[str, Any], where: str, seed: str) -> None:
+        import random
+
+        self.where = where
+        if ("value" in entry) == ("ramp" in entry):
+            raise BindError(f"{where}: give either value = ... or ramp = [[time, value], ...]")
+        self.constant = entry.get("value")
+        self.ramp = []
+        for point in entry.get("ramp", []):
+            if not (isinstance(point, list) and len(point) == 2):
+                raise BindError(f"{where}: a ramp point is [time, value], got {point!r}")
+            self.ramp.append((duration_ms(point[0], where), point[1]))
+        self.ramp.sort(key=lambda p: p[0])
+        self.noise = float(entry.get("noise", 0.0))
+        self.decimals = int(entry.get("round", 4))
+        self.random = random.Random(seed)  # a string seed: the same numbers on every machine
+
+    def at(self, time_ms: float) -> Any:
+        if self.ramp:
+            value = self._ramp(time_ms)
+        else:
+            value = self.constant
+        if self.noise and isinstance(value, (int, float)) and not isinstance(value, bool):
+            noisy = value + self.random.gauss(0.0, self.noise)
+            value = round(noisy) if isinstance(value, int) else noisy
+        if isinstance(value, float):
+            value = round(value, self.decimals)
+        return value
+
+    def _ramp(self, time_ms: float) -> Any:
+        first_time, first = self.ramp[0]
+        if time_ms <= first_time:
+            return first
+        for (t0, v0), (t1, v1) in zip(self.ramp, self.ramp[1:]):
+            if time_ms <= t1:
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (v0, v1)):
+                    return v0  # a ramp of non-numbers steps from point to point
+                fraction = (time_ms - t0) / (t1 - t0) if t1 > t0 else 1.0
+                return v0 + (v1 - v0) * fraction
+        return self.ramp[-1][1]
+
+
+def load_scenario(path: Any, runtime: Runtime) -> Scenario:
+    """A scenario file (TOML: `seconds`, `seed`, `[[signal]]` and `[[event]]` tables) checked
+    against the deployed devices and turned into a timeline of readings."""
+    where = str(path)
+    data = read_toml(path, "scenario")
+    seconds = float(data.get("seconds", 1.0))
+    seed = data.get("seed", 0)
+    end_ms = seconds * 1000.0
+    steps: list[tuple[float, int, Step]] = []
+    order = 0
+
+    def target(entry: Mapping[str, Any], label: str) -> tuple[AbstractDevice, str, dict[str, Any], Any]:
+        device_id = entry.get("device")
+        ids = [d.device_id for d in runtime.devices]
+        if device_id not in ids:
+            import difflib
+
+            close = difflib.get_close_matches(str(device_id), ids, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"it has: {', '.join(ids) or 'none'}"
+            raise BindError(f"{label}: device {device_id!r} is not in the deployment ({hint})")
+        device = runtime.device(device_id)
+        sources = type(device)._SOURCES  # type: ignore[attr-defined]
+        source = str(entry.get("source", ""))
+        python_name = source if source in sources else next(
+            (name for name in sources if name.replace("_", "") == source.replace("_", "").lower()), None)
+        if python_name is None:
+            raise BindError(f"{label}: {device.DEVICE} has no source {source!r} (it has: {', '.join(sources) or 'none'})")
+        spec = sources[python_name]
+        given = entry.get("index", {})
+        if not isinstance(given, Mapping) or set(given) != set(spec.index):
+            wanted = ", ".join(f"{name} = ..." for name in spec.index) or "nothing"
+            raise BindError(f"{label}: {source} is indexed by {wanted}; write index = {{ {wanted} }}")
+        index_types = type(device)._INDEX_TYPES.get(python_name, {})  # type: ignore[attr-defined]
+        try:
+            index = {name: convert(index_types.get(name, object), given[name]) for name in spec.index}
+        except (ValueError, TypeError) as error:
+            raise BindError(f"{label}: index: {error}") from None
+        return device, python_name, index, type(device)._SOURCE_TYPES.get(python_name, object)  # type: ignore[attr-defined]
+
+    def typed(kind: Any, value: Any, label: str) -> Any:
+        try:
+            return convert(kind, value)
+        except (ValueError, TypeError) as error:
+            raise BindError(f"{label}: value: {error}") from None
+
+    for number, entry in enumerate(data.get("signal", []), 1):
+        label = f"{where}: signal #{number}"
+        device, source, index, kind = target(entry, label)
+        signal = _Signal(entry, label, f"{seed}:signal:{number}")
+        every = duration_ms(entry.get("every", "1 s"), label)
+        if every <= 0:
+            raise BindError(f"{label}: every must be more than 0")
+        time_ms = duration_ms(entry.get("start", 0), label)
+        stop = min(duration_ms(entry.get("stop", end_ms), label), end_ms)
+        while time_ms <= stop:
+            steps.append((time_ms, order, Step(time_ms, device.device_id, source, index, typed(kind, signal.at(time_ms), label))))
+            order += 1
+            time_ms += every
+    for number, entry in enumerate(data.get("event", []), 1):
+        label = f"{where}: event #{number}"
+        device, source, index, kind = target(entry, label)
+        if "value" not in entry:
+            raise BindError(f"{label}: needs value = ...")
+        time_ms = duration_ms(entry.get("at", 0), label)
+        steps.append((time_ms, order, Step(time_ms, device.device_id, source, index, typed(kind, entry["value"], label))))
+        order += 1
+    steps.sort(key=lambda s: (s[0], s[1]))
+    return Scenario(seconds, tuple(step for _, _, step in steps))
+
+
 def main(build: Callable[..., Runtime], package: str, argv: list[str] | None = None) -> int:
-    """`python -m <app>`: run on simulated devices (default) or drivers, optionally traced."""
+    """`python -m <app>`: run on simulated devices (default, playing the package's scenario.toml)
+    or drivers, optionally traced."""
     import argparse
+    import importlib
     import sys
+    from pathlib import Path
 
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
     parser.add_argument("--deployment", help="deployment TOML file (default: the package's deployment.toml)")
+    parser.add_argument("--scenario", help="scenario TOML file (default: the package's scenario.toml, if any)")
     parser.add_argument("--hardware", action="store_true", help="use the drivers in devices/ instead of simulations")
     parser.add_argument("--trace", action="store_true", help="print one line per publish, delivery, pull and order")
-    parser.add_argument("--seconds", type=float, default=1.0, help="how long to run (default 1)")
+    parser.add_argument("--seconds", type=float, help="how long to run (default: the scenario's, or 1)")
     parser.add_argument("--realtime", action="store_true", help="run on the wall clock instead of a virtual one")
     args = parser.parse_args(argv)
     trace = (lambda line: print(line, flush=True)) if args.trace else None
+    scenario_file = args.scenario
+    if scenario_file is None and not args.hardware and not args.realtime:
+        default = Path(importlib.import_module(package).__file__).parent / "scenario.toml"  # type: ignore[arg-type]
+        scenario_file = default if default.exists() else None
     try:
         clock = MonotonicClock() if args.realtime else VirtualClock()
         app = build(package, args.deployment, simulate=not args.hardware, clock=clock, trace=trace)
         if args.realtime:
-            app.run_for(args.seconds)
+            app.run_for(args.seconds or 1.0)
+        elif scenario_file is not None:
+            app.play(load_scenario(scenario_file, app), args.seconds)
         else:
-            app.advance(args.seconds * 1000.0)
+            app.advance((args.seconds or 1.0) * 1000.0)
     except (BindError, ContractViolation) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -12,8 +12,10 @@ from diaspec.index import DesignIndex
 from diaspec.model import Enumeration, ImportType, Structure, TypeRef
 from diaspec.naming import py_ident, py_name, snake
 from diaspec.pygen import generate_python
+from diaspec.rosbind import check_bindings
 from diaspec.templating import render
 
+BRIDGE_SOURCE = Path(__file__).with_name("rosbridge.py")
 _PRIMITIVE_MSG = {"Boolean": "bool", "Integer": "int32", "Float": "float64", "String": "string", "Binary": "uint8[]"}
 # std_msgs types for context values of a primitive type
 _PRIMITIVE_STD = {"Boolean": "Bool", "Integer": "Int32", "Float": "Float64", "String": "String"}
@@ -41,7 +43,8 @@ class RosGenerator:
         self.index: DesignIndex = checked.index
         self.app = checked.app_name
         self.interfaces = f"{self.app}_interfaces"
-        self.dependencies: set[str] = set()
+        self.dependencies: set[str] = set()  # message packages the design's types use
+        self.node_dependencies: set[str] = set()  # what the node needs besides (bindings, interfaces)
         self.problems: list[str] = []
 
     def msg_type(self, ref: TypeRef, where: str) -> str:
@@ -90,10 +93,11 @@ class RosGenerator:
         return render("ros2/CMakeLists.txt.j2", messages=sorted(messages), **self.common())
 
     def node_package_xml(self, node: str) -> str:
-        return render("ros2/node_package.xml.j2", node=node, **self.common())
+        return render("ros2/node_package.xml.j2", node=node,
+                      **{**self.common(), "dependencies": sorted(self.node_dependencies | self.dependencies)})
 
-    def topics(self) -> list[tuple[str, str, str, str]]:
-        """(context, topic, message module, message class) for contexts whose value crosses to ROS."""
+    def topics(self) -> list[tuple[str, str, str]]:
+        """(context, topic, message type) for contexts whose value crosses to ROS."""
         result = []
         for context in self.checked.design.contexts:
             if context.indices or not self.index.can_publish(context):
@@ -103,21 +107,43 @@ class RosGenerator:
                 continue
             topic = f"~/{snake(context.name.text)}"
             if resolved.name in _PRIMITIVE_STD:
-                result.append((context.name.text, topic, "std_msgs.msg", _PRIMITIVE_STD[resolved.name]))
+                self.node_dependencies.add("std_msgs")
+                result.append((context.name.text, topic, f"std_msgs/msg/{_PRIMITIVE_STD[resolved.name]}"))
             elif isinstance(self.index.by_name.get(resolved.name), (Structure, Enumeration)):
-                result.append((context.name.text, topic, f"{self.interfaces}.msg", resolved.name))
+                self.node_dependencies.add(self.interfaces)
+                result.append((context.name.text, topic, f"{self.interfaces}/msg/{resolved.name}"))
         return result
 
-    def node_module(self, node: str, app_package: str) -> str:
-        topics = [{"context": c, "topic": t, "module": m, "cls": k} for c, t, m, k in self.topics()]
-        imports = sorted({t["module"] for t in topics})
-        return render("ros2/node.py.j2", node=node, app_package=app_package, topics=topics, imports=imports, **self.common())
+    def node_module(self, node: str, app_package: str, reading_fields: dict[str, str]) -> str:
+        topics = [{"context": c, "topic": t, "message": m} for c, t, m in self.topics()]
+        return render("ros2/node.py.j2", node=node, app_package=app_package, topics=topics,
+                      reading_fields=dict(sorted(reading_fields.items())), **self.common())
+
+    def node_depends(self) -> str:
+        return render("ros2/node_depends.xml.j2", **{**self.common(), "dependencies": sorted(self.node_dependencies | self.dependencies)})
 
     def setup_py(self, node: str) -> str:
         return render("ros2/setup.py.j2", node=node, **self.common())
 
     def setup_cfg(self, node: str) -> str:
         return render("ros2/setup.cfg.j2", node=node, **self.common())
+
+
+BEGIN, END = "  <!-- diaspec: dependencies begin", "  <!-- diaspec: dependencies end -->\n"
+
+
+def _write_package_xml(path: Path, generator: RosGenerator, node: str) -> None:
+    """package.xml is the user's (version, maintainer, licence...): written once, then only the
+    block between the diaspec markers is replaced."""
+    if not path.exists():
+        path.write_text(generator.node_package_xml(node), encoding="utf-8")
+        return
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise UserError("package.xml lost its diaspec dependency markers; put back the lines "
+                        f"'{BEGIN.strip()} ...' and '{END.strip()}' (or delete the file to get a fresh one)", where=str(path))
+    path.write_text(text[:start] + generator.node_depends() + text[end + len(END):], encoding="utf-8")
 
 
 def generate_ros2(checked: CheckedDesign, out_dir: Path) -> RosPackages:
@@ -147,13 +173,21 @@ def generate_ros2(checked: CheckedDesign, out_dir: Path) -> RosPackages:
     generate_python(checked, app_dir)
     (node_dir / "resource").mkdir(parents=True, exist_ok=True)
     (node_dir / "resource" / node_package).write_text("", encoding="utf-8")
-    (node_dir / "package.xml").write_text(generator.node_package_xml(node_package), encoding="utf-8")
-    (python_package / "node.py").write_text(generator.node_module(node_package, app_dir.name), encoding="utf-8")
+    bindings = check_bindings(checked, app_dir / "deployment.toml")
+    generator.node_dependencies.update(bindings.packages)
+    node_text = generator.node_module(node_package, app_dir.name, bindings.reading_fields)
+    _write_package_xml(node_dir / "package.xml", generator, node_package)
+    (python_package / "node.py").write_text(node_text, encoding="utf-8")
+    (python_package / "bridge.py").write_text(
+        f"# Code generated by diaspec (spec sha256 {checked.spec_hash[:16]}). DO NOT EDIT.\n"
+        + BRIDGE_SOURCE.read_text(encoding="utf-8"), encoding="utf-8")
     for path, text in {
+        node_dir / "test" / "test_app.py": render("ros2/test_app.py.j2", node=node_package, **generator.common()),
         node_dir / "setup.py": generator.setup_py(node_package),
         node_dir / "setup.cfg": generator.setup_cfg(node_package),
         python_package / "__init__.py": f'"""ROS 2 packaging of the {checked.app_name} app."""\n',
     }.items():
         if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     return RosPackages(interfaces, node_dir, app_dir, messages)

@@ -23,6 +23,7 @@ TASK_MODULES = (
     "diaspec.tasks",
     "ml_tuner.tasks",
     "apps.tasks",
+    "lowbit.tasks",
 )
 
 

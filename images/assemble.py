@@ -10,7 +10,9 @@ chooser, the boot state, each slot's verity record) are built apart (docs/ab-boo
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,13 +21,13 @@ from typing import TypeVar
 import toolchains
 from apps.image import APP_SIZES_NAME, install_apps
 from fleetforge.errors import UserError
-from fleetforge.paths import keys_dir, project_dir
+from fleetforge.paths import display_path, keys_dir, project_dir
 from fleetforge.tools import run_tool
-from images.genimage import DiskLayout, run_genimage
+from images.genimage import DiskLayout, RawImage, run_genimage
 from images.initramfs import build_initramfs
 from images.kernel import Module, read_module_lists
 from images.layers import MergedConfig
-from images.manifest import BoardRecord, Manifest, describe_artifacts, write_manifest
+from images.manifest import Manifest, describe_artifacts, write_manifest
 from images.parts import ImageParts
 from images.slot_boot import install_slot_boot
 from images.verity import VerityRecord, append_hash_tree, data_capacity
@@ -81,6 +83,8 @@ def hook_environment(config: MergedConfig, workspace: Workspace, dirs: AssemblyD
         "FLEETFORGE_WORKSPACE": str(workspace.root),
         "FLEETFORGE_PROJECT_DIR": str(project_dir()),
         "FLEETFORGE_OTA_KEYS": str(keys_dir()),
+        # The interpreter running FleetForge, for hooks that call its packages (feature/models).
+        "FLEETFORGE_PYTHON": sys.executable,
         "FLEETFORGE_BUILD_DIR": str(dirs.build_dir),
         "BINARIES_DIR": str(dirs.out),
     }
@@ -113,7 +117,7 @@ def finish_rootfs(config: MergedConfig, workspace: Workspace, tree: Path, dirs: 
         f"DHCP_INTERFACE={_symbol_text(config, 'BR2_SYSTEM_DHCP')}\n")
     # App layers (a layer holding app.toml): compiled for the board with SCons and installed with
     # their service and health check (apps/image.py); their sizes go to app-sizes.json.
-    install_apps([layer.path for layer in config.layers], toolchains.board_target(config.board.arch),
+    install_apps([layer.path for layer in config.layers], toolchains.target(config.board.target),
                  tree, dirs.build_dir, report=dirs.out / APP_SIZES_NAME)
     env = {**os.environ, **hook_environment(config, workspace, dirs), "TARGET_DIR": str(tree)}
     for hook in config.post_build_hooks:
@@ -198,30 +202,69 @@ def pack_rootfs(tree: Path, output: Path, fmt: str, size: int, log_file: Path) -
         raise UserError(f"unsupported rootfs_format '{fmt}' (squashfs or ext4)")
 
 
+def bootloader_source(parts: ImageParts, file: str) -> Path:
+    source = parts.bootloader.get(file)
+    if source is None or not source.is_file():
+        raise UserError(f"the {parts.backend} backend has no bootloader file {file} "
+                        f"(layer.toml [[board.bootloader]] file = \"{file}\")")
+    return source
+
+
+TEMPLATE_SUFFIX = ".in"  # a board's boot file with @VARIABLES@, e.g. cmdline.txt.in
+_VARIABLE = re.compile(r"@([A-Z_]+)@")
+
+
+def template_variables(config: MergedConfig) -> dict[str, str]:
+    """What a board's boot file templates may use (e.g. extlinux.conf's `append @KERNEL_CMDLINE@`)."""
+    trees = config.board.device_trees
+    return {"KERNEL_CMDLINE": kernel_cmdline(config),
+            "DEVICE_TREE": Path(trees[0]).name if trees else ""}
+
+
+def render_template(source: Path, variables: Mapping[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in variables:
+            line = source.read_text()[:match.start()].count("\n") + 1
+            raise UserError(f"unknown template variable @{match.group(1)}@ "
+                            f"(known: {', '.join('@' + v + '@' for v in variables)})",
+                            where=f"{display_path(source)}:{line}")
+        return variables[match.group(1)]
+
+    return _VARIABLE.sub(value, source.read_text())
+
+
 def boot_partition_content(config: MergedConfig, parts: ImageParts, initramfs: Path,
                            verity: VerityRecord) -> dict[str, Path | str]:
     """Every file of the boot partition: its name there -> a source file or its text.
 
     The kernel and initramfs here are the chooser (docs/ab-boot.md); both slots hold the same
     image in a fresh disk, so both verity records are the slot image's.
-    Later entries win: the backend's boot files, then the layers' resources/boot/ (a board's own
-    files, e.g. the Pi's config.txt), in layer order.
+    Later entries win: the backend's boot files (device trees), the board's bootloader files
+    for the boot partition (e.g. the Pi's firmware), then the layers' resources/boot/ (a board's
+    own files, e.g. the Pi's config.txt; `NAME.in` is rendered to NAME), in layer order.
     """
     content: dict[str, Path | str] = {
         "vmlinuz": parts.kernel.image,
         "initramfs.img": initramfs,
         "bootstate": INITIAL_BOOTSTATE,
-        "cmdline.txt": kernel_cmdline(config) + "\n",  # one line: some firmware reads no more
         "slot-A.verity": verity.render() + "\n",
         "slot-B.verity": verity.render() + "\n",
     }
     for boot_file in parts.boot_files:
         content[boot_file.name] = boot_file.source
+    for entry in config.board.bootloader:
+        if entry.partition == "boot":
+            content[entry.file] = bootloader_source(parts, entry.file)
+    variables = template_variables(config)
     for layer in config.layers:
         folder = layer.resources / "boot" if layer.resources is not None else None
         if folder is not None and folder.is_dir():
             for source in sorted(p for p in folder.rglob("*") if p.is_file()):
-                content[source.relative_to(folder).as_posix()] = source
+                name = source.relative_to(folder).as_posix()
+                if name.endswith(TEMPLATE_SUFFIX):
+                    content[name.removesuffix(TEMPLATE_SUFFIX)] = render_template(source, variables)
+                else:
+                    content[name] = source
     return content
 
 
@@ -241,14 +284,22 @@ def write_boot_tree(content: Mapping[str, Path | str], boot: Path) -> Path:
 
 def disk_layout(config: MergedConfig) -> DiskLayout:
     image = config.image
+    raw = tuple(RawImage(entry.file, entry.offset, entry.partition)
+                for entry in config.board.bootloader if entry.partition != "boot")
     return DiskLayout(image.partition_table, image.boot_fstype, image.boot_size,
-                      image.rootfs_size, image.persist_size, slot_image_name(config))
+                      image.rootfs_size, image.persist_size, slot_image_name(config),
+                      bootloaders=raw, boot_offset=image.boot_offset)
 
 
-def write_disk(config: MergedConfig, boot: Path, dirs: AssemblyDirs) -> Path:
-    """disk.img: boot, rootfs_a, rootfs_b (both the slot image), persist (docs/ab-boot.md)."""
-    return run_genimage(disk_layout(config), boot_dir=boot, input_dir=dirs.out,
-                        output_dir=dirs.out, work_dir=dirs.work / "genimage", log_file=dirs.log)
+def write_disk(config: MergedConfig, parts: ImageParts, boot: Path, dirs: AssemblyDirs) -> Path:
+    """disk.img: the board's bootloader images, then boot, rootfs_a, rootfs_b (both the slot
+    image) and persist (docs/ab-boot.md)."""
+    layout = disk_layout(config)
+    for raw in layout.bootloaders:  # beside the other images: genimage reads them from there
+        (dirs.out / raw.image).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bootloader_source(parts, raw.image), dirs.out / raw.image)
+    return run_genimage(layout, boot_dir=boot, input_dir=dirs.out, output_dir=dirs.out,
+                        work_dir=dirs.work / "genimage", log_file=dirs.log)
 
 
 def run_post_image_hooks(config: MergedConfig, workspace: Workspace, dirs: AssemblyDirs) -> None:
@@ -265,7 +316,7 @@ def image_manifest(config: MergedConfig, parts: ImageParts, workspace: Workspace
         workspace=workspace.name,
         layers=list(config.layer_names),
         backend=parts.backend,
-        board=BoardRecord.of(config.board),
+        board=config.board,
         kernel_version=parts.kernel.version,
         kernel_cmdline=kernel_cmdline(config),
         config_digest=config.digest(),
@@ -293,7 +344,7 @@ def assemble_image(config: MergedConfig, parts: ImageParts, workspace: Workspace
         return write_boot_tree(content, dirs.work / "boot")
 
     boot = stage("boot partition", boot_partition)
-    stage("disk image", lambda: write_disk(config, boot, dirs))
+    stage("disk image", lambda: write_disk(config, parts, boot, dirs))
     stage("post-image hooks", lambda: run_post_image_hooks(config, workspace, dirs))
     manifest = stage("manifest", lambda: image_manifest(config, parts, workspace, dirs, modules,
                                                          verity))

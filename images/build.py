@@ -14,6 +14,7 @@ from images.buildroot import backend as buildroot_backend
 from images.config_view import print_conflict_warnings
 from images.layers import load_config
 from images.manifest import Manifest, write_manifest
+from images.settings import parse_assignments
 from images.offline import OfflineBackend
 from images.workspace import Workspace
 
@@ -49,19 +50,22 @@ class _Stages:
 
 
 def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, backend: str = "offline",
-          strict: bool = False, refresh: bool = False,
-          buildroot_dir: str | None = None) -> BuildResult:
-    """Build the image for `layers` into `workspace`; raise UserError on any bad input."""
+          strict: bool = False, refresh: bool = False, buildroot_dir: str | None = None,
+          overrides: Sequence[str] | None = None) -> BuildResult:
+    """Build the image for `layers` into `workspace`; raise UserError on any bad input.
+    `overrides`: --set SECTION.KEY=VALUE texts, applied over the layers."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}' (choose one of: {', '.join(BACKENDS)})")
+    parse_assignments(overrides)  # a bad --set fails in one line, before any progress display
     started = time.monotonic()
     if backend == "buildroot":
         manifest = buildroot_backend.build(layers, workspace=workspace, strict=strict,
-                                           buildroot_dir=buildroot_dir)
+                                           buildroot_dir=buildroot_dir, overrides=overrides)
         return BuildResult(workspace, manifest, time.monotonic() - started)
     with step_progress() as progress:
         stages = _Stages(progress)
-        config = stages.run("configuration", lambda: load_config(layers, strict=strict))
+        config = stages.run("configuration",
+                            lambda: load_config(layers, strict=strict, overrides=overrides))
         print_conflict_warnings(config, console)  # two layers disagreeing: named, not fatal
         workspace.logs_dir.mkdir(parents=True, exist_ok=True)
         # Written below build/ and swapped in as workspace/images only when complete.

@@ -63,7 +63,8 @@ class DebianArchive:
         self._lock_depth = 0
         self._updated = False
 
-    def _options(self) -> list[str]:
+    def apt_options(self) -> list[str]:
+        """apt's -o options that point it at this archive's own lists, cache and sources."""
         sources = [] if self.sources is None else [
             f"-oDir::Etc::SourceList={self.sources / 'sources.list'}",
             f"-oDir::Etc::SourceParts={self.sources / 'sources.list.d'}",
@@ -99,7 +100,7 @@ class DebianArchive:
                 self._lock_depth -= 1
 
     def _apt(self, *args: str) -> str:
-        return run_tool(["apt-get", *self._options(), *args], debian_package="apt", cwd=self.archives)
+        return run_tool(["apt-get", *self.apt_options(), *args], debian_package="apt", cwd=self.archives)
 
     def _memo_path(self, kind: str, names: list[str]) -> Path:
         # Keyed by the query and the package lists in force: an `apt update` invalidates it.
@@ -229,7 +230,7 @@ class DebianArchive:
             except (OSError, ValueError):
                 pass
             out = run_tool(
-                ["apt-cache", *self._options(), "depends", "--no-recommends", "--no-suggests", package],
+                ["apt-cache", *self.apt_options(), "depends", "--no-recommends", "--no-suggests", package],
                 debian_package="apt",
             )
             depends = re.findall(r"^\s+Depends: (\S+)", out, re.M)
@@ -263,14 +264,17 @@ def add_components(text: str, components: tuple[str, ...], deb822: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_sources_with_components(target: Path, components: tuple[str, ...]) -> None:
-    """Write the host's sources, with `components` added, below `target` (apt's Dir::Etc parts)."""
+def write_sources_with_components(target: Path, components: tuple[str, ...], *,
+                                  host_list: Path = HOST_SOURCE_LIST,
+                                  host_parts: Path = HOST_SOURCE_PARTS) -> None:
+    """Write the host's sources (`host_list`, `host_parts`), with `components` added, below
+    `target` (apt's Dir::Etc parts)."""
     parts = target / "sources.list.d"
     parts.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, str] = {}
-    if HOST_SOURCE_LIST.is_file():
-        wanted["sources.list"] = add_components(HOST_SOURCE_LIST.read_text(), components, False)
-    for source in sorted(HOST_SOURCE_PARTS.glob("*")):
+    if host_list.is_file():
+        wanted["sources.list"] = add_components(host_list.read_text(), components, False)
+    for source in sorted(host_parts.glob("*")):
         if source.suffix in (".list", ".sources"):
             wanted[f"sources.list.d/{source.name}"] = add_components(
                 source.read_text(), components, source.suffix == ".sources")

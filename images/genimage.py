@@ -1,6 +1,12 @@
-"""Write the genimage configuration for the A/B disk layout (docs/ab-boot.md) and run genimage."""
+"""Write the genimage configuration for the A/B disk layout (docs/ab-boot.md) and run genimage.
+
+Before the A/B partitions come the board's bootloader images (layer.toml [[board.bootloader]]):
+raw at a byte offset outside the partition table, or in a GPT partition of their own; the first
+A/B partition is placed after the last of them.
+"""
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +20,19 @@ ALIGN = 1 << 20
 
 
 @dataclass(frozen=True)
+class RawImage:
+    """A bootloader image on the disk, outside the A/B file systems."""
+
+    image: str  # file name in the input directory
+    offset: int | None = None  # byte offset on the disk (None: after the previous one)
+    partition: str = ""  # "": raw, not in the partition table; else a GPT partition of this name
+
+    @property
+    def label(self) -> str:
+        return self.partition or "raw-" + re.sub(r"[^A-Za-z0-9]+", "-", self.image)
+
+
+@dataclass(frozen=True)
 class DiskLayout:
     """What genimage needs to know; filled from the merged [image] table."""
 
@@ -24,9 +43,13 @@ class DiskLayout:
     persist_size: int
     rootfs_image: str  # file name in the input directory, e.g. rootfs.squashfs
     disk_image: str = "disk.img"
+    bootloaders: tuple[RawImage, ...] = ()
+    boot_offset: int = 0  # 0: after the bootloaders
 
 
 def _size(n: int) -> str:
+    if n % 1024:
+        return str(n)
     return f"{n // 1024}K" if n % (1 << 20) else f"{n >> 20}M"
 
 
@@ -37,6 +60,14 @@ def genimage_config(layout: DiskLayout) -> str:
     if layout.boot_fstype not in ("ext4", "vfat"):
         raise UserError(f"unsupported boot_fstype '{layout.boot_fstype}' (ext4 or vfat)")
     gpt = layout.partition_table == "gpt"
+    for raw in layout.bootloaders:
+        if raw.partition and not gpt:
+            raise UserError(f"bootloader {raw.image} in a partition of its own ('{raw.partition}') "
+                            "needs partition_table = \"gpt\": on MBR the A/B partitions are found "
+                            "by number (use offset = ... for a raw image)")
+        if raw.partition in PARTITIONS:
+            raise UserError(f"bootloader {raw.image}: partition '{raw.partition}' is an A/B "
+                            "partition name (use partition = \"boot\" for a file on it)")
     boot_image = f"boot.{layout.boot_fstype}"
     if layout.boot_fstype == "vfat":
         boot_fs = '\tvfat {\n\t\tlabel = "BOOT"\n\t}\n'
@@ -45,12 +76,25 @@ def genimage_config(layout: DiskLayout) -> str:
 
     def partition(name: str, image: str, size: int, fs_kind: str) -> str:
         lines = [f"\tpartition {name} {{", f'\t\timage = "{image}"', f"\t\tsize = {_size(size)}"]
+        if name == "boot" and layout.boot_offset:
+            lines.append(f"\t\toffset = {_size(layout.boot_offset)}")
         if gpt:
             lines.append(f'\t\tpartition-type-uuid = "{"F" if fs_kind == "vfat" else "L"}"')
         else:
             lines.append(f"\t\tpartition-type = {'0x0C' if fs_kind == 'vfat' else '0x83'}")
-            if name == "boot":
-                lines.append("\t\tbootable = true")
+        if name == "boot":  # MBR active flag; GPT legacy-BIOS-bootable (U-Boot's distro boot)
+            lines.append("\t\tbootable = true")
+        lines.append("\t}")
+        return "\n".join(lines) + "\n"
+
+    def bootloader(raw: RawImage) -> str:
+        lines = [f"\tpartition {raw.label} {{", f'\t\timage = "{raw.image}"']
+        if raw.partition:
+            lines.append('\t\tpartition-type-uuid = "L"')
+        else:
+            lines.append("\t\tin-partition-table = false")
+        if raw.offset is not None:
+            lines.append(f"\t\toffset = {_size(raw.offset)}")
         lines.append("\t}")
         return "\n".join(lines) + "\n"
 
@@ -63,6 +107,7 @@ def genimage_config(layout: DiskLayout) -> str:
         f"\tempty = true\n\tsize = {_size(layout.persist_size)}\n}}\n\n"
         f"image {layout.disk_image} {{\n"
         f'\thdimage {{\n\t\tpartition-table-type = "{layout.partition_table}"\n\t\talign = {ALIGN}\n\t}}\n'
+        + "".join(bootloader(raw) for raw in layout.bootloaders)
         + partition("boot", boot_image, layout.boot_size, layout.boot_fstype)
         + partition("rootfs_a", layout.rootfs_image, layout.rootfs_size, "rootfs")
         + partition("rootfs_b", layout.rootfs_image, layout.rootfs_size, "rootfs")

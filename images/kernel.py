@@ -39,7 +39,7 @@ class Kernel:
     def module_closure(self, names: list[str]) -> list[Module]:
         """`names` and everything they depend on, in load order (dependencies first)."""
         index = self._index()
-        builtin = self._builtin()
+        builtin = self.builtin_modules()
         ordered: list[Module] = []
         seen: set[str] = set()
 
@@ -62,7 +62,8 @@ class Kernel:
             visit(name, ())
         return ordered
 
-    def _builtin(self) -> set[str]:
+    def builtin_modules(self) -> set[str]:
+        """Modules built into this kernel (modules.builtin): a boot list may name them."""
         listing = self.modules_root / "modules.builtin"
         if not listing.exists():
             return set()

@@ -13,13 +13,15 @@ from typing import Any
 
 from fleetforge.errors import UserError
 from fleetforge.paths import display_path, layer_search_path
-from images.schema import (
-    BOARD_SETTINGS,
-    IMAGE_SETTINGS,
-    LAYER_KEYS,
+from images.settings import (
+    SECTIONS,
+    Assignment,
     Board,
+    EntryError,
     ImageLayout,
-    SettingSpec,
+    defaults,
+    parse_assignments,
+    section_specs,
 )
 
 # The default build, overridable like SkiffOS's SKIFF_CONFIG.
@@ -28,6 +30,8 @@ DEFAULT_LAYERS: tuple[str, ...] = tuple(
 )
 
 METADATA_FILE = "layer.toml"
+LAYER_KEYS = ("description", "depends", *SECTIONS)
+COMMAND_LINE = Path("<command line>")  # the origin of a --set value
 
 
 class LayerError(UserError):
@@ -43,6 +47,8 @@ class Origin:
     line: int | None = None
 
     def __str__(self) -> str:
+        if self.path == COMMAND_LINE:
+            return self.layer
         location = display_path(self.path) + (f":{self.line}" if self.line else "")
         return f"{self.layer} ({location})"
 
@@ -52,7 +58,7 @@ class Setting:
     """One configuration symbol or image key, with the layer that set it."""
 
     name: str
-    value: Any  # Kconfig: as written ('y', 'n', '"text"', '123'); image keys: parsed value
+    value: Any  # Kconfig: as written ('y', 'n', '"text"', '123'); layer settings: parsed value
     origin: Origin
 
     @property
@@ -75,16 +81,18 @@ class Setting:
 class Override:
     """A later layer replaced a value an earlier one had set."""
 
-    kind: str  # "buildroot", "kernel" or "image"
+    kind: str  # "buildroot", "kernel" or "setting"
     name: str
     previous: Setting
     setting: Setting
 
     @property
     def conflicting(self) -> bool:
-        """Two different layers disagree (a layer refining its own value is no conflict)."""
+        """Two different layers disagree (a layer refining its own value, or the user's --set,
+        is no conflict)."""
         return (
             self.previous.origin.layer != self.setting.origin.layer
+            and self.setting.origin.path != COMMAND_LINE
             and self.previous.value != self.setting.value
         )
 
@@ -103,8 +111,11 @@ class Layer:
     path: Path
     description: str
     depends: tuple[str, ...]
-    board: Mapping[str, Any] | None
-    image: Mapping[str, Any]
+    settings: Mapping[str, Mapping[str, Any]]  # section -> key -> parsed value, as written
+
+    @property
+    def is_board(self) -> bool:
+        return "board" in self.settings
 
     @property
     def metadata_path(self) -> Path:
@@ -155,9 +166,10 @@ class MergedConfig:
     image: ImageLayout
     buildroot: Mapping[str, Setting]
     kernel: Mapping[str, Setting]
-    image_settings: Mapping[str, Setting]
+    settings: Mapping[str, Setting]  # "section.key" -> the value set and where (unset: default)
     overrides: tuple[Override, ...] = field(default=())
     layer_path: tuple[Path, ...] = ()  # the folders the layers were found in (search order)
+    assignments: tuple[str, ...] = ()  # the --set SECTION.KEY=VALUE it was made with
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -248,24 +260,26 @@ def find_layer(query: str, available: Mapping[str, Path]) -> str:
     raise LayerError(f"unknown layer '{query}'{hint} (see `fleetforge layers`)")
 
 
-def _line_of_key(path: Path, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+def _line_matching(path: Path, pattern: str) -> int | None:
+    compiled = re.compile(pattern)
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if pattern.match(line):
+        if compiled.match(line):
             return number
     return None
 
 
-def _validate_table(
-    table: Any, specs: Sequence[SettingSpec], path: Path, section: str
-) -> dict[str, Any]:
-    """Parse a [board]/[image] table against the schema; errors name file:line and the key."""
+def _line_of_key(path: Path, key: str) -> int | None:
+    return _line_matching(path, rf"^\s*{re.escape(key)}\s*=")
+
+
+def _validate_table(table: Any, section: str, path: Path) -> dict[str, Any]:
+    """Parse a [board]/[image] table against the settings table; errors name file:line and key."""
     if not isinstance(table, dict):
         raise LayerError(f"[{section}] must be a table", where=display_path(path))
-    by_key = {spec.key: spec for spec in specs}
+    by_key = {spec.key: spec for spec in section_specs(section)}
     parsed: dict[str, Any] = {}
     for key, value in table.items():
-        where = f"{display_path(path)}:{_line_of_key(path, key) or 1}"
+        where = f"{display_path(path)}:{_line_of_key(path, key) or _line_of_table(path, section, key) or 1}"
         spec = by_key.get(key)
         if spec is None:
             close = difflib.get_close_matches(key, by_key, n=1)
@@ -273,9 +287,20 @@ def _validate_table(
             raise LayerError(f"unknown [{section}] key '{key}'{hint}", where=where)
         try:
             parsed[key] = spec.parse(value)
+        except EntryError as error:  # the line of that entry's [[section.key]] header
+            line = _line_of_table(path, section, key, error.entry) or 1
+            raise LayerError(f"[{section}] {key}: {error}", where=f"{display_path(path)}:{line}") from None
         except ValueError as error:
             raise LayerError(f"[{section}] {key}: {error}", where=where) from None
     return parsed
+
+
+def _line_of_table(path: Path, section: str, key: str, entry: int = 1) -> int | None:
+    """The line of the `entry`th `[[section.key]]` header (e.g. [[board.bootloader]])."""
+    header = re.compile(rf"^\s*\[\[\s*{re.escape(section)}\.{re.escape(key)}\s*\]\]")
+    lines = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if header.match(line)]
+    return lines[entry - 1] if len(lines) >= entry else None
 
 
 def load_layer(name: str, path: Path) -> Layer:
@@ -306,14 +331,13 @@ def load_layer(name: str, path: Path) -> Layer:
     description = data.get("description", "")
     if not isinstance(description, str) or not description:
         raise LayerError("missing description", where=display_path(meta))
-    board = None
-    if "board" in data:
-        board = _validate_table(data["board"], BOARD_SETTINGS, meta, "board")
-        missing = [s.key for s in BOARD_SETTINGS if s.default is None and s.key not in board]
+    settings = {section: _validate_table(data[section], section, meta)
+                for section in SECTIONS if section in data}
+    if "board" in settings:
+        missing = [s.key for s in section_specs("board") if s.required and s.key not in settings["board"]]
         if missing:
             raise LayerError(f"[board] misses {', '.join(missing)}", where=display_path(meta))
-    image = _validate_table(data.get("image", {}), IMAGE_SETTINGS, meta, "image")
-    return Layer(name, path, description, tuple(depends), board, image)
+    return Layer(name, path, description, tuple(depends), settings)
 
 
 def load_all_layers(layers_dir: LayerDirs = None) -> list[Layer]:
@@ -419,9 +443,27 @@ def _merge(
     return merged
 
 
-def merge_layers(layers: Sequence[Layer], *, strict: bool = False) -> MergedConfig:
-    """Merge resolved layers in order. `strict` turns conflicts between layers into an error."""
-    boards = [layer for layer in layers if layer.board is not None]
+def _layer_settings(layers: Sequence[Layer]) -> Iterable[Setting]:
+    """Every [section] value of every layer, in order, with where it was set."""
+    for layer in layers:
+        for section, values in layer.settings.items():
+            for key, value in values.items():
+                line = _line_of_key(layer.metadata_path, key) or \
+                    _line_of_table(layer.metadata_path, section, key)
+                yield Setting(f"{section}.{key}", value, Origin(layer.name, layer.metadata_path, line))
+
+
+def _command_line_settings(assignments: Sequence[Assignment]) -> Iterable[Setting]:
+    for assignment in assignments:
+        yield Setting(assignment.spec.name, assignment.value,
+                      Origin(f"--set {assignment.text}", COMMAND_LINE))
+
+
+def merge_layers(layers: Sequence[Layer], *, strict: bool = False,
+                 assignments: Sequence[Assignment] = ()) -> MergedConfig:
+    """Merge resolved layers in order, then the command line's --set values (they win).
+    `strict` turns conflicts between layers into an error."""
+    boards = [layer for layer in layers if layer.is_board]
     if not boards:
         raise LayerError(
             "no board layer in " + ",".join(l.name for l in layers)
@@ -430,8 +472,6 @@ def merge_layers(layers: Sequence[Layer], *, strict: bool = False) -> MergedConf
     if len(boards) > 1:
         raise LayerError("two board layers at once: " + ", ".join(b.name for b in boards))
     board_layer = boards[0]
-    board_values = {s.key: s.default for s in BOARD_SETTINGS} | dict(board_layer.board or {})
-    board = Board(name=board_layer.name, **board_values)
 
     overrides: list[Override] = []
     buildroot = _merge(
@@ -446,25 +486,22 @@ def merge_layers(layers: Sequence[Layer], *, strict: bool = False) -> MergedConf
          for s in parse_fragment(f, layer.name, "CONFIG_")),
         overrides,
     )
-    image_settings = _merge(
-        "image",
-        (
-            Setting(key, value, Origin(layer.name, layer.metadata_path,
-                                       _line_of_key(layer.metadata_path, key)))
-            for layer in layers for key, value in layer.image.items()
-        ),
-        overrides,
-    )
-    image_values = {s.key: s.default for s in IMAGE_SETTINGS}
-    image_values |= {key: s.value for key, s in image_settings.items()}
+    # [board] comes from the one board layer only (checked above); [image] from every layer.
+    settings = _merge("setting", (*_layer_settings(layers), *_command_line_settings(assignments)),
+                      overrides)
+    values = {section: defaults(section) | {name.split(".", 1)[1]: s.value
+                                           for name, s in settings.items()
+                                           if name.startswith(section + ".")}
+              for section in SECTIONS}
     config = MergedConfig(
         layers=tuple(layers),
-        board=board,
-        image=ImageLayout(**image_values),
+        board=Board(name=board_layer.name, **values["board"]),
+        image=ImageLayout(**values["image"]),
         buildroot=buildroot,
         kernel=kernel,
-        image_settings=image_settings,
+        settings=settings,
         overrides=tuple(overrides),
+        assignments=tuple(a.text for a in assignments),
     )
     if strict and config.conflicts:
         first = config.conflicts[0]
@@ -487,8 +524,12 @@ def load_config(
     *,
     strict: bool = False,
     layers_dir: LayerDirs = None,
+    overrides: str | Sequence[str] | None = None,
 ) -> MergedConfig:
-    """Resolve and merge a layer list given as 'a,b', a list, or None for the default build."""
-    config = merge_layers(resolve_layers(parse_layer_list(spec), layers_dir), strict=strict)
+    """Resolve and merge a layer list given as 'a,b', a list, or None for the default build;
+    `overrides` are --set SECTION.KEY=VALUE texts, applied last."""
+    assignments = parse_assignments(overrides)
+    layers = resolve_layers(parse_layer_list(spec), layers_dir)
+    config = merge_layers(layers, strict=strict, assignments=assignments)
     return replace(config, layer_path=_search_path(layers_dir))
 

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fleetforge.errors import UserError
 from fleetforge.hashing import sha256_file
-from images.schema import Board
+from images.settings import board_from_record, board_record
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the board record holds every [board] setting
 
 
 @dataclass(frozen=True)
@@ -28,30 +29,11 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class BoardRecord:
-    name: str
-    arch: str
-    debian_arch: str
-    compatible: str
-    qemu_system: str
-    qemu_machine: str
-    qemu_cpu: str
-    console: str
-    boot_tested: bool
-    qemu_devices: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, board: Board) -> BoardRecord:
-        """The board's fields a manifest records (what booting and updating it needs)."""
-        return cls(**{f.name: getattr(board, f.name) for f in fields(cls)})
-
-
-@dataclass(frozen=True)
 class Manifest:
     workspace: str
     layers: list[str]
     backend: str
-    board: BoardRecord
+    board: Any  # images.settings.Board: every [board] setting (the JSON adds arch, debian_arch)
     kernel_version: str
     kernel_cmdline: str
     config_digest: str
@@ -68,7 +50,7 @@ class Manifest:
         raise KeyError(path)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json.dumps({**asdict(self), "board": board_record(self.board)}, indent=2) + "\n"
 
 
 def describe_artifacts(images_dir: Path, names: list[str]) -> list[Artifact]:
@@ -87,8 +69,7 @@ def load_manifest(path: Path) -> Manifest:
         raise UserError("no image built in this workspace yet (run: fleetforge build)", where=str(path))
     try:
         data = json.loads(path.read_text())
-        board = data["board"]
-        data["board"] = BoardRecord(**{**board, "qemu_devices": tuple(board.get("qemu_devices", ()))})
+        data["board"] = board_from_record(data["board"])
         data["packages"] = [PackageRecord(**p) for p in data["packages"]]
         data["artifacts"] = [Artifact(**a) for a in data["artifacts"]]
         return Manifest(**data)

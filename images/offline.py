@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from fleetforge.errors import UserError
+from fleetforge.paths import display_path
 from fleetforge.progress import console
 from fleetforge.tools import run_tool
 from images.assemble import AssemblyDirs, finish_rootfs
@@ -17,6 +18,7 @@ from images.manifest import PackageRecord
 from images.packages import package_plan
 from images.parts import BootFile, ImageParts
 from images.rootfs import RootfsInputs, assemble_rootfs, generic_settings
+from images.settings import BootloaderFile
 from images.workspace import Workspace
 
 
@@ -33,6 +35,7 @@ class OfflineBackend:
         self.strict = strict
         self.plan = package_plan(config)
         self.archive = DebianArchive(self.board.debian_arch, components=self.plan.components)
+        self.board_layer_file = next(l.metadata_path for l in config.layers if l.is_board)
         self.modules_overlay: tuple[Path, ...] = ()  # a source-built kernel's lib/modules
         self.kernel_warnings: list[str] = []
 
@@ -43,10 +46,18 @@ class OfflineBackend:
             raise UserError("no BR2_PACKAGE_* symbol is enabled: nothing to put in the root filesystem "
                             "(add a system layer, e.g. --layers BOARD,core/minimal)")
         self.busybox_deb = self.archive.fetch_exact("busybox-static", refresh=self.refresh)
-        # Boot-partition packages (firmware) are unpacked only: no dependencies, no rootfs files.
-        self.boot_debs = [(boot, self.archive.fetch_exact(boot.package, refresh=self.refresh))
-                          for boot in self.plan.boot]
+        # Bootloader and firmware packages are unpacked only: no dependencies, no rootfs files.
+        self.bootloader_debs = {
+            name: self.archive.fetch_exact(name, refresh=self.refresh)
+            for name in dict.fromkeys(self._bootloader_package(e) for e in self.board.bootloader)}
         return self.archive.resolve(wanted, refresh=self.refresh)
+
+    def _bootloader_package(self, entry: BootloaderFile) -> str:
+        if not entry.package:
+            raise UserError(f"[[board.bootloader]] file {entry.file} names no Debian package: the "
+                            "offline backend takes it from one (package = \"NAME\", path = "
+                            "\"path/in/package\")", where=display_path(self.board_layer_file))
+        return entry.package
 
     def kernel(self) -> Kernel:
         if self.board.kernel == "source":
@@ -84,19 +95,21 @@ class OfflineBackend:
         return target
 
     def boot_files(self, kernel: Kernel) -> tuple[BootFile, ...]:
-        """The mappings' boot files (e.g. firmware) and the board's device trees, flat."""
-        found: list[BootFile] = []
-        for files, deb in self.boot_debs:
-            unpacked = self._unpacked(deb)
-            for name in files.files:
-                source = unpacked / name
-                if not source.is_file():
-                    raise UserError(f"{deb.path.name} has no {name} (images/packages.toml: the "
-                                    f"boot files of package {files.package})")
-                found.append(BootFile(source, source.name))
-        found += [BootFile(kernel.device_tree(relpath), Path(relpath).name)
-                  for relpath in self.board.device_trees]
-        return tuple(found)
+        """The board's device trees from the kernel package, flat on the boot partition."""
+        return tuple(BootFile(kernel.device_tree(relpath), Path(relpath).name)
+                     for relpath in self.board.device_trees)
+
+    def bootloader(self) -> dict[str, Path]:
+        """Each [[board.bootloader]] file, unpacked from its package."""
+        found = {}
+        for entry in self.board.bootloader:
+            deb = self.bootloader_debs[entry.package]
+            source = self._unpacked(deb) / entry.path
+            if not source.is_file():
+                raise UserError(f"{deb.path.name} has no {entry.path} ([[board.bootloader]] "
+                                f"file {entry.file})", where=display_path(self.board_layer_file))
+            found[entry.file] = source
+        return found
 
     def parts(self, packages: list[DebPackage], kernel: Kernel, tree: Path) -> ImageParts:
         busybox = self._unpacked(self.busybox_deb) / "bin" / "busybox"
@@ -105,10 +118,9 @@ class OfflineBackend:
                                      kernel.package.arch, "kernel"))
         records.append(PackageRecord(self.busybox_deb.name, self.busybox_deb.version,
                                      self.busybox_deb.arch, "initramfs"))
-        boot_debs = {deb.name: deb for _, deb in self.boot_debs}  # one record per package
         records.extend(PackageRecord(deb.name, deb.version, deb.arch, "boot")
-                       for deb in boot_debs.values())
+                       for deb in self.bootloader_debs.values())
         return ImageParts(backend="offline", kernel=kernel, busybox=busybox, rootfs_tree=tree,
                           rootfs_image=None, packages=tuple(records),
-                          boot_files=self.boot_files(kernel),
+                          boot_files=self.boot_files(kernel), bootloader=self.bootloader(),
                           kernel_warnings=tuple(self.kernel_warnings))

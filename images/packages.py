@@ -17,23 +17,11 @@ COMPONENTS = ("main", "contrib", "non-free", "non-free-firmware")
 
 
 @dataclass(frozen=True)
-class BootFiles:
-    """Files taken from one Debian package onto the boot partition (e.g. the Pi's firmware).
-
-    The package is unpacked, not installed: none of its files go into the root filesystem.
-    """
-
-    package: str
-    files: tuple[str, ...]  # paths inside the package, copied flat onto the boot partition
-
-
-@dataclass(frozen=True)
 class PackageMapping:
     symbol: str
     debian: tuple[str, ...]
     note: str
     components: tuple[str, ...] = ()  # archive areas beyond main that these packages need
-    boot: BootFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +30,6 @@ class PackagePlan:
 
     rootfs: tuple[str, ...]  # packages installed (with their dependencies) into the rootfs
     components: tuple[str, ...]  # extra archive areas to enable, sorted
-    boot: tuple[BootFiles, ...]  # files for the boot partition, in symbol order
 
 
 class UnknownPackageError(UserError):
@@ -64,32 +51,12 @@ def load_mappings(path: Path = PACKAGES_TOML) -> dict[str, PackageMapping]:
             raise UserError(f"[{symbol}] components must be a list of {', '.join(COMPONENTS[1:])}",
                             where=str(path))
         mappings[symbol] = PackageMapping(symbol, tuple(table["debian"]), table.get("note", ""),
-                                          tuple(components), _boot_files(symbol, table, path))
+                                          tuple(components))
     return mappings
 
 
-def _boot_files(symbol: str, table: dict, path: Path) -> BootFiles | None:
-    boot = table.get("boot")
-    if boot is None:
-        return None
-    package = boot.get("package") if isinstance(boot, dict) else None
-    files = boot.get("files") if isinstance(boot, dict) else None
-    # Paths stay inside the unpacked package: no absolute paths, no "..".
-    if not (isinstance(package, str) and package and isinstance(files, list) and files
-            and all(isinstance(f, str) and f and not f.startswith("/") and ".." not in f
-                    for f in files)):
-        raise UserError(f"[{symbol}] boot must be {{ package = \"NAME\", files = [\"path/in/package\", ...] }}",
-                        where=str(path))
-    return BootFiles(package, tuple(files))
-
-
-def debian_packages(config: MergedConfig, mappings: dict[str, PackageMapping] | None = None) -> list[str]:
-    """Debian packages for the root filesystem of `config` (see package_plan)."""
-    return list(package_plan(config, mappings).rootfs)
-
-
 def package_plan(config: MergedConfig, mappings: dict[str, PackageMapping] | None = None) -> PackagePlan:
-    """Debian packages, archive areas and boot files for every enabled BR2_PACKAGE_* symbol.
+    """Debian packages and archive areas for every enabled BR2_PACKAGE_* symbol.
 
     Host-tool symbols (BR2_PACKAGE_HOST_*) build tools for the build machine, not the target,
     so they need no mapping.
@@ -97,7 +64,6 @@ def package_plan(config: MergedConfig, mappings: dict[str, PackageMapping] | Non
     mappings = load_mappings() if mappings is None else mappings
     wanted: list[str] = []
     components: set[str] = set()
-    boot: list[BootFiles] = []
     for symbol in config.enabled_packages():
         if symbol.startswith("BR2_PACKAGE_HOST_"):
             continue
@@ -112,6 +78,4 @@ def package_plan(config: MergedConfig, mappings: dict[str, PackageMapping] | Non
             )
         wanted.extend(p for p in mapping.debian if p not in wanted)
         components.update(mapping.components)
-        if mapping.boot is not None:
-            boot.append(mapping.boot)
-    return PackagePlan(tuple(wanted), tuple(sorted(components)), tuple(boot))
+    return PackagePlan(tuple(wanted), tuple(sorted(components)))

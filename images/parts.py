@@ -6,7 +6,8 @@ in one place, so both backends end with the same layout.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from images.kernel import Kernel
@@ -32,5 +33,7 @@ class ImageParts:
     rootfs_image: Path | None  # the tree packed by the backend; None: the engine packs it
     packages: tuple[PackageRecord, ...]  # what went into the image, with versions and roles
     boot_files: tuple[BootFile, ...] = ()
+    # Where the backend has each of the board's [[board.bootloader]] files (by their `file`).
+    bootloader: Mapping[str, Path] = field(default_factory=dict)
     initramfs_overlays: tuple[Path, ...] = ()  # the backend's files, applied before the layers'
     kernel_warnings: tuple[str, ...] = ()  # kernel options the layers asked for and did not get

@@ -148,7 +148,7 @@ class BootedMachine:
         started = time.monotonic()
         process = start_tool(args, debian_package=_package_for(args[0]))
         try:
-            check = _wait_healthy(process, port, console_log, started, timeout)
+            check = wait_healthy(process, port, console_log, started, timeout)
         except BaseException:
             _kill(process)
             raise
@@ -244,7 +244,7 @@ def _whole_line(process: subprocess.Popen[bytes], fd: int, log, text: str,
     return data.decode("utf-8", "replace").split("\n")[0].rstrip("\r")
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path,
+def wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path,
                   started: float, timeout: float) -> BootCheck:
     assert process.stdout is not None
     fd = process.stdout.fileno()

@@ -49,15 +49,14 @@ def generic_settings(buildroot: Mapping[str, Setting]) -> dict[str, str]:
             "root_password": text("BR2_TARGET_GENERIC_ROOT_PASSWD")}
 
 
-def _shadow_hash(password: str) -> str:
-    """Empty: console login without a password (Buildroot's default); otherwise SHA-512 crypt."""
+def shadow_password(password: str) -> str:
+    """/etc/shadow's field for root's password: empty = console login without one (Buildroot's
+    default), "$..." = already hashed; otherwise SHA-512 crypt with a random salt, by OpenSSL
+    (Python's crypt module is gone in 3.13). The password goes on stdin, never on a command line."""
     if not password or password.startswith("$"):
         return password
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: still the stdlib's SHA-512 crypt
-        import crypt
-    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+    return run_tool(["openssl", "passwd", "-6", "-stdin"], debian_package="openssl",
+                    stdin=password.encode() + b"\n").strip()
 
 
 def assemble_rootfs(inputs: RootfsInputs, tree: Path, log_file: Path) -> None:
@@ -87,7 +86,7 @@ def _write_identity(inputs: RootfsInputs, tree: Path) -> None:
     (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
     (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     shadow = etc / "shadow"
-    shadow.write_text(f"root:{_shadow_hash(inputs.root_password)}:19000:0:99999:7:::\n"
+    shadow.write_text(f"root:{shadow_password(inputs.root_password)}:19000:0:99999:7:::\n"
                       "nobody:*:19000:0:99999:7:::\n")
     shadow.chmod(0o600)
     (etc / "shells").write_text("/bin/sh\n/bin/ash\n")

@@ -20,21 +20,28 @@ def layers(c):
     stdout.print(layers_table(load_all_layers()))
 
 
-@task(help={
+SET_HELP = ("override a layer setting, e.g. --set image.rootfs_size=128M (repeatable; "
+            "`fleetforge config --show` lists them all)")
+
+
+@task(iterable=["set"], help={
     "layers": "comma-separated layer list, e.g. qemu/aarch64,core/minimal (default: the default build)",
-    "show": "print every merged value with the layer, file and line that set it",
+    "show": "print every setting with its help, and every merged value with the layer, file and "
+            "line that set it",
     "strict": "fail when two layers set one symbol differently",
+    "set": SET_HELP,
 })
 @exit_on_user_error
-def config(c, layers=None, show=False, strict=False):
+def config(c, layers=None, show=False, strict=False, set=None):
     """Print the merged configuration of a layer list, with provenance and overrides."""
-    merged = load_config(layers, strict=strict)
+    merged = load_config(layers, strict=strict, overrides=set)
     print_conflict_warnings(merged, stderr)
     print_config(merged, stdout, show_all=show)
 
 
-@task(help={
+@task(iterable=["set"], help={
     "layers": f"comma-separated layers, applied in order (default: {','.join(DEFAULT_LAYERS)})",
+    "set": SET_HELP,
     "backend": "offline (Debian binary packages, default) or buildroot",
     "workspace": "workspace name: builds go to workspaces/NAME/",
     "strict": "two layers setting one symbol differently is an error, not a warning",
@@ -43,13 +50,13 @@ def config(c, layers=None, show=False, strict=False):
 })
 @exit_on_user_error
 def build(c, layers=",".join(DEFAULT_LAYERS), backend="offline", workspace=DEFAULT_WORKSPACE, strict=False,
-          refresh=False, buildroot_dir=None):
+          refresh=False, buildroot_dir=None, set=None):
     """Build a firmware image into workspaces/NAME/images/ (disk.img, manifest.json, ...)."""
     from images.build import build as run_build
     from images.report import print_build_summary
 
     result = run_build(layers, workspace=Workspace.named(workspace), backend=backend,
-                       strict=strict, refresh=refresh, buildroot_dir=buildroot_dir)
+                       strict=strict, refresh=refresh, buildroot_dir=buildroot_dir, overrides=set)
     print_build_summary(result)
 
 

@@ -41,14 +41,23 @@ _PREFIXES = {"tail", "musttail", "notail"}
 
 @dataclass(frozen=True)
 class ProgramGraph:
-    """Nodes (vocabulary ids) and typed edges (source, target, kind) of one module."""
+    """Nodes (vocabulary ids) and typed edges (source, target, kind) of one module.
+
+    `module_nodes` estimates the nodes of the whole module: a large module's graph is built from
+    functions spread evenly over it (see build_graph), and the model still learns its real size.
+    """
 
     tokens: np.ndarray  # (nodes,) int64
     edges: np.ndarray  # (edges, 3) int64: source, target, kind
+    module_nodes: int = 0
 
     @property
     def num_nodes(self) -> int:
         return int(self.tokens.shape[0])
+
+    @property
+    def size(self) -> int:
+        return max(self.module_nodes, self.num_nodes)
 
 
 def _type_class(text: str) -> str:
@@ -70,8 +79,48 @@ def _opcode(rest: str) -> str:
     return words[0] if words and words[0] in OPCODES else "other"
 
 
+def count_ir_instructions(ll_text: str) -> int:
+    """Instructions in function bodies of textual IR (labels, comments and braces excluded)."""
+    count = 0
+    in_body = False
+    for line in ll_text.splitlines():
+        if not in_body:
+            in_body = line.startswith("define ") and line.rstrip().endswith("{")
+            continue
+        if line.startswith("}"):
+            in_body = False
+        elif line[:1] in (" ", "\t") and line.strip() and not line.strip().startswith(";"):
+            count += 1  # instructions are indented; labels ("bb:", "12:") start at column 0
+    return count
+
+
+def function_spans(lines: list[str]) -> list[tuple[int, int]]:
+    """(first line, line after the closing brace) of every function definition."""
+    spans = []
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("define ") and lines[i].rstrip().endswith("{"):
+            start = i
+            while i < len(lines) and not lines[i].startswith("}"):
+                i += 1
+            spans.append((start, i + 1))
+        i += 1
+    return spans
+
+
 def build_graph(ll_text: str, max_nodes: int = 40000) -> ProgramGraph:
-    """Parse function bodies of textual IR into a graph (approximate, line-based, fast)."""
+    """Parse function bodies of textual IR into a graph (approximate, line-based, fast).
+
+    A module of more than about `max_nodes` nodes is represented by functions spread evenly over
+    it (every k-th), not by its first functions, so the graph still covers the whole module.
+    """
+    lines = ll_text.splitlines()
+    spans = function_spans(lines)
+    # About three nodes per instruction line (the instruction, its result, a constant).
+    estimate = 3 * sum(end - start for start, end in spans)
+    if estimate > max_nodes and spans:
+        step = estimate / max_nodes
+        spans = [spans[int(i * step)] for i in range(int(len(spans) / step))] or spans[:1]
     tokens: list[int] = []
     edges: list[tuple[int, int, int]] = []
 
@@ -82,12 +131,10 @@ def build_graph(ll_text: str, max_nodes: int = 40000) -> ProgramGraph:
     function_entry: dict[str, int] = {}
     calls: list[tuple[int, str]] = []
     returns: dict[str, list[int]] = {}
-    lines = ll_text.splitlines()
-    i = 0
-    while i < len(lines) and len(tokens) < max_nodes:
+    for span_start, span_end in spans:
+        i = span_start
         match = _DEFINE.match(lines[i])
-        if not match or not lines[i].rstrip().endswith("{"):
-            i += 1
+        if not match:
             continue
         fname = match.group(1).strip('"')
         values: dict[str, int] = {}
@@ -100,7 +147,7 @@ def build_graph(ll_text: str, max_nodes: int = 40000) -> ProgramGraph:
         previous: int | None = None
         current_label = "entry"
         i += 1
-        while i < len(lines) and not lines[i].startswith("}"):
+        while i < span_end and not lines[i].startswith("}"):
             line = lines[i]
             i += 1
             stripped = line.strip()
@@ -141,7 +188,6 @@ def build_graph(ll_text: str, max_nodes: int = 40000) -> ProgramGraph:
                     calls.append((inst, callee))
             if opcode == "ret":
                 returns.setdefault(fname, []).append(inst)
-        i += 1
         for inst, names in uses:
             for name in names:
                 if name in values:
@@ -160,4 +206,4 @@ def build_graph(ll_text: str, max_nodes: int = 40000) -> ProgramGraph:
     edge_array = np.array(edges, dtype=np.int64).reshape(-1, 3)
     if len(edge_array):
         edge_array = edge_array[(edge_array[:, 0] < len(tokens)) & (edge_array[:, 1] < len(tokens))]
-    return ProgramGraph(np.array(tokens, dtype=np.int64), edge_array)
+    return ProgramGraph(np.array(tokens, dtype=np.int64), edge_array, estimate)

@@ -1,190 +1,156 @@
-"""The one measurement interface: optimize a module with a pass list, report IR and object sizes.
+"""The one measurement interface: build a unit or a whole program with a candidate, read its sizes.
 
-Everything else in ml_tuner (corpus statistics, coreset, training, tuning, baselines) measures
-through `measure` / `measure_many` only, as CompilerGym separates its environment from agents.
+Search, training, evaluation and the baselines all measure through `measure_many` (as CompilerGym
+separates its environment from agents); results are cached by everything that determines them.
 """
 from __future__ import annotations
 
 import hashlib
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
-
-from fleetforge.tools import ToolFailedError, run_tool
+from fleetforge.tools import ToolFailedError
 from ml_tuner import llvm
+from ml_tuner.build import Sizes, compile_ir, elf_sizes, link_optimized_ir
+from ml_tuner.knobs import Candidate, KnobSpace
 
 if TYPE_CHECKING:
     from ml_tuner.cache import MeasureCache
 
-OZ: tuple[str, ...] = ("default<Oz>",)
+
+def digest_text(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
-class Module:
-    """An unoptimized LLVM IR module (textual .ll) and the digest that keys the cache."""
+class Subject:
+    """What is measured: raw IR of one unit (an object comes out) or the merged, internalized
+    IR of a whole program (a linked executable comes out, `link_flags` are the link's)."""
 
     name: str
-    path: Path
-    digest: str
+    ir: Path
+    target: str
+    cflags: tuple[str, ...]
+    link_flags: tuple[str, ...] | None = None  # None: a unit
+    digest: str = field(default="", compare=False)
 
     @classmethod
-    def from_file(cls, path: Path, name: str | None = None) -> "Module":
-        data = path.read_bytes()
-        return cls(name or path.stem, path, hashlib.sha256(data).hexdigest()[:32])
+    def unit(cls, name: str, ir: Path, target: str, cflags: Sequence[str] = ()) -> "Subject":
+        return cls(name, ir, target, tuple(cflags), None, _file_digest(ir))
+
+    @classmethod
+    def program(cls, name: str, ir: Path, target: str, cflags: Sequence[str],
+                link_flags: Sequence[str]) -> "Subject":
+        return cls(name, ir, target, tuple(cflags), tuple(link_flags), _file_digest(ir))
+
+    @property
+    def is_program(self) -> bool:
+        return self.link_flags is not None
+
+    @property
+    def key(self) -> str:
+        link = "\0".join(self.link_flags) if self.link_flags is not None else "-"
+        return digest_text(self.digest, self.target, "\0".join(self.cflags), link,
+                           f"llvm{llvm.LLVM_VERSION}")
 
 
-@dataclass(frozen=True)
-class Sizes:
-    """What one compilation produced. `object_bytes` counts every allocated section (code+data)."""
-
-    ir_instructions: int
-    text_bytes: int
-    object_bytes: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "ir_instructions": self.ir_instructions,
-            "text_bytes": self.text_bytes,
-            "object_bytes": self.object_bytes,
-        }
-
-
-def pipeline_text(passes: tuple[str, ...]) -> str:
-    """The `opt -passes=` argument for a sequence; the empty sequence is the identity."""
-    return ",".join(passes) if passes else "verify"
-
-
-def count_ir_instructions(ll_text: str) -> int:
-    """Instructions in function bodies of textual IR (labels, comments and braces excluded)."""
-    count = 0
-    in_body = False
-    for line in ll_text.splitlines():
-        if not in_body:
-            if line.startswith("define ") and line.rstrip().endswith("{"):
-                in_body = True
-            continue
-        if line.startswith("}"):
-            in_body = False
-            continue
-        stripped = line.strip()
-        # Instructions are indented; labels ("bb:", "12:") start at column 0.
-        if stripped and line[0] in " \t" and not stripped.startswith(";"):
-            count += 1
-    return count
-
-
-def object_sizes(object_path: Path) -> tuple[int, int]:
-    """(.text bytes, allocated bytes) of an ELF object: executable and all SHF_ALLOC sections."""
-    text = alloc = 0
-    with object_path.open("rb") as handle:
-        for section in ELFFile(handle).iter_sections():
-            flags = section["sh_flags"]
-            if flags & SH_FLAGS.SHF_ALLOC:
-                alloc += section["sh_size"]
-                if flags & SH_FLAGS.SHF_EXECINSTR:
-                    text += section["sh_size"]
-    return text, alloc
-
-
-def measure_uncached(module_path: Path, passes: tuple[str, ...], triple: str) -> Sizes:
-    """Run opt then llc for `triple` in a scratch directory and read the sizes."""
-    target = llvm.target_for(triple)
-    with tempfile.TemporaryDirectory(prefix="ml_tuner-") as scratch:
-        optimized = Path(scratch) / "out.ll"
-        obj = Path(scratch) / "out.o"
-        run_tool(
-            [llvm.OPT, f"-passes={pipeline_text(passes)}", "-S", module_path, "-o", optimized],
-            debian_package=llvm.LLVM_PACKAGE,
-            timeout=120,
-        )
-        ir_count = count_ir_instructions(optimized.read_text(encoding="utf-8", errors="replace"))
-        run_tool(
-            [llvm.LLC, f"-mtriple={triple}", *target.llc_flags, "-filetype=obj", optimized,
-             "-o", obj],
-            debian_package=llvm.LLVM_PACKAGE,
-            timeout=120,
-        )
-        text, alloc = object_sizes(obj)
-    return Sizes(ir_count, text, alloc)
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class Job:
-    """One measurement request: a module, a pass sequence and a target triple."""
+    """One measurement: a subject built with a candidate (whose flags come from `space`)."""
 
-    module: Module
-    passes: tuple[str, ...]
-    triple: str
+    subject: Subject
+    candidate: Candidate
+    space: KnobSpace
 
     @property
     def key(self) -> str:
-        raw = f"{self.module.digest}|{pipeline_text(self.passes)}|{self.triple}|llvm{llvm.LLVM_VERSION}"
-        return hashlib.sha256(raw.encode()).hexdigest()
+        # The flags, not just the label: editing a knob's flags in the table is a new measurement.
+        return digest_text(self.subject.key, self.candidate.label,
+                           "\0".join(self.space.flags(self.candidate)))
 
 
 @dataclass(frozen=True)
 class Result:
-    """A job's sizes (None when opt or llc failed on it) and the seconds it took (0 if cached)."""
+    """A job's sizes (None: the build failed or timed out), its seconds (as first measured when
+    cached), and the file it made when the caller asked to keep it."""
 
     job: Job
     sizes: Sizes | None
     seconds: float
     cached: bool
+    error: str = ""
+    artifact: Path | None = None
 
 
-def _run_job(module_path: Path, passes: tuple[str, ...], triple: str) -> tuple[Sizes | None, float]:
-    start = time.perf_counter()
+def build(job: Job, output: Path, timeout: float | None) -> None:
+    """Make the job's object (unit) or executable (program) at `output`."""
+    s = job.subject
+    if not s.is_program:
+        compile_ir(s.ir, s.target, s.cflags, job.space, job.candidate, output, timeout=timeout)
+        return
+    # Bitcode named as an object: lld takes it for LTO, and clang's bare-metal driver refuses
+    # to hand a .bc file to the linker.
+    optimized = output.with_suffix(".opt.o")
     try:
-        sizes: Sizes | None = measure_uncached(module_path, passes, triple)
-    except ToolFailedError:
-        # A pass order that crashes or times out is a (bad) outcome, not an error of the user's.
-        sizes = None
-    return sizes, time.perf_counter() - start
+        compile_ir(s.ir, s.target, s.cflags, job.space, job.candidate, optimized,
+                   emit_llvm=True, timeout=timeout)
+        link_optimized_ir(s.target, optimized, s.link_flags or (), job.space, job.candidate,
+                          output, timeout=timeout)
+    finally:
+        optimized.unlink(missing_ok=True)
 
 
-def measure(job: Job, cache: "MeasureCache | None" = None) -> Result:
-    """Measure one job, through the cache when one is given."""
-    return measure_many([job], cache=cache, workers=1)[0]
+def _run(job: Job, keep_dir: Path | None, timeout: float | None) -> Result:
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ml_tuner-") as scratch:
+        suffix = ".elf" if job.subject.is_program else ".o"
+        output = (keep_dir or Path(scratch)) / f"{job.key[:20]}{suffix}"
+        try:
+            build(job, output, timeout)
+            sizes: Sizes | None = elf_sizes(output)
+            error = ""
+        except ToolFailedError as failure:
+            # A candidate that crashes clang or runs too long is a (bad) outcome, not an error.
+            sizes, error = None, ("timeout" if "timed out" in str(failure) else "failed")
+            output.unlink(missing_ok=True)
+    return Result(job, sizes, time.perf_counter() - start, False, error,
+                  output if keep_dir is not None and sizes is not None else None)
 
 
-def measure_many(
-    jobs: list[Job],
-    *,
-    cache: "MeasureCache | None" = None,
-    workers: int = 1,
-    on_done: Callable[[], None] | None = None,
-) -> list[Result]:
-    """Measure many jobs: cache hits first, the misses on a process pool of `workers`."""
-    from ml_tuner.parallel import run_jobs
+def measure_many(jobs: Sequence[Job], *, cache: "MeasureCache | None" = None, workers: int = 1,
+                 keep_dir: Path | None = None, timeout: float | None = None,
+                 on_done: Callable[[Result], None] | None = None) -> list[Result]:
+    """Measure jobs: cache hits first, then the misses on `workers` threads (each runs clang).
 
-    results: list[Result | None] = [None] * len(jobs)
-    missing: list[int] = []
-    for index, job in enumerate(jobs):
+    With keep_dir, measured (not cached) builds stay there (Result.artifact). A timeout counts
+    as a failure and is cached as one only when no timeout was imposed by the caller.
+    """
+    results: dict[str, Result] = {}
+    todo: list[Job] = []
+    for job in jobs:
+        if job.key in results or any(t.key == job.key for t in todo):
+            continue
         hit = cache.get(job.key) if cache is not None else None
         if hit is not None:
-            results[index] = Result(job, hit.sizes, 0.0, True)
+            results[job.key] = Result(job, hit.sizes, hit.seconds, True)
             if on_done:
-                on_done()
+                on_done(results[job.key])
         else:
-            missing.append(index)
-    # Duplicate jobs in one batch are measured once.
-    unique: dict[str, int] = {}
-    for index in missing:
-        unique.setdefault(jobs[index].key, index)
-    todo = [jobs[i] for i in unique.values()]
-    measured: dict[str, tuple[Sizes | None, float]] = {}
-    for job, (sizes, seconds) in run_jobs(todo, _run_job, workers=workers, on_done=on_done):
-        measured[job.key] = (sizes, seconds)
-        if cache is not None:
-            cache.put(job.key, sizes, seconds)
-    for index in missing:
-        sizes, seconds = measured[jobs[index].key]
-        results[index] = Result(jobs[index], sizes, seconds, False)
-    return [r for r in results if r is not None]
-
+            todo.append(job)
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for result in pool.map(lambda j: _run(j, keep_dir, timeout), todo):
+            results[result.job.key] = result
+            if cache is not None and result.error != "timeout":
+                cache.put(result.job.key, result.sizes, result.seconds)
+            if on_done:
+                on_done(result)
+    return [results[job.key] for job in jobs]

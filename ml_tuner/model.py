@@ -1,100 +1,89 @@
-"""A plain-torch message-passing GNN that predicts the normalized value of every coreset sequence."""
+"""The shipped models: per target, a coreset of candidates and a small GNN that ranks them.
+
+Inference is numpy only (the network of ml_tuner/gnn.py, written out), so `tune` starts in a
+fraction of a second instead of importing torch. A model file (data/models/<target>.npz) holds
+the weights (float16) and, as JSON, the network's sizes, the coreset labels and the training
+summary.
+"""
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from ml_tuner.graph import EDGE_KINDS, VOCAB_SIZE, ProgramGraph
+from fleetforge.errors import UserError
+from ml_tuner.graph import EDGE_KINDS, ProgramGraph, build_graph
+from ml_tuner.knobs import Candidate
+from ml_tuner.search import Ranked
+
+MODELS_DIR = Path(__file__).parent / "data" / "models"
+GRAPH_MAX_NODES = 40000  # as in training (TrainConfig.max_nodes)
+
+
+def model_path(target: str) -> Path:
+    return MODELS_DIR / f"{target}.npz"
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Sizes of the network; stored with the weights so a checkpoint rebuilds itself."""
+class Model:
+    """Weights, the network's sizes, the coreset it scores (in output order) and its metadata."""
 
-    outputs: int
-    hidden: int = 32
-    rounds: int = 3
-
-
-class GraphBatch:
-    """Several graphs as one disjoint graph, with each node's graph index for pooling."""
-
-    def __init__(self, graphs: list[ProgramGraph]) -> None:
-        offsets = np.cumsum([0] + [g.num_nodes for g in graphs[:-1]])
-        self.tokens = torch.from_numpy(np.concatenate([g.tokens for g in graphs]))
-        edges = np.concatenate([g.edges + [o, o, 0] for g, o in zip(graphs, offsets)])
-        self.edges = torch.from_numpy(edges.reshape(-1, 3))
-        self.graph_index = torch.from_numpy(np.concatenate(
-            [np.full(g.num_nodes, i, dtype=np.int64) for i, g in enumerate(graphs)]))
-        self.num_graphs = len(graphs)
-        sizes = torch.tensor([g.num_nodes for g in graphs], dtype=torch.float32)
-        # Module size matters to which passes pay off; give it to the readout directly.
-        self.log_size = torch.log1p(sizes).unsqueeze(1) / 10.0
-
-
-class ValueGNN(nn.Module):
-    """Embeddings, `rounds` of typed message passing (both directions), mean+max readout, MLP."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        h = config.hidden
-        self.embed = nn.Embedding(VOCAB_SIZE, h)
-        # One linear map per edge kind and direction (control/data/call, forward/backward),
-        # computed as a single node-level matmul and gathered per edge: far cheaper on CPU
-        # than transforming every edge.
-        self.messages = nn.ModuleList(
-            nn.Linear(h, 2 * EDGE_KINDS * h, bias=False) for _ in range(config.rounds))
-        self.updates = nn.ModuleList(nn.Linear(2 * h, h) for _ in range(config.rounds))
-        self.head = nn.Sequential(nn.Linear(2 * h + 1, 2 * h), nn.ReLU(),
-                                  nn.Linear(2 * h, config.outputs))
-
-    def forward(self, batch: GraphBatch) -> torch.Tensor:
-        x = self.embed(batch.tokens)
-        src, dst, kind = batch.edges[:, 0], batch.edges[:, 1], batch.edges[:, 2]
-        degree = torch.zeros(x.shape[0]).index_add_(0, dst, torch.ones(len(dst)))
-        degree = degree.index_add_(0, src, torch.ones(len(src))).clamp(min=1).unsqueeze(1)
-        h = x.shape[1]
-        for maps, update in zip(self.messages, self.updates):
-            transformed = maps(x).view(x.shape[0], 2 * EDGE_KINDS, h)
-            incoming = torch.zeros_like(x)
-            incoming.index_add_(0, dst, transformed[src, 2 * kind])
-            incoming.index_add_(0, src, transformed[dst, 2 * kind + 1])
-            x = x + torch.relu(update(torch.cat([x, incoming / degree], dim=1)))
-        n = batch.num_graphs
-        counts = torch.zeros(n).index_add_(0, batch.graph_index, torch.ones(x.shape[0]))
-        mean = torch.zeros(n, x.shape[1]).index_add_(0, batch.graph_index, x) / counts.clamp(
-            min=1).unsqueeze(1)
-        maxed = torch.full((n, x.shape[1]), -1e9).scatter_reduce(
-            0, batch.graph_index.unsqueeze(1).expand_as(x), x, reduce="amax")
-        return self.head(torch.cat([mean, maxed, batch.log_size], dim=1))
-
-
-def save_model(model: ValueGNN, sequences: list[tuple[str, ...]], labels: list[str],
-               path, meta: dict) -> None:
-    """Weights (half precision, to stay small) with the config and the coreset they score."""
-    state = {k: v.half() for k, v in model.state_dict().items()}
-    torch.save({"config": model.config.__dict__, "state": state, "sequences": sequences,
-                "labels": labels, "meta": meta}, path)
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for inference, with its coreset."""
-
-    model: ValueGNN
-    sequences: list[tuple[str, ...]]
-    labels: list[str]
+    weights: dict[str, np.ndarray]
+    rounds: int
+    coreset: tuple[Candidate, ...]
     meta: dict
 
+    def predict(self, graph: ProgramGraph) -> np.ndarray:
+        """The predicted normalized value of every coreset candidate for one program graph."""
+        w = self.weights
+        x = w["embed.weight"][graph.tokens]
+        n, h = x.shape
+        src, dst, kind = graph.edges[:, 0], graph.edges[:, 1], graph.edges[:, 2]
+        degree = (np.bincount(dst, minlength=n) + np.bincount(src, minlength=n)).clip(min=1)
+        for r in range(self.rounds):
+            transformed = (x @ w[f"messages.{r}.weight"].T).reshape(n, 2 * EDGE_KINDS, h)
+            incoming = np.zeros_like(x)
+            np.add.at(incoming, dst, transformed[src, 2 * kind])
+            np.add.at(incoming, src, transformed[dst, 2 * kind + 1])
+            both = np.concatenate([x, incoming / degree[:, None]], axis=1)
+            x = x + np.maximum(both @ w[f"updates.{r}.weight"].T + w[f"updates.{r}.bias"], 0.0)
+        size = np.log1p(np.array([graph.size], dtype=np.float32)) / 10.0
+        pooled = np.concatenate([x.mean(axis=0), x.max(axis=0), size])
+        hidden = np.maximum(pooled @ w["head.0.weight"].T + w["head.0.bias"], 0.0)
+        return hidden @ w["head.2.weight"].T + w["head.2.bias"]
 
-def load_model(path) -> LoadedModel:
-    """Load a checkpoint written by `save_model`."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    model = ValueGNN(ModelConfig(**blob["config"]))
-    model.load_state_dict({k: v.float() for k, v in blob["state"].items()})
-    model.eval()
-    return LoadedModel(model, [tuple(s) for s in blob["sequences"]], blob["labels"], blob["meta"])
+    def rank(self, ll_text: str) -> list[Ranked]:
+        """The coreset ordered by predicted value, best first."""
+        values = self.predict(build_graph(ll_text, GRAPH_MAX_NODES))
+        order = np.argsort(-values, kind="stable")
+        return [Ranked(self.coreset[i], float(values[i])) for i in order]
+
+
+def save_model(path: Path, weights: dict[str, np.ndarray], rounds: int,
+               coreset: list[Candidate], meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"rounds": rounds, "coreset": [c.label for c in coreset], "meta": meta}
+    np.savez_compressed(path, __header__=np.array(json.dumps(header)), **weights)
+
+
+@functools.cache
+def load_model(path: Path) -> Model:
+    """Read a model file; a missing or damaged one names the command that makes it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["__header__"]))
+            weights = {k: data[k].astype(np.float32) for k in data.files if k != "__header__"}
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"cannot read the tuner's model ({error}); retrain it with "
+                        f"`fleetforge tune.train --target TARGET`", where=str(path)) from None
+    return Model(weights, int(header["rounds"]),
+                 tuple(Candidate.parse(label) for label in header["coreset"]), header["meta"])
+
+
+def shipped_model(target: str) -> Model | None:
+    """The model trained for `target`, if one ships."""
+    path = model_path(target)
+    return load_model(path) if path.is_file() else None

@@ -1,113 +1,115 @@
-"""Strategies that pick a pass sequence for one module within a compile budget.
+"""Try ranked candidates on one subject within a compilation budget and a time limit.
 
-All of them only call the measurement interface; -Oz is always measured first and is the floor.
+The floor is the baseline (clang's own build): a candidate is kept only when it is strictly
+smaller in flash. Candidates are measured `workers` at a time; each has a timeout derived from
+the baseline's build time (a timeout is a failure); the search stops early when the budget or the
+time limit is spent, or when the model expects nothing more from the rest.
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from fleetforge.errors import UserError
-from ml_tuner.actions import ActionSpace, Edit, neighbours, random_edit, sequence
+from ml_tuner.build import Sizes
 from ml_tuner.cache import MeasureCache
-from ml_tuner.measure import Job, Module, Sizes, measure_many
-from ml_tuner.values import acceptable, score
+from ml_tuner.knobs import Candidate, KnobSpace
+from ml_tuner.measure import Job, Result, Subject, measure_many
+from ml_tuner.values import gain
 
-OZ = ("default<Oz>",)
+# A candidate may take this many times the baseline's build time before it counts as failed
+# (slow outliers exist: the IR outliner is quadratic), and never less than MIN_TIMEOUT seconds.
+TIMEOUT_FACTOR = 4.0
+MIN_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
-class Choice:
-    """A strategy's answer: the sequence kept, its sizes, -Oz's sizes and the cost."""
+class Ranked:
+    """A candidate and the model's predicted value for it (1: the best it expects, 0: as -Oz)."""
 
-    passes: tuple[str, ...]
-    label: str
-    sizes: Sizes
-    oz: Sizes
-    compilations: int
-    compile_seconds: float  # summed time of the compilations (as first measured, if cached)
+    candidate: Candidate
+    value: float = 1.0
 
 
-class Budgeted:
-    """Measures candidates for one module, counting compilations and keeping the best result."""
+@dataclass
+class SearchOutcome:
+    """What a search measured and kept."""
 
-    def __init__(self, module: Module, triple: str, cache: MeasureCache | None, workers: int):
-        self.module, self.triple, self.cache, self.workers = module, triple, cache, workers
-        self.compilations = 0
-        self.seconds = 0.0
-        self.oz: Sizes | None = None  # set by the first measurement, the floor for the rest
-        first = self.measure([OZ], ["Oz"])[0]
-        if first is None:
-            raise UserError("opt/llc failed on the module under -Oz", where=module.name)
-        self.oz = first
-        self.best = (OZ, "Oz", first, 0.0)
+    baseline: Sizes
+    best: Candidate | None = None  # None: nothing beat the baseline
+    best_sizes: Sizes | None = None
+    best_artifact: Path | None = None
+    tried: list[Result] = field(default_factory=list)
+    stop_reason: str = "budget"
+    compile_seconds: float = 0.0  # summed build seconds of the candidates tried
 
-    def measure(self, sequences: list[tuple[str, ...]], labels: list[str] | None = None
-                ) -> list[Sizes | None]:
-        jobs = [Job(self.module, s, self.triple) for s in sequences]
-        results = measure_many(jobs, cache=self.cache, workers=self.workers)
-        self.compilations += len(jobs)
-        self.seconds += sum(r.seconds if not r.cached else self._cached_seconds(r) for r in results)
-        sizes = [r.sizes for r in results]
-        if self.oz is not None:
-            for seq, label, s in zip(sequences, labels or [""] * len(sequences), sizes):
-                if acceptable(self.oz, s) and score(self.oz, s) > self.best[3]:
-                    self.best = (seq, label, s, score(self.oz, s))
-        return sizes
+    @property
+    def sizes(self) -> Sizes:
+        return self.best_sizes or self.baseline
 
-    def _cached_seconds(self, result) -> float:
-        hit = self.cache.get(result.job.key) if self.cache is not None else None
-        return hit.seconds if hit else 0.0
+    @property
+    def failures(self) -> int:
+        return sum(r.sizes is None for r in self.tried)
 
-    def choice(self) -> Choice:
-        passes, label, sizes, _ = self.best
-        assert self.oz is not None
-        return Choice(passes, label, sizes, self.oz, self.compilations, self.seconds)
+    def ordered(self) -> list[Result]:
+        """Candidates that beat the baseline, smallest first (the next choices after a rejection)."""
+        good = [r for r in self.tried if r.sizes is not None and r.sizes.flash < self.baseline.flash]
+        return sorted(good, key=lambda r: (r.sizes.flash, r.sizes.text))  # type: ignore[union-attr]
 
 
-def try_ranked(module: Module, triple: str, ranked: list[tuple[tuple[str, ...], str]],
-               budget: int, cache: MeasureCache | None, workers: int) -> Choice:
-    """-Oz, then the first `budget - 1` ranked sequences (the model's and the oracle's way)."""
-    run = Budgeted(module, triple, cache, workers)
-    chosen = ranked[:max(budget - 1, 0)]
-    run.measure([s for s, _ in chosen], [label for _, label in chosen])
-    return run.choice()
-
-
-def random_search(module: Module, triple: str, space: ActionSpace, budget: int,
-                  cache: MeasureCache | None, workers: int, seed: int = 0) -> Choice:
-    """-Oz, then random -Oz edits (same space as the coreset candidates) up to the budget."""
-    rng = random.Random(f"{seed}:{module.digest}")
-    edits: list[Edit] = []
-    while len(edits) < budget - 1:
-        edit = random_edit(rng, space)
-        if edit.dropped or edit.suffix != "none":
-            edits.append(edit)
-    run = Budgeted(module, triple, cache, workers)
-    run.measure([sequence(e, space) for e in edits], [e.label for e in edits])
-    return run.choice()
-
-
-def greedy_search(module: Module, triple: str, space: ActionSpace, budget: int,
-                  cache: MeasureCache | None, workers: int, seed: int = 0) -> Choice:
-    """Hill climbing from -Oz over one-step edits until the budget is spent."""
-    rng = random.Random(f"{seed}:{module.digest}")
-    run = Budgeted(module, triple, cache, workers)
-    current, current_score = Edit(frozenset(), "none"), 0.0
-    seen = {current}
-    while run.compilations < budget:
-        options = [e for e in neighbours(current, space) if e not in seen]
-        rng.shuffle(options)
-        options = options[: budget - run.compilations]
-        if not options:
+def search(subject: Subject, space: KnobSpace, ranked: Sequence[Ranked], baseline: Sizes, *,
+           budget: int, baseline_seconds: float, cache: MeasureCache | None = None,
+           workers: int = 2, keep_dir: Path | None = None, time_limit: float | None = None,
+           min_value: float = 0.0) -> SearchOutcome:
+    """Measure ranked candidates in order; `budget` counts the baseline's own build too."""
+    outcome = SearchOutcome(baseline)
+    started = time.monotonic()
+    timeout = max(TIMEOUT_FACTOR * baseline_seconds, MIN_TIMEOUT)
+    queue = [r for r in ranked][:max(budget - 1, 0)]
+    while queue:
+        if queue[0].value <= min_value and outcome.tried:
+            outcome.stop_reason = "model expects no further gain"
             break
-        seen.update(options)
-        sizes = run.measure([sequence(e, space) for e in options], [e.label for e in options])
-        scored = [(score(run.oz, s), e) for e, s in zip(options, sizes) if s is not None]
-        if not scored:
-            break
-        top_score, top = max(scored, key=lambda t: t[0])
-        if top_score <= current_score:
-            break
-        current, current_score = top, top_score
-    return run.choice()
+        batch = queue[:max(workers, 1)]
+        if time_limit is not None:
+            left = time_limit - (time.monotonic() - started)
+            # One round of builds takes about the baseline's time: start it only if it fits.
+            if left < baseline_seconds * 1.1:
+                outcome.stop_reason = "time limit"
+                break
+            round_timeout = max(min(timeout, left), MIN_TIMEOUT)
+        else:
+            round_timeout = timeout
+        queue = queue[len(batch):]
+        results = measure_many([Job(subject, r.candidate, space) for r in batch], cache=cache,
+                               workers=workers, keep_dir=keep_dir, timeout=round_timeout)
+        for result in results:
+            outcome.tried.append(result)
+            outcome.compile_seconds += result.seconds
+            if result.sizes is None:
+                continue
+            current = outcome.best_sizes or baseline
+            if (result.sizes.flash, result.sizes.text) < (current.flash, current.text) and \
+                    result.sizes.flash < baseline.flash:
+                outcome.best, outcome.best_sizes = result.job.candidate, result.sizes
+                outcome.best_artifact = result.artifact
+    return outcome
+
+
+def random_ranking(space: KnobSpace, count: int, seed: str) -> list[Ranked]:
+    """`count` distinct random candidates (the baseline every method must beat in the bench)."""
+    rng = random.Random(seed)
+    out: list[Candidate] = []
+    tries = 0
+    while len(out) < count and tries < 100 * count:
+        tries += 1
+        candidate = space.random_candidate(rng)
+        if candidate not in out:
+            out.append(candidate)
+    return [Ranked(c) for c in out]
+
+
+def best_gain(outcome: SearchOutcome) -> float:
+    return gain(outcome.baseline, outcome.sizes)

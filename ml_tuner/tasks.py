@@ -5,49 +5,53 @@ from invoke import Collection, task
 
 from fleetforge.errors import exit_on_user_error
 
+TARGETS = "aarch64-linux-gnu,thumbv7em-none-eabi"
 
-@task(help={"max_units": "translation units per Debian project",
-            "generated": "csmith and llvm-stress programs each", "workers": "parallel compiles"})
+
+def _targets(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+@task(help={"target": f"comma-separated targets (default {TARGETS})",
+            "max_units": "translation units per Debian project", "generated": "csmith programs",
+            "workers": "parallel compiles"})
 @exit_on_user_error
-def corpus(c, max_units=30, generated=40, workers=2):
-    """Fetch Debian sources, compile per translation unit, generate csmith/llvm-stress IR."""
+def corpus(c, target=TARGETS, max_units=30, generated=60, workers=2):
+    """Fetch Debian sources, compile their units and csmith programs to raw IR, per target."""
     from collections import Counter
 
     from ml_tuner.corpus import build_corpus
 
-    entries = build_corpus(int(max_units), int(generated), int(workers))
-    for (dataset, project, split), n in sorted(Counter(
-            (e.dataset, e.project, e.split) for e in entries).items()):
-        print(f"{dataset:12} {project:12} {split:5} {n:4} modules")
+    for name in _targets(target):
+        entries = build_corpus(name, int(max_units), int(generated), int(workers))
+        for (dataset, project, split), n in sorted(Counter(
+                (e.dataset, e.project, e.split) for e in entries).items()):
+            print(f"{name:22} {dataset:7} {project:12} {split:5} {n:4} units")
 
 
-@task(help={"epochs": "training epochs", "workers": "parallel measurements",
-            "ir": "o0 (model.pt) or clang-oz (model-clang-oz.pt)"})
+@task(help={"target": f"comma-separated targets (default {TARGETS})",
+            "epochs": "training epochs", "workers": "parallel builds"})
 @exit_on_user_error
-def train(c, epochs=40, workers=2, ir="o0"):
-    """Measure the candidate pool on training programs, pick the coreset, train the GNN."""
+def train(c, target=TARGETS, epochs=60, workers=2):
+    """Measure the candidate pool on the training units, pick the coreset, train the GNN."""
     import json
 
-    from fleetforge.errors import UserError
-    from ml_tuner.train import DATA_DIR, TrainConfig, train as run_training
+    from ml_tuner.train import TrainConfig, train as run_training
 
-    if ir not in ("o0", "clang-oz"):
-        raise UserError(f"--ir must be o0 or clang-oz (got {ir})")
-    suffix = "" if ir == "o0" else "-clang-oz"
-    summary = run_training(TrainConfig(epochs=int(epochs), workers=int(workers), ir=ir),
-                           DATA_DIR / f"model{suffix}.pt", DATA_DIR / f"coreset{suffix}.json")
-    print(json.dumps(summary, indent=1))
+    for name in _targets(target):
+        summary = run_training(TrainConfig(target=name, epochs=int(epochs), workers=int(workers)))
+        print(json.dumps(summary, indent=1))
 
 
-@task(name="eval", help={"budget": "compilations per module", "workers": "parallel measurements",
-                         "limit": "held-out modules per project (0: all)"})
+@task(name="eval", help={"target": f"comma-separated targets (default {TARGETS})",
+                         "workers": "parallel builds"})
 @exit_on_user_error
-def evaluate(c, budget=45, workers=2, limit=0):
-    """Evaluate on held-out projects; writes bench/results/ml_tuner_eval.md and PNG plots."""
+def evaluate(c, target=TARGETS, workers=2):
+    """Held-out evaluation (bench/ml_tuner_eval.py): linked programs and units, per target."""
     from ml_tuner.evaluate import run_evaluation
 
-    report = run_evaluation(int(budget), int(workers), None, int(limit) or None)
-    print(report.read_text())
+    for name in _targets(target):
+        print(run_evaluation(name, workers=int(workers)).read_text())
 
 
 namespace = Collection("tune")

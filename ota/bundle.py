@@ -57,11 +57,11 @@ def default_version(rootfs: Path) -> str:
 def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: str,
                   signing_key: Ed25519PrivateKey, min_version: str = "",
                   build_id: str = "", segment_size: int = SEGMENT_SIZE,
-                  artifacts: tuple[ArtifactSource, ...] = (), verity: str = "") -> Path:
+                  artifacts: tuple[ArtifactSource, ...] = (),
+                  extra: tuple[tuple[str, str], ...] = (), verity: str = "") -> Path:
     """Sign and write a bundle; `rootfs` None makes an artifact-only bundle (slots untouched).
-
-    `verity` is the slot image's dm-verity record (images/verity.py), signed with the rest.
-    """
+    `extra`: more signed `KEY VALUE` manifest lines (e.g. a model's provenance); agents ignore
+    keys they do not know. `verity`: the slot image's dm-verity record (images/verity.py)."""
     if rootfs is None and not artifacts:
         raise UserError("a bundle needs a root filesystem or at least one artifact")
     names = [a.name for a in artifacts]
@@ -76,7 +76,7 @@ def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: s
         rootfs_size=len(image), rootfs_sha256=digest, segment_size=segment_size if rootfs else 0,
         segments=tuple(segment_hashes(image, segment_size)) if rootfs else (),
         chunks=tuple(content_chunks(image)) if rootfs else (),
-        min_version=min_version, artifacts=tuple(p.artifact for p in payloads),
+        min_version=min_version, artifacts=tuple(p.artifact for p in payloads), extra=extra,
         verity=verity if rootfs else "",
     )
     text = manifest.render()

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
+import subprocess
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
 
 TABLE = Path(__file__).with_name("targets.toml")
+BAREMETAL_DIR = Path(__file__).with_name("baremetal")
+_GCC_FILE = re.compile(r"\{gcc_(file|dir):([^}]+)\}")
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,15 @@ class Target:
     cflags: tuple[str, ...]
     clang_cflags: tuple[str, ...]
     llc_flags: tuple[str, ...]
-    ldflags: tuple[str, ...]
-    startup: str
-    linker_script: str
     kernel_arch: str
     kernel_image: str
     elf_machine: str
+    link_args: tuple[str, ...]
+    link_libs: tuple[str, ...]
     runner: tuple[str, ...]
     packages: Mapping[str, str]
+    buildroot_arch: str
+    buildroot_toolchain: str
 
     @property
     def bare_metal(self) -> bool:
@@ -76,15 +81,40 @@ class Target:
         return [compiler, f"--target={self.clang_target}", *sysroot, *self.cflags,
                 *self.clang_cflags]
 
-    def link_args(self, *, cplusplus: bool = False) -> list[str]:
-        """The GNU driver that links this target's programs, with its flags (see `ldflags`)."""
-        return [self.gnu_tool("g++" if cplusplus else "gcc"), *self.cflags, *self.ldflags]
+    def clang_link_parts(self, *, cplusplus: bool = False) -> tuple[list[str], list[str]]:
+        """The one link rule: `clang` with lld; (the command before a program's objects and
+        flags, what follows them: a bare-metal target's C library and runtime)."""
+        before = [*self.clang_args(cplusplus=cplusplus), "-fuse-ld=lld",
+                  f"--ld-path={shutil.which(llvm().lld) or llvm().lld}",
+                  *(self._expand(arg) for arg in self.link_args)]
+        return before, [self._expand(arg) for arg in self.link_libs]
 
-    def board_support(self) -> tuple[Path, Path] | None:
-        """Bare metal: (start-up source, linker script) for the runner's board; None on Linux."""
-        if not self.startup:
-            return None
-        return TABLE.parent / self.startup, TABLE.parent / self.linker_script
+    def clang_link_args(self, objects: Sequence[str | Path], output: str | Path) -> list[str]:
+        """`clang` with lld linking `objects` (and any flags among them) into executable `output`."""
+        before, after = self.clang_link_parts()
+        return [*before, *map(str, objects), *after, "-o", str(output)]
+
+    def run_command(self, program: str | Path, args: Sequence[str] = ()) -> list[str]:
+        """The host command that runs `program` of this target with `args`."""
+        if not self.runner:
+            return [str(program), *args]
+        semihosting = "".join(",arg=" + a.replace(",", ",,") for a in (Path(program).name, *args))
+        command: list[str] = []
+        for item in self.runner:
+            if item == "{args}":
+                command += args
+            else:
+                command.append(item.replace("{program}", str(program))
+                               .replace("{semihosting_args}", semihosting))
+        return command
+
+    def _expand(self, arg: str) -> str:
+        arg = arg.replace("{baremetal}", str(BAREMETAL_DIR))
+        return _GCC_FILE.sub(lambda m: self._gcc_file(m.group(1), m.group(2)), arg)
+
+    def _gcc_file(self, kind: str, name: str) -> str:
+        path = _print_file_name(tuple(self.gcc_args()), name)
+        return str(path.parent if kind == "dir" else path)
 
     def missing_packages(self, *, with_llvm: bool = True) -> list[str]:
         """Debian packages to install before this target can be compiled for (and run)."""
@@ -106,6 +136,19 @@ class Target:
                             f"(run: apt-get install {' '.join(missing)})")
 
 
+@functools.cache
+def _print_file_name(gcc: tuple[str, ...], name: str) -> Path:
+    """Where the target's gcc finds `name` for its flags (the multilib folder of bare-metal libs)."""
+    try:
+        out = subprocess.run([*gcc, f"-print-file-name={name}"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise UserError(f"cannot ask {gcc[0]} where {name} is ({error}); is it installed?") from None
+    if not Path(out).is_absolute():  # gcc echoes the bare name when it has no such file
+        raise UserError(f"{gcc[0]} has no {name} (install the target's C library package)")
+    return Path(os.path.normpath(out))
+
+
 def _table(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -124,7 +167,7 @@ def targets(path: Path = TABLE) -> dict[str, Target]:
     found = {}
     for name, entry in _table(path)["target"].items():
         lists = {key: tuple(entry[key]) for key in
-                 ("cflags", "clang_cflags", "llc_flags", "ldflags", "runner")}
+                 ("cflags", "clang_cflags", "llc_flags", "link_args", "link_libs", "runner")}
         found[name] = Target(name=name, **{**entry, **lists})
     return found
 
@@ -141,18 +184,6 @@ def target(name: str) -> Target:
 def linux_target_of(arch: str) -> Target | None:
     """The Linux target of a CPU architecture (the table holds one per architecture)."""
     return next((t for t in targets().values() if t.arch == arch and t.os == "linux"), None)
-
-
-def board_target(arch: str, name: str = "") -> Target:
-    """The target a board layer builds for: the one it names (`[board] target`), else the Linux
-    target of its `arch`."""
-    if name:
-        return target(name)
-    found = linux_target_of(arch)
-    if found is None:
-        raise UserError(f"no Linux target in {TABLE.name} for board architecture '{arch}' "
-                        f"(name one with [board] target = ..., see `fleetforge toolchains`)")
-    return found
 
 
 def host_target() -> Target:

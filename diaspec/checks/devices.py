@@ -43,43 +43,41 @@ def _indices(indices: list[tuple[str, str]]) -> str:
     return "(" + ", ".join(f"{n} as {t}" for n, t in indices) + ")" if indices else "nothing"
 
 
+def _first_inherited(index: DesignIndex, ancestors: list[str], members: str, name: str):
+    """(owner, member) of the nearest ancestor declaring a source or attribute named `name`."""
+    for owner in ancestors:
+        inherited = next((m for m in getattr(index.device(owner), members) if m.name.text == name), None)
+        if inherited is not None:
+            return owner, inherited
+    return None, None
+
+
 def _inherited_members(device: Device, index: DesignIndex) -> list[Diagnostic]:
+    """Check 3: a member redeclared from an ancestor keeps its type (and a source its indices)."""
     found = []
     ancestors = index.ancestors(device.name.text)
     if not ancestors:
         return found
-    for source in device.sources:
-        for owner in ancestors:
-            inherited = next((s for s in index.device(owner).sources if s.name.text == source.name.text), None)
+    for kind, members in (("source", device.sources), ("attribute", device.attributes)):
+        for member in members:
+            owner, inherited = _first_inherited(index, ancestors, kind + "s", member.name.text)
             if inherited is None:
                 continue
-            if str(inherited.type) != str(source.type):
+            if str(inherited.type) != str(member.type):
                 found.append(error(
-                    source.type.pos,
-                    f"source '{source.name.text}' is inherited from {owner} as {inherited.type}; "
-                    f"it cannot be redeclared as {source.type}",
+                    member.type.pos,
+                    f"{kind} '{member.name.text}' is inherited from {owner} as {inherited.type}; "
+                    f"it cannot be redeclared as {member.type}",
                 ))
-            mine = [(i.name.text, str(i.type)) for i in source.indices]
-            theirs = [(i.name.text, str(i.type)) for i in inherited.indices]
-            if mine != theirs:
-                found.append(error(
-                    source.name.pos,
-                    f"source '{source.name.text}' is inherited from {owner} indexed by "
-                    f"{_indices(theirs)}; it cannot be redeclared indexed by {_indices(mine)}",
-                ))
-            break
-    for attribute in device.attributes:
-        for owner in ancestors:
-            inherited = next((a for a in index.device(owner).attributes if a.name.text == attribute.name.text), None)
-            if inherited is None:
-                continue
-            if str(inherited.type) != str(attribute.type):
-                found.append(error(
-                    attribute.type.pos,
-                    f"attribute '{attribute.name.text}' is inherited from {owner} as {inherited.type}; "
-                    f"it cannot be redeclared as {attribute.type}",
-                ))
-            break
+            if kind == "source":
+                mine = [(i.name.text, str(i.type)) for i in member.indices]
+                theirs = [(i.name.text, str(i.type)) for i in inherited.indices]
+                if mine != theirs:
+                    found.append(error(
+                        member.name.pos,
+                        f"source '{member.name.text}' is inherited from {owner} indexed by "
+                        f"{_indices(theirs)}; it cannot be redeclared indexed by {_indices(mine)}",
+                    ))
     return found
 
 

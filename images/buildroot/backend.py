@@ -24,10 +24,10 @@ from images.workspace import Workspace
 
 
 def build(layers: str | Sequence[str] | None, *, workspace: Workspace, strict: bool = False,
-          buildroot_dir: str | None = None) -> Manifest:
+          buildroot_dir: str | None = None, overrides: Sequence[str] | None = None) -> Manifest:
     """Build the layers' image with Buildroot into `workspace`/images (same layout as offline)."""
     started = time.monotonic()
-    config = load_config(layers, strict=strict)
+    config = load_config(layers, strict=strict, overrides=overrides)
     tree = locate_tree(buildroot_dir)
     workspace.ensure_ssh_key()
     result = configure(config, tree, workspace.root, strict=strict)

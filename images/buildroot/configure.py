@@ -84,7 +84,7 @@ def configure(
     toolchain: ToolchainChoice | None = None,
 ) -> ConfigureResult:
     """Write the external tree and defconfig, run `make defconfig`, check every symbol."""
-    choice = toolchain or choose_toolchain(config.board.arch)
+    choice = toolchain or choose_toolchain(config.board.target)
     defconfig = compose_defconfig(config, choice)
     build = buildroot_build(tree, workspace)
     write_external_tree(render_external_tree(config, defconfig, workspace), build.external)

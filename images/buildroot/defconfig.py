@@ -12,6 +12,7 @@ from pathlib import Path
 from fleetforge.paths import display_path
 from images.buildroot.toolchain import ToolchainChoice, chosen_by_layers
 from images.layers import MergedConfig, Origin, Setting
+from images.settings import buildroot_symbols
 
 # The BR2_EXTERNAL tree's name; Buildroot then defines $(BR2_EXTERNAL_FLEETFORGE_PATH).
 EXTERNAL_NAME = "FLEETFORGE"
@@ -38,6 +39,12 @@ def generated_settings(config: MergedConfig, toolchain: ToolchainChoice) -> list
     """The symbols FleetForge adds so Buildroot builds what the layers describe."""
     settings: list[Setting] = []
     settings += [_generated(n, v, "toolchain") for n, v in toolchain.symbols]
+    for spec, symbol, value in buildroot_symbols(config.board, config.image):
+        # Kept under the layer.toml line (or --set) that chose the setting, so a dropped symbol
+        # names it; a default is FleetForge's own.
+        chosen = config.settings.get(spec.name)
+        settings.append(Setting(symbol, value, chosen.origin) if chosen is not None
+                        else _generated(symbol, value, f"default of {spec.name}"))
     overlays = " ".join(str(p) for p in config.root_overlays)
     if overlays:
         settings.append(_generated("BR2_ROOTFS_OVERLAY", _quoted(overlays), "root overlays"))

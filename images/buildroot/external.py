@@ -49,7 +49,8 @@ def _post_script(config: MergedConfig, workspace: Path, step: str, what: str) ->
     the assembly engine (images/assemble.py) exactly as the offline backend does."""
     layer_path = ":".join(str(p) for p in config.layer_path)
     args = [sys.executable, "-m", "images.buildroot.post_scripts", step,
-            "--workspace", str(workspace), "--layers", ",".join(config.layer_names)]
+            "--workspace", str(workspace), "--layers", ",".join(config.layer_names),
+            *(arg for text in config.assignments for arg in ("--set", text))]
     return (
         "#!/bin/sh\n" + _header(config) + what + "set -eu\n"
         # The layers are found where `configure` found them, whatever the caller's environment.

@@ -50,13 +50,8 @@ def package_records(show_info: dict, arch: str) -> tuple[PackageRecord, ...]:
 
 
 def boot_files(binaries: Path) -> tuple[BootFile, ...]:
-    """What Buildroot built for the boot partition: device trees, and firmware folders' files."""
-    found = [BootFile(dtb, dtb.name) for dtb in sorted(binaries.glob("*.dtb"))]
-    firmware = binaries / "rpi-firmware"
-    if firmware.is_dir():
-        found += [BootFile(p, p.relative_to(firmware).as_posix())
-                  for p in sorted(firmware.rglob("*")) if p.is_file()]
-    return tuple(found)
+    """The device trees Buildroot built, for the boot partition."""
+    return tuple(BootFile(dtb, dtb.name) for dtb in sorted(binaries.glob("*.dtb")))
 
 
 def buildroot_parts(config: MergedConfig, binaries: Path, target: Path, base_dir: Path, *,
@@ -78,5 +73,7 @@ def buildroot_parts(config: MergedConfig, binaries: Path, target: Path, base_dir
         rootfs_image=rootfs_image,
         packages=package_records(show_info, config.board.debian_arch),
         boot_files=boot_files(binaries),
+        bootloader={entry.file: binaries / entry.buildroot_path
+                    for entry in config.board.bootloader},
         initramfs_overlays=(busybox_library_overlay(target, base_dir / "fleetforge"),),
     )

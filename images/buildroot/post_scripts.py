@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("step", choices=("post-build", "post-image"))
     parser.add_argument("--workspace", required=True, type=Path)
     parser.add_argument("--layers", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("directory", type=Path, help="TARGET_DIR (post-build) or BINARIES_DIR")
     args = parser.parse_args(argv)
-    config = load_config(args.layers)
+    config = load_config(args.layers, overrides=args.set)
     workspace = Workspace(args.workspace.name, args.workspace)
     if args.step == "post-build":
         target = args.directory

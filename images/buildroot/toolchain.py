@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Bootlin's "glibc stable" toolchain for each board architecture (Buildroot symbol suffix).
-BOOTLIN_STABLE: dict[str, str] = {
-    "aarch64": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_AARCH64_GLIBC_STABLE",
-    "x86_64": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_X86_64_GLIBC_STABLE",
-    "arm": "BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_ARMV7_EABIHF_GLIBC_STABLE",
-}
+import toolchains
 
 DEBIAN_REJECTED = ("Debian's cross compilers are not used: Buildroot rejects distribution "
                    "toolchains")
@@ -30,12 +25,13 @@ class ToolchainChoice:
     note: str
 
 
-def choose_toolchain(arch: str) -> ToolchainChoice:
-    """Bootlin's prebuilt toolchain for `arch`, or Buildroot's internal one with the reason."""
-    variant = BOOTLIN_STABLE.get(arch)
-    if variant is None:
+def choose_toolchain(target: str) -> ToolchainChoice:
+    """Bootlin's prebuilt toolchain for compile target `target` (toolchains/targets.toml
+    buildroot_toolchain), or Buildroot's internal one with the reason."""
+    variant = toolchains.target(target).buildroot_toolchain
+    if not variant:
         return ToolchainChoice((), f"Buildroot builds its own toolchain (no prebuilt Bootlin "
-                                   f"toolchain known for {arch}; {DEBIAN_REJECTED})")
+                                   f"toolchain known for {target}; {DEBIAN_REJECTED})")
     return ToolchainChoice(
         (("BR2_TOOLCHAIN_EXTERNAL", "y"), ("BR2_TOOLCHAIN_EXTERNAL_BOOTLIN", "y"), (variant, "y")),
         f"Bootlin's prebuilt glibc toolchain, downloaded once, no toolchain build "

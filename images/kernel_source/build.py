@@ -44,15 +44,15 @@ class KernelArch:
     cross_package: str  # the Debian package of the cross compiler
 
     @classmethod
-    def for_board(cls, arch: str) -> KernelArch | None:
-        """The kernel build of the Linux target whose architecture is `arch` (None: unknown)."""
-        for target in toolchains.targets().values():
-            if target.arch == arch and target.kernel_arch:
-                native = target.name == toolchains.host_target().name
-                gcc = target.gnu_tool("gcc")
-                return cls(target.kernel_arch, "" if native else target.gcc_prefix,
-                           target.kernel_image, target.packages.get(gcc, "gcc"))
-        return None
+    def for_target(cls, name: str) -> KernelArch | None:
+        """The kernel build of compile target `name` (None: the target builds no kernel)."""
+        target = toolchains.target(name)
+        if not target.kernel_arch:
+            return None
+        native = target.name == toolchains.host_target().name
+        gcc = target.gnu_tool("gcc")
+        return cls(target.kernel_arch, "" if native else target.gcc_prefix,
+                   target.kernel_image, target.packages.get(gcc, "gcc"))
 
 
 class KernelBuildError(UserError):
@@ -138,9 +138,10 @@ def build_kernel_from_source(
     `on_step` hears each step's name (the caller owns the progress display: the offline
     backend's build already shows one, and rich allows one live display at a time).
     """
-    arch = KernelArch.for_board(config.board.arch)
+    arch = KernelArch.for_target(config.board.target)
     if arch is None:
-        raise KernelBuildError(f"no kernel build recipe for architecture {config.board.arch}")
+        raise KernelBuildError(f"no kernel build recipe for target {config.board.target} "
+                               "(toolchains/targets.toml gives it no kernel_arch)")
     require_compiler(arch)
     package = fetch_source("linux", cache_dir=cache_dir)
     source = f"linux {package.version}"

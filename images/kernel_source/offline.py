@@ -6,31 +6,17 @@ from pathlib import Path
 
 from images.debian import DebPackage
 from images.kconfig_check import format_report
-from images.kernel import Kernel, Module
+from images.kernel import Kernel
 from images.kernel_source.build import KernelArtifacts, build_kernel_from_source
 from images.layers import MergedConfig
 
 
 @dataclass(frozen=True)
 class SourceKernel(Kernel):
-    """The offline backend's Kernel, for a kernel built from Debian's Linux source.
-
-    Boot modules the layers list (etc/modules-load.d) may be built into this kernel; those are
-    skipped instead of failing, as modprobe does with modules.builtin.
-    """
+    """The offline backend's Kernel, for a kernel built from Debian's Linux source (with the
+    build's artifacts: its modules tree goes into the root filesystem)."""
 
     artifacts: KernelArtifacts | None = None
-
-    def builtin_modules(self) -> set[str]:
-        listing = self.modules_root / "modules.builtin"
-        if not listing.is_file():
-            return set()
-        return {Path(line.strip()).name.split(".ko")[0].replace("-", "_")
-                for line in listing.read_text().splitlines() if line.strip()}
-
-    def module_closure(self, names: list[str]) -> list[Module]:
-        builtin = self.builtin_modules()
-        return super().module_closure([n for n in names if n.replace("-", "_") not in builtin])
 
 
 def offline_kernel(config: MergedConfig, build_dir: Path, log_file: Path | None = None,

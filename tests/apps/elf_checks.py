@@ -8,8 +8,8 @@ from elftools.elf.elffile import ELFFile
 
 import toolchains
 
-# What each kind of program starts at.
-ENTRY_SYMBOL = {"linux": "_start", "none": "Reset_Handler"}
+# What a program starts at: the C library's start-up (glibc's crt1, newlib's rdimon crt0).
+ENTRY_SYMBOL = "_start"
 
 
 def _symbols(elf: ELFFile, section_name: str) -> list:
@@ -46,10 +46,10 @@ def check_program(path: Path, target: toolchains.Target) -> None:
         assert elf["e_machine"] == target.elf_machine, f"{path}: machine {elf['e_machine']}"
         assert elf["e_type"] in ("ET_EXEC", "ET_DYN"), f"{path}: {elf['e_type']} is no program"
         symbols = _symbols(elf, ".symtab")
-        entry = {s.name: s["st_value"] for s in symbols}.get(ENTRY_SYMBOL[target.os])
-        assert entry is not None, f"{path}: no {ENTRY_SYMBOL[target.os]}"
+        entry = {s.name: s["st_value"] for s in symbols}.get(ENTRY_SYMBOL)
+        assert entry is not None, f"{path}: no {ENTRY_SYMBOL}"
         # Thumb code addresses carry the Thumb bit in e_entry.
-        assert elf["e_entry"] & ~1 == entry & ~1, f"{path}: e_entry is not {ENTRY_SYMBOL[target.os]}"
+        assert elf["e_entry"] & ~1 == entry & ~1, f"{path}: e_entry is not {ENTRY_SYMBOL}"
         executable = [seg for seg in elf.iter_segments()
                       if seg["p_type"] == "PT_LOAD" and seg["p_flags"] & 1]
         assert any(seg["p_vaddr"] <= elf["e_entry"] & ~1 < seg["p_vaddr"] + seg["p_memsz"]

@@ -77,6 +77,13 @@ def test_app_only_update_and_automatic_rollback(device, project, monkeypatch, ca
     main.write_text(main.read_text().replace('"sample tick %lu', '"sample v2 tick %lu'))
     monkeypatch.chdir(project)
     monkeypatch.delenv("FLEETFORGE_LAYER_PATH", raising=False)
+    # An app the image does not carry cannot be updated alone: said before anything is sent.
+    shutil.copytree(app, project / "layers" / "app" / "other")
+    other = project / "layers" / "app" / "other" / "app.toml"
+    other.write_text(other.read_text().replace('name = "sample"', 'name = "other"'))
+    with pytest.raises(SystemExit):
+        fleetforge(["deploy", "--app", "other", "--workspace", "apps", "--host", "root@127.0.0.1:1"])
+    assert "does not carry app other" in capsys.readouterr().err
     slot = device.run("cat /run/fleetforge/booted-slot")
     boot_id = device.run("cat /proc/sys/kernel/random/boot_id")
 

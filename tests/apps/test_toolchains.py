@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from checkout import LAYERS_DIR
 
 import toolchains
 from fleetforge.errors import UserError
@@ -23,14 +25,15 @@ sysroot = "/usr/fake-linux-gnu"
 cflags = []
 clang_cflags = []
 llc_flags = []
-ldflags = []
-startup = ""
-linker_script = ""
 kernel_arch = ""
 kernel_image = ""
 elf_machine = "EM_NONE"
+link_args = []
+link_libs = []
 runner = []
 packages = { "fake-linux-gnu-gcc" = "gcc-fake-linux-gnu", "fake-linux-gnu-g++" = "gcc-fake-linux-gnu", "/usr/fake-linux-gnu/include/stdio.h" = "libc6-dev-fake-cross" }
+buildroot_arch = ""
+buildroot_toolchain = ""
 """
 
 
@@ -74,17 +77,19 @@ def test_unknown_target_lists_the_known_ones():
         toolchains.target("riscv64-linux-gnu")
 
 
-def test_a_board_names_its_target_or_gets_its_architecture_s_linux_target():
-    assert toolchains.board_target("aarch64").name == "aarch64-linux-gnu"
-    assert toolchains.board_target("arm").name == "arm-linux-gnueabihf"
-    assert toolchains.board_target("x86_64").name == "x86_64-linux-gnu"
-    assert toolchains.board_target("arm", "thumbv7em-none-eabi").name == "thumbv7em-none-eabi"
-    with pytest.raises(UserError, match=r"no Linux target .* 'mips'.*\[board\] target"):
-        toolchains.board_target("mips")
+def test_every_board_layer_names_a_target_of_the_table():
+    # The one place of triples and sysroots: a board names its target, nothing else.
+    for layer in sorted(LAYERS_DIR.glob("board/*/layer.toml")):
+        board = tomllib.loads(layer.read_text())["board"]
+        assert toolchains.target(board["target"]).os == "linux", layer
+        assert not {"triple", "sysroot", "gcc_prefix", "cross_compile"} & set(board), layer
 
 
-def test_bare_metal_board_support_files_ship_with_the_table():
-    cortex_m = toolchains.target("thumbv7em-none-eabi")
-    startup, script = cortex_m.board_support()
-    assert startup.is_file() and script.is_file()
-    assert toolchains.target("aarch64-linux-gnu").board_support() is None
+def test_one_link_rule_for_every_target():
+    # Bare metal: the runner's board memory map, vectors and newlib's semihosting runtime, found
+    # where the target's gcc keeps them; Linux: no runtime after the objects.
+    before, after = toolchains.target("thumbv7em-none-eabi").clang_link_parts()
+    assert "-fuse-ld=lld" in before and any(a.endswith("rdimon-crt0.o") for a in before)
+    assert all(Path(a).exists() for a in before + after if a.startswith("/"))
+    assert "-lrdimon_nano" in after
+    assert toolchains.target("aarch64-linux-gnu").clang_link_parts()[1] == []

@@ -33,13 +33,14 @@ def gcc(source: str, output: Path, *flags: str) -> None:
     c.unlink()
 
 
-def buildroot_output(root: Path, boot_files: tuple[str, ...]) -> tuple[Path, Path, Path]:
+def buildroot_output(root: Path, boot_files: tuple[str, ...], config=None) -> tuple[Path, Path, Path]:
     """BASE_DIR with images/ (BINARIES_DIR) and target/ (TARGET_DIR) as Buildroot leaves them
     before the post-image script runs (the rootfs image is packed later, from the finished tree)."""
     base, binaries, target = root / "output", root / "output/images", root / "output/target"
     binaries.mkdir(parents=True)
     (binaries / "Image").write_bytes(b"ARM64 kernel image " * 1000)
-    for name in boot_files:
+    bootloader = tuple(e.buildroot_path for e in config.board.bootloader) if config else ()
+    for name in (*boot_files, *bootloader):  # device trees, the board's bootloader files
         (binaries / name).parent.mkdir(parents=True, exist_ok=True)
         (binaries / name).write_bytes(f"firmware {name}".encode() * 100)
     (target / "bin").mkdir(parents=True)

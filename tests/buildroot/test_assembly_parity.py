@@ -30,11 +30,11 @@ from synthetic_buildroot import RELEASE, SHOW_INFO, buildroot_output
 
 VIRTIO = ["virtio", "virtio_ring", "virtio_pci", "virtio_blk", "virtio_net", "virtio_rng"]
 DM_VERITY = ["dm_mod", "dm_bufio", "dm_verity"]
-BOARDS = {  # boot files in BINARIES_DIR, partition table, the initramfs's modules in load order
+BOARDS = {  # device trees in BINARIES_DIR, partition table, the initramfs's modules in load order
     "qemu-aarch64": ((), "gpt", [*VIRTIO, "i6300esb", "squashfs", *DM_VERITY]),
-    # The Pi's firmware and device tree as Buildroot leaves them; its SD modules are built in here.
-    "pi4": (("bcm2711-rpi-4-b.dtb", "rpi-firmware/start4.elf", "rpi-firmware/fixup4.dat"), "mbr",
-            ["squashfs", *DM_VERITY]),
+    # The Pi's device tree and (its bootloader entries) firmware as Buildroot leaves them; its SD
+    # modules are built into the synthetic kernel.
+    "pi4": (("bcm2711-rpi-4-b.dtb",), "mbr", ["squashfs", *DM_VERITY]),
 }
 
 
@@ -46,8 +46,10 @@ def _offline_parts(binaries: Path, target: Path, tree: Path, config, boot_files)
     records = tuple(PackageRecord(name, version, arch, "kernel" if name == "linux" else "rootfs")
                     for name, version in sorted(SHOW_INFO.items()))
     files = tuple(BootFile(binaries / name, Path(name).name) for name in boot_files)
+    bootloader = {e.file: binaries / e.buildroot_path for e in config.board.bootloader}
     return ImageParts(backend="offline", kernel=kernel, busybox=target / "bin/busybox",
-                      rootfs_tree=tree, rootfs_image=None, packages=records, boot_files=files)
+                      rootfs_tree=tree, rootfs_image=None, packages=records, boot_files=files,
+                      bootloader=bootloader)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -70,8 +72,8 @@ def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path):
     boot_names, table, modules = BOARDS[board]
     config = load_config(f"{board},core/minimal", layers_dir=LAYERS_DIR)
     workspace = Workspace("parity", tmp_path / "workspaces/parity")
-    base, binaries, target = buildroot_output(tmp_path / "buildroot", boot_names)
-    defconfig = compose_defconfig(config, choose_toolchain(config.board.arch))
+    base, binaries, target = buildroot_output(tmp_path / "buildroot", boot_names, config)
+    defconfig = compose_defconfig(config, choose_toolchain(config.board.target))
     external = write_external_tree(render_external_tree(config, defconfig, workspace.root),
                                    tmp_path / "external")
     offline_tree = tmp_path / "offline-rootfs"
@@ -103,14 +105,14 @@ def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path):
     # The boot partition: the same files, byte for byte (the initramfs is reproducible).
     boot = _tree(base / "fleetforge/boot")
     assert boot == _tree(dirs.work / "boot")
-    assert {"vmlinuz", "initramfs.img", "bootstate", "cmdline.txt", "slot-A.verity",
-            "slot-B.verity"} | {Path(n).name for n in boot_names} <= set(boot)
+    assert {"vmlinuz", "initramfs.img", "bootstate", "slot-A.verity", "slot-B.verity"} | \
+        {Path(n).name for n in boot_names} | \
+        {e.file for e in config.board.bootloader if e.partition == "boot"} <= set(boot)
     # The slot carries its own kernel and initramfs (docs/ab-boot.md), installed before packing.
     slot_boot = target / "usr/lib/fleetforge/boot"
     assert (slot_boot / "initramfs.img").read_bytes() == boot["initramfs.img"]
     assert (slot_boot / "boot-id").read_text().strip()
-    assert (slot_boot / "cmdline.txt").read_bytes() == boot["cmdline.txt"]
-    assert boot["cmdline.txt"].decode() == f"console={config.board.console} quiet panic=5\n"
+    assert (slot_boot / "cmdline.txt").read_text() == f"console={config.board.console} quiet panic=5\n"
     # The disk: the same genimage configuration and partition table.
     assert (base / "fleetforge/genimage/genimage.cfg").read_text() == \
         (dirs.work / "genimage/genimage.cfg").read_text()

@@ -22,7 +22,7 @@ from synthetic_buildroot import buildroot_output
 EXPECTED = Path(__file__).parent / "data" / "expected"
 TOY_LAYERS = Path(__file__).parent / "data" / "layers"
 WORKSPACE = Path("/WORKSPACE")
-SHIPPED_BOARDS = sorted(layer.name for layer in load_all_layers(LAYERS_DIR) if layer.board)
+SHIPPED_BOARDS = sorted(layer.name for layer in load_all_layers(LAYERS_DIR) if layer.is_board)
 
 
 def _portable(text: str, digest: str) -> str:
@@ -33,7 +33,7 @@ def _portable(text: str, digest: str) -> str:
 
 def _render(layers: str, layers_dir: Path = LAYERS_DIR, workspace: Path = WORKSPACE):
     config = load_config(layers, layers_dir=layers_dir)
-    defconfig = compose_defconfig(config, choose_toolchain(config.board.arch))
+    defconfig = compose_defconfig(config, choose_toolchain(config.board.target))
     return config, defconfig, render_external_tree(config, defconfig, workspace)
 
 
@@ -131,7 +131,7 @@ def test_writing_replaces_an_old_tree_whole(tmp_path):
 
 def test_bootlin_toolchain_per_arch_and_internal_fallback():
     assert ("BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_AARCH64_GLIBC_STABLE", "y") in \
-        choose_toolchain("aarch64").symbols
-    fallback = choose_toolchain("riscv64")
+        choose_toolchain("aarch64-linux-gnu").symbols
+    fallback = choose_toolchain("thumbv7em-none-eabi")
     assert fallback.symbols == () and "builds its own toolchain" in fallback.note
     assert "rejects distribution toolchains" in fallback.note

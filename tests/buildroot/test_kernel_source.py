@@ -48,13 +48,13 @@ def test_cache_key_follows_every_input():
 
 def test_unknown_architecture_is_a_clear_error(tmp_path):
     config = load_config(SOURCE_BOARD)
-    board = dataclasses.replace(config.board, arch="riscv64")
-    with pytest.raises(KernelBuildError, match="no kernel build recipe for architecture riscv64"):
+    board = dataclasses.replace(config.board, target="thumbv7em-none-eabi")
+    with pytest.raises(KernelBuildError, match="no kernel build recipe for target thumbv7em"):
         build_kernel_from_source(dataclasses.replace(config, board=board), tmp_path)
     # Every Linux target of the toolchain table has a kernel recipe.
-    assert KernelArch.for_board("aarch64").cross_compile == "aarch64-linux-gnu-"
-    assert KernelArch.for_board("arm").image == "arch/arm/boot/zImage"
-    assert KernelArch.for_board("x86_64").cross_compile == ""  # this machine's own gcc
+    assert KernelArch.for_target("aarch64-linux-gnu").cross_compile == "aarch64-linux-gnu-"
+    assert KernelArch.for_target("arm-linux-gnueabihf").image == "arch/arm/boot/zImage"
+    assert KernelArch.for_target("x86_64-linux-gnu").cross_compile == ""  # this machine's gcc
 
 
 def test_built_in_modules_are_skipped_not_failed(tmp_path):

@@ -18,7 +18,7 @@ from images.layers import load_all_layers, load_config
 
 pytestmark = pytest.mark.skipif(not os.environ.get("BUILDROOT_DIR"),
                                 reason="set BUILDROOT_DIR to a Buildroot tree to run these")
-BOARDS = sorted(layer.name for layer in load_all_layers(LAYERS_DIR) if layer.board)
+BOARDS = sorted(layer.name for layer in load_all_layers(LAYERS_DIR) if layer.is_board)
 
 
 @pytest.fixture(scope="module")

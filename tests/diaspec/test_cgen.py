@@ -24,8 +24,7 @@ HOST_OUTPUT = [
     "order 2 Drive.stop()",
     "order 3 Blink.setPattern(stopped, 0)",
     "-- 400 ms",
-    "order 3 Blink.setPattern(clearance, 1)",
-    "order 3 Blink.setPattern(clearance, 1)",
+    "order 3 Blink.setPattern(clearance, 1)",  # at 200 ms; at 400 ms nothing changed, no order
     "dropped 0",
 ]
 

@@ -88,6 +88,16 @@ def test_new_creates_a_design_whose_app_runs(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "[     500.0 ms] order Led(lab_led).set_pattern('heartbeat', 1) by Pulse" in run.stdout
     assert "Led(lab_led): 2 order(s), last set_pattern('heartbeat', 1)" in run.stdout
+    # the first full run plays the starter scenario: the lab warms up, and once it has been hot for
+    # 2 s (a duration in the Heat context, not a count of ticks) the LED blinks the alarm
+    full = subprocess.run([sys.executable, "-m", "greenhouse_app", "--trace"], cwd=root, env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert full.returncode == 0, full.stderr
+    lines = full.stdout.splitlines()
+    assert "[       0.0 ms] publish Thermometer(lab_thermometer).temperature = 21.9" in lines
+    assert "[    6000.0 ms] publish Heat = Level.HIGH" in lines
+    assert "[    6000.0 ms] order Led(lab_led).set_pattern('alarm', 5) by Alarm" in lines
+    assert lines[-1] == "Led(lab_led): 17 order(s), last set_pattern('heartbeat', 1)"
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "greenhouse_app/test_app.py"],
                           cwd=root, env=ENV, capture_output=True, text=True, timeout=120)
     assert test.returncode == 0, test.stdout + test.stderr

@@ -1,7 +1,10 @@
 """The shipped examples: generate -> implement -> run on simulated devices, and regeneration."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+
+import pytest
 
 from diaspec.compiler import check_spec
 from diaspec.pygen import generate_python
@@ -18,7 +21,8 @@ def _generate(root: Path, spec: str, package: str):
 
 
 def test_examples_check_without_findings():
-    for spec in ("mobile_robot/mobile_robot.diaspec", "pick_and_place/pick_and_place.diaspec"):
+    for spec in ("mobile_robot/mobile_robot.diaspec", "pick_and_place/pick_and_place.diaspec",
+                 "warehouse_robot/warehouse_robot.diaspec"):
         checked = check_spec(EXAMPLES / spec)
         assert checked.diagnostics.items == [], checked.diagnostics.render()
 
@@ -131,11 +135,14 @@ def test_regeneration_keeps_user_code_and_reports_changes(example_copy):
     report = check_user_code(checked, package, display_root=root)
     lines = [str(d) for d in report.sorted()]
     assert lines == [
-        "mobile_robot_app/components/dashboard.py:1:1: warning: dashboard is no longer in the design; "
-        "this module is not used (delete it)",
-        "mobile_robot_app/components/drive_mode.py:12:1: error: DriveMode is missing on_every_100ms(self, discover) "
+        # Dashboard became Horn with the same contract: a rename, said as such
+        "mobile_robot_app/components/dashboard.py:1:1: warning: dashboard looks renamed to horn (same contracts): "
+        "move its code into components/horn.py and delete this module",
+        "mobile_robot_app/components/drive_mode.py:7:1: error: imports DiscoverDriveModeOnCollision, which the "
+        "framework no longer has (its contract or type left the design)",
+        "mobile_robot_app/components/drive_mode.py:13:1: error: DriveMode is missing on_every_100ms(self, discover) "
         "for 'when periodic <100 ms> maybe publish'",
-        "mobile_robot_app/components/drive_mode.py:31:5: warning: DriveMode.on_collision is no longer called: "
+        "mobile_robot_app/components/drive_mode.py:32:5: warning: DriveMode.on_collision is no longer called: "
         "its contract left the design (remove it)",
     ]
     framework = (package / "framework" / "components.py").read_text()
@@ -150,7 +157,8 @@ def test_pick_and_place_regeneration_reports_stale_missing_and_mismatched(exampl
     _generate(root, "pick_and_place.diaspec", "pick_and_place_app")
     # the user breaks a signature; the design renames Stalled to Jam
     picker = package / "components" / "picker.py"
-    picker.write_text(picker.read_text().replace("def on_target(self, value: Detection, discover: Any)", "def on_target(self, value)"))
+    picker.write_text(picker.read_text().replace("def on_target(self, value: Detection, discover: DiscoverPickerOnTarget)",
+                                                 "def on_target(self, value)"))
     spec = root / "pick_and_place.diaspec"
     spec.write_text(spec.read_text().replace("Stalled", "Jam"))
     kept = {p: p.read_bytes() for p in package.rglob("*.py") if "framework" not in p.parts}
@@ -159,13 +167,55 @@ def test_pick_and_place_regeneration_reports_stale_missing_and_mismatched(exampl
     assert result.created_user_files == [package / "components" / "jam.py"]
     lines = [str(d) for d in check_user_code(checked, package, display_root=root).sorted()]
     assert lines == [
-        "pick_and_place_app/components/picker.py:14:5: error: Picker.on_target takes (value) but "
+        "pick_and_place_app/components/picker.py:15:5: error: Picker.on_target takes (value) but "
         "'when provided Target do Move on Arm, Grip on Gripper, ConveyorControl on Conveyor' calls it with "
         "(value, discover): write on_target(self, value, discover)",
-        "pick_and_place_app/components/safety.py:9:1: error: Safety is missing on_jam(self, value, discover) "
-        "for 'when provided Jam do ConveyorControl on Conveyor'",
-        "pick_and_place_app/components/safety.py:10:5: warning: Safety.on_stalled is no longer called: "
-        "its contract left the design (remove it)",
-        "pick_and_place_app/components/stalled.py:1:1: warning: stalled is no longer in the design; "
-        "this module is not used (delete it)",
+        "pick_and_place_app/components/safety.py:7:1: error: imports DiscoverSafetyOnStalled, which the framework "
+        "no longer has (its contract or type left the design)",
+        # the design renamed Stalled to Jam: one callback gone and one new with the same signature
+        "pick_and_place_app/components/safety.py:11:5: error: Safety.on_stalled looks renamed: the design now calls "
+        "on_jam(self, value, discover) for 'when provided Jam do ConveyorControl on Conveyor' (same signature); "
+        "rename the method",
+        "pick_and_place_app/components/stalled.py:1:1: warning: stalled looks renamed to jam (same contracts): move "
+        "its code into components/jam.py and delete this module",
     ]
+
+
+@pytest.mark.parametrize("name", ["mobile_robot", "pick_and_place", "warehouse_robot"])
+def test_each_example_passes_its_own_tests_on_its_scenario(example_copy, name):
+    """The example's test_app.py (its user test) plays scenario.toml on the generated framework."""
+    root = example_copy(name)
+    _generate(root, f"{name}.diaspec", f"{name}_app")
+    import_app(root, f"{name}_app")
+    module = importlib.import_module(f"{name}_app.test_app")
+    tests = [getattr(module, n) for n in dir(module) if n.startswith("test_")]
+    assert tests
+    for test in tests:
+        test()
+
+
+def test_regeneration_checks_discover_uses_structures_and_emissions(example_copy):
+    """A design change that user code still relies on is found at generate time, not at run time."""
+    root = example_copy("mobile_robot")
+    package = root / "mobile_robot_app"
+    _generate(root, "mobile_robot.diaspec", "mobile_robot_app")
+    spec = root / "mobile_robot.diaspec"
+    taxonomy = root / "taxonomy.diaspec"
+    # DriveMode no longer pulls Collision; Velocity gains a field; Collision stops publishing on push;
+    # Motion may no longer order the LED
+    spec.write_text(spec.read_text()
+                    .replace("when provided ObstacleDistance get Collision maybe publish;", "when provided ObstacleDistance maybe publish;")
+                    .replace("when provided pressed from Bumper maybe publish;", "when provided pressed from Bumper no publish;")
+                    .replace("when provided DriveMode do Drive on DriveBase, Blink on Led;", "when provided DriveMode do Drive on DriveBase;")
+                    .replace("when provided Collision maybe publish;", "when provided Clearance maybe publish;"))
+    taxonomy.write_text(taxonomy.read_text().replace("    angular as Float;\n", "    angular as Float;\n    lateral as Float;\n"))
+    checked, _ = _generate(root, "mobile_robot.diaspec", "mobile_robot_app")
+    lines = [str(d) for d in check_user_code(checked, package, display_root=root).errors]
+    joined = "\n".join(lines)
+    assert ("drive_mode.py:27:12: error: DriveMode.on_obstacle_distance uses discover.collision, which 'when provided "
+            "ObstacleDistance maybe publish' does not offer (it offers: now)") in joined, joined
+    assert "collision.py:18:9: error: Collision.on_pressed_from_bumper returns a value, but 'when provided pressed " \
+           "from Bumper no publish' says 'no publish' now: update state and return None" in joined, joined
+    assert "motion.py:10:10: error: Velocity(...) lacks lateral: the design gave Velocity this field" in joined, joined
+    assert ("motion.py:19:13: error: Motion.on_drive_mode uses discover.led, which 'when provided DriveMode do Drive on "
+            "DriveBase' does not offer (it offers: drive_base, now)") in joined, joined

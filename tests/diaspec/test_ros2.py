@@ -1,19 +1,23 @@
-"""ROS 2 packaging: package.xml files valid for catkin_pkg, .msg files per structure/enumeration,
-and the generated node forwarding context values (rclpy and message classes faked: no ROS here)."""
+"""ROS 2 packaging and the node: package.xml files valid for catkin_pkg (metadata the user's,
+dependencies generated), .msg files per structure/enumeration, bindings checked against the design
+and the message table, and the node's logic (bridge.py, node.py) on stand-ins for rclpy and the
+message classes, which cannot exist here (tests/diaspec/ros_standin.py says what they check)."""
 from __future__ import annotations
 
+import shutil
 import sys
-import types
 from pathlib import Path
 
 import pytest
 from catkin_pkg.package import parse_package_string
 
 from diaspec.compiler import check_spec
+from diaspec.rosbind import message_table
 from diaspec.rosgen import generate_ros2
 from fleetforge.errors import UserError
 
 from ds_helpers import EXAMPLES, import_app, write
+from ros_standin import StandInRos
 
 
 def test_packages_are_valid_and_messages_match_the_structures(tmp_path):
@@ -26,7 +30,9 @@ def test_packages_are_valid_and_messages_match_the_structures(tmp_path):
     node = parse_package_string((packages.node_dir / "package.xml").read_text())
     node.validate()
     assert node.get_build_type() == "ament_python"
-    assert [d.name for d in node.exec_depends] == ["rclpy", "std_msgs", "pick_and_place_interfaces"]
+    assert [d.name for d in node.exec_depends] == ["rclpy", "python3-tomli", "pick_and_place_interfaces", "std_msgs"]
+    tomli = node.exec_depends[1]
+    assert tomli.condition == "$ROS_DISTRO == humble"  # Humble's Python 3.10 has no tomllib
     msg = packages.interfaces_dir / "msg"
     assert sorted(p.name for p in msg.iterdir()) == ["Detection.msg", "GripState.msg", "Point.msg"]
     assert (msg / "Detection.msg").read_text().splitlines()[1:] == [
@@ -35,7 +41,29 @@ def test_packages_are_valid_and_messages_match_the_structures(tmp_path):
     assert (msg / "GripState.msg").read_text().splitlines()[1:] == ["uint8 OPEN=0", "uint8 CLOSED=1", "uint8 value"]
     cmake = (packages.interfaces_dir / "CMakeLists.txt").read_text()
     assert 'rosidl_generate_interfaces(${PROJECT_NAME}\n  "msg/Detection.msg"\n  "msg/GripState.msg"\n  "msg/Point.msg"\n)' in cmake
-    compile((packages.node_dir / "setup.py").read_text(), "setup.py", "exec")
+    setup = (packages.node_dir / "setup.py").read_text()
+    compile(setup, "setup.py", "exec")
+    assert "package_data={package_name: ['pick_and_place_app/*.toml']}" in setup  # found without --symlink-install
+
+
+def test_package_xml_metadata_is_the_users_and_dependencies_follow_the_design(tmp_path):
+    spec = tmp_path / "cell" / "pick_and_place.diaspec"
+    shutil.copytree(EXAMPLES / "pick_and_place", spec.parent, ignore=shutil.ignore_patterns("framework", "__pycache__"))
+    packages = generate_ros2(check_spec(spec), tmp_path / "ws")
+    xml = packages.node_dir / "package.xml"
+    xml.write_text(xml.read_text().replace("<version>0.1.0</version>", "<version>2.3.4</version>")
+                   .replace('<maintainer email="robot@example.com">FleetForge</maintainer>',
+                            '<maintainer email="ada@example.org">Ada</maintainer>'))
+    # the design's Grasp context becomes a Boolean: no custom message crosses for it any more
+    spec.write_text(spec.read_text().replace("context Grasp as GripState", "context Grasp as Boolean"))
+    generate_ros2(check_spec(spec), tmp_path / "ws")
+    node = parse_package_string(xml.read_text())
+    node.validate()
+    assert (node.version, node.maintainers[0].email) == ("2.3.4", "ada@example.org")
+    assert [d.name for d in node.exec_depends] == ["rclpy", "python3-tomli", "pick_and_place_interfaces", "std_msgs"]
+    xml.write_text(xml.read_text().replace("<!-- diaspec: dependencies end -->", ""))
+    with pytest.raises(UserError, match="package.xml lost its diaspec dependency markers"):
+        generate_ros2(check_spec(spec), tmp_path / "ws")
 
 
 def test_imported_ros_messages_become_dependencies_and_bad_types_are_refused(tmp_path):
@@ -58,91 +86,131 @@ controller Drive { when provided Next do Go on Base; }
         generate_ros2(check_spec(bad), tmp_path / "ws2")
 
 
-def _fake_ros(msg_dir: Path, interfaces: str) -> dict[str, types.ModuleType]:
-    """Stand-ins for rclpy and generated message classes, built from the .msg files."""
-    published: list = []
-
-    class Param:
-        def __init__(self, value):
-            self.value = value
-
-    class Node:
-        def __init__(self, name):
-            self.name = name
-
-        def declare_parameter(self, name, default):
-            return Param(default)
-
-        def create_publisher(self, cls, topic, depth):
-            return types.SimpleNamespace(publish=lambda msg: published.append((topic, msg)))
-
-        def create_timer(self, period, callback):
-            self.timer_callback = callback
-
-        def get_logger(self):
-            return types.SimpleNamespace(info=print)
-
-    rclpy = types.ModuleType("rclpy")
-    rclpy_node = types.ModuleType("rclpy.node")
-    rclpy_node.Node = Node
-    rclpy.node = rclpy_node
-    msgs = types.ModuleType(f"{interfaces}.msg")
-    pending = {p.stem: p.read_text().splitlines() for p in msg_dir.glob("*.msg")}
-
-    def make(name):
-        fields = [line.split() for line in pending[name] if line and not line.startswith("#") and "=" not in line]
-
-        def init(self, **kwargs):
-            for kind, field in fields:
-                default = getattr(msgs, kind)() if hasattr(msgs, kind) else None
-                setattr(self, field, kwargs.get(field, default))
-
-        return type(name, (), {"__init__": init, "__repr__": lambda self: f"{name}{vars(self)}"})
-
-    for name in pending:  # nested message fields are resolved when a message is built
-        setattr(msgs, name, make(name))
-    std = types.ModuleType("std_msgs.msg")
-    for kind in ("Bool", "Int32", "Float64", "String"):
-        setattr(std, kind, type(kind, (), {"__init__": lambda self, data=None: setattr(self, "data", data)}))
-    package = types.ModuleType(interfaces)
-    package.msg = msgs
-    std_package = types.ModuleType("std_msgs")
-    std_package.msg = std
-    return {"rclpy": rclpy, "rclpy.node": rclpy_node, interfaces: package, f"{interfaces}.msg": msgs,
-            "std_msgs": std_package, "std_msgs.msg": std, "__published__": published}
+def _warehouse(tmp_path: Path):
+    root = tmp_path / "warehouse_robot"
+    shutil.copytree(EXAMPLES / "warehouse_robot", root, ignore=shutil.ignore_patterns("framework", "__pycache__"))
+    return root
 
 
-def test_node_publishes_context_values_as_messages(tmp_path, monkeypatch):
-    root = tmp_path / "pick_and_place"
-    import shutil
+def _ros_package(root: Path, ws: Path):
+    """The ROS 2 packages of the warehouse robot, with the example's user code in the node's app."""
+    checked = check_spec(root / "warehouse_robot.diaspec")
+    app_dir = ws / "warehouse_robot_ros" / "warehouse_robot_ros" / "warehouse_robot_app"
+    shutil.copytree(root / "warehouse_robot_app", app_dir, dirs_exist_ok=True)
+    return checked, generate_ros2(checked, ws)
 
-    shutil.copytree(EXAMPLES / "pick_and_place", root, ignore=shutil.ignore_patterns("framework", "__pycache__"))
-    ws = tmp_path / "ws"
-    packages = generate_ros2(check_spec(root / "pick_and_place.diaspec"), ws)
-    # the user's components go where the ROS package keeps the app
-    shutil.copytree(root / "pick_and_place_app" / "components", packages.app_dir / "components", dirs_exist_ok=True)
-    shutil.copy(root / "pick_and_place_app" / "deployment.toml", packages.app_dir / "deployment.toml")
-    fakes = _fake_ros(packages.interfaces_dir / "msg", "pick_and_place_interfaces")
-    published = fakes.pop("__published__")
-    for name, module in fakes.items():
-        monkeypatch.setitem(sys.modules, name, module)
+
+def test_bindings_are_checked_against_the_design_and_the_message_table(tmp_path):
+    root = _warehouse(tmp_path)
+    deployment = root / "warehouse_robot_app" / "deployment.toml"
+    text = deployment.read_text()
+    deployment.write_text(text.replace('field = "twist.twist.linear.x"', 'field = "twist.twist.linear.q"')
+                          .replace('type = "std_msgs/msg/Float32"', 'type = "std_msgs/msg/Flaot32"')
+                          .replace("methods = { beep = { data = \"times\" } }", "methods = { beep = { data = \"time\" } }")
+                          .replace('index = { position = "REAR" }', 'index = { side = "REAR" }'))
+    with pytest.raises(UserError) as caught:
+        _ros_package(root, tmp_path / "ws")
+    message = str(caught.value)
+    assert "ROS 2 bindings do not fit the design" in message
+    assert "device #1 'ring': ros binding #4: distance is indexed by position; write index = { position = ... }" in message
+    assert ("device #2 'line': ros binding #1: unknown message type 'std_msgs/msg/Flaot32' (add it to ros_messages.toml "
+            "beside the design) (did you mean 'std_msgs/msg/Float32'?)") in message
+    assert "device #5 'base': ros binding #1: geometry_msgs/msg/Vector3 has no field 'q'" in message
+    assert "device #6 'buzzer': ros binding #1: beep has no parameter 'time' (did you mean 'times'?)" in message
+
+
+def _node(tmp_path: Path, monkeypatch, parameters: dict):
+    root = _warehouse(tmp_path)
+    checked, packages = _ros_package(root, tmp_path / "ws")
+    node_xml = parse_package_string((packages.node_dir / "package.xml").read_text())
+    assert {"geometry_msgs", "nav_msgs", "sensor_msgs", "std_msgs"} <= {d.name for d in node_xml.exec_depends}
+    ros = StandInRos(message_table(str(root / "warehouse_robot.diaspec")),
+                     {"warehouse_robot_interfaces": packages.interfaces_dir / "msg"})
+    ros.install(monkeypatch)
     monkeypatch.syspath_prepend(str(packages.node_dir))
-    for name in [m for m in sys.modules if m.startswith("pick_and_place_ros")]:
+    for name in [m for m in sys.modules if m.startswith("warehouse_robot_ros")]:
         monkeypatch.delitem(sys.modules, name)
-    import_app(packages.node_dir, "pick_and_place_ros.pick_and_place_app")
-    node_module = __import__("pick_and_place_ros.node", fromlist=["AppNode"])
+    import_app(packages.node_dir, "warehouse_robot_ros.warehouse_robot_app")
+    node_module = __import__("warehouse_robot_ros.node", fromlist=["AppNode"])
+    monkeypatch.setattr(sys.modules["rclpy.node"].Node, "parameters", parameters)
     node = node_module.AppNode()
-    fw = sys.modules["pick_and_place_ros.pick_and_place_app.framework"]
-    t = fw.types
-    node.app.device("arm").publish_position(t.Point(0.0, 0.0, 0.2))
-    node.app.device("camera").publish_detections((t.Detection("nut", t.Point(0.3, 0.1, 0.0)),))
-    node.app.device("gripper").publish_holding(True)
-    topics = [(topic, type(msg).__name__) for topic, msg in published]
-    assert topics == [("~/target", "Detection"), ("~/grasp", "GripState")]
-    target, grasp = published[0][1], published[1][1]
-    assert (target.label, target.at.x, target.at.y, target.at.z) == ("nut", 0.3, 0.1, 0.0)
-    assert grasp.value == 1  # CLOSED
-    assert node.timer_callback == node.app.poll
-    for name in [m for m in sys.modules if m.startswith("pick_and_place_ros")]:
-        del sys.modules[name]
-    sys.path.remove(str(packages.node_dir))
+    return ros, node, packages
+
+
+def test_the_node_reads_topics_sends_orders_and_runs_on_ros_time(tmp_path, monkeypatch):
+    ros, node, _ = _node(tmp_path, monkeypatch, {})
+    msg = ros.message_class
+    ros.deliver("ring/front", msg("sensor_msgs/msg/Range")(range=2.0), "sensor_msgs/msg/Range")
+    ros.deliver("line/offset", msg("std_msgs/msg/Float32")(data=0.05), "std_msgs/msg/Float32")
+    topic, twist = ros.published[-1]
+    assert topic == "cmd_vel" and (twist.linear.x, twist.angular.z) == (0.5, 0.1)
+    ros.deliver("ring/front", msg("sensor_msgs/msg/Range")(range=0.3), "sensor_msgs/msg/Range")
+    ros.deliver("line/offset", msg("std_msgs/msg/Float32")(data=0.05), "std_msgs/msg/Float32")
+    assert (ros.published[-1][1].linear.x, ros.published[-1][1].angular.z) == (0.0, 0.0)
+    # the battery report is a periodic contract on a ROS timer: nothing before 2 s of ROS time
+    ros.deliver("battery/b", msg("sensor_msgs/msg/BatteryState")(percentage=0.1), "sensor_msgs/msg/BatteryState")
+    ros.advance_to(1999)
+    assert not any(topic == "buzzer" for topic, _ in ros.published)
+    ros.advance_to(2000)
+    assert [(t, m.data) for t, m in ros.published if t == "buzzer"] == [("buzzer", 1)]
+    # Stuck measures 3 s on event times: ROS time, so use_sim_time drives it too
+    for second in range(3, 8):
+        ros.advance_to(second * 1000)
+        ros.deliver("ring/front", msg("sensor_msgs/msg/Range")(range=2.0), "sensor_msgs/msg/Range")
+        ros.deliver("odom", msg("nav_msgs/msg/Odometry")(), "nav_msgs/msg/Odometry")
+    assert [(t, m.data) for t, m in ros.published if t == "buzzer"][-1] == ("buzzer", 3)
+    assert node.app.failures == []
+
+
+def test_arrays_of_structures_become_lists_of_messages(tmp_path, monkeypatch):
+    spec = write(tmp_path, "cell.diaspec", """\
+structure Point { x as Float; y as Float; }
+structure Path { name as String; points as Point[]; }
+device Planner { source plan as Path; }
+context Plan as Path { when provided plan from Planner always publish; }
+action Show { show(); }
+device Screen { action Show; }
+controller View { when provided Plan do Show on Screen; }
+""")
+    packages = generate_ros2(check_spec(spec), tmp_path / "ws")
+    ros = StandInRos(message_table(str(spec)), {"cell_interfaces": packages.interfaces_dir / "msg"})
+    ros.install(monkeypatch)
+    monkeypatch.syspath_prepend(str(packages.node_dir))
+    bridge = __import__("cell_ros.bridge", fromlist=["to_message"])
+    fw = import_app(packages.node_dir, "cell_ros.cell_app")
+    value = fw.types.Path("aisle", (fw.types.Point(0.0, 1.0), fw.types.Point(2.0, 3.0)))
+    msg = bridge.to_message(ros.message_class("cell_interfaces/msg/Path"), value)
+    assert [type(p).__name__ for p in msg.points] == ["Point", "Point"] and msg.points[1].y == 3.0
+    for name in [m for m in sys.modules if m.startswith("cell_ros")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_the_node_and_the_python_runtime_give_the_same_trace(tmp_path, monkeypatch):
+    """Conformance, third target: the scenario's readings as ROS messages through the node."""
+    ros, node, packages = _node(tmp_path, monkeypatch, {"trace": True})
+    fw = sys.modules["warehouse_robot_ros.warehouse_robot_app.framework"]
+    app_dir = packages.app_dir
+    python_lines: list[str] = []
+    app = fw.build("warehouse_robot_ros.warehouse_robot_app", clock=fw.VirtualClock(), trace=python_lines.append)
+    scenario = fw.load_scenario(app_dir / "scenario.toml", app)
+    app.play(scenario)
+    assert app.failures == [] and len(python_lines) > 200
+    bridge = node.bridge
+    for step in scenario.steps:
+        ros.advance_to(step.time_ms)
+        binding = next(b for b in bridge.sources if b.device == step.device and b.source == step.source
+                       and all(str(v) == getattr(step.index.get(k), "name", step.index.get(k)) for k, v in b.index.items()))
+        cls = ros.message_class(binding.message)
+        message = cls()
+        path = binding.field or message_table(str(app_dir))[binding.message]["value"]
+        *parents, last = path.split(".")
+        target = message
+        for part in parents:
+            target = getattr(target, part)
+        setattr(target, last, float(step.value))
+        ros.deliver(binding.topic, message, binding.message)
+    ros.advance_to(scenario.seconds * 1000)
+    assert node.app.failures == []
+    first = next((i for i, (a, b) in enumerate(zip(python_lines, ros.log)) if a != b), None)
+    assert first is None, f"line {first + 1}: python {python_lines[first]!r} != node {ros.log[first]!r}"
+    assert ros.log == python_lines

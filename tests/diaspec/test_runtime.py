@@ -13,10 +13,11 @@ from ds_helpers import import_app, write
 
 SPEC = """\
 import Stamp as datetime.datetime;
+type Meters as Float;
 enumeration Room { LAB, HALL }
 action Blink { blink(times as Integer); }
 action Beep { beep(); }
-device Sensor { attribute room as Room; source level as Float; source ping as Integer indexed by channel as Integer; }
+device Sensor { attribute room as Room; attribute range as Meters; source level as Float; source ping as Integer indexed by channel as Integer; }
 device Led { attribute room as Room; action Blink; }
 device Buzzer { action Beep; }
 context Level as Float { when provided level from Sensor always publish; }
@@ -33,6 +34,7 @@ DEPLOYMENT = """\
 id = "s1"
 type = "Sensor"
 room = "LAB"
+range = 4
 
 [[device]]
 id = "lab_led"
@@ -166,7 +168,7 @@ def test_periodic_contracts_follow_the_virtual_clock(tmp_path):
          "Show: may order Led only blink (action Blink); 'beep' is not allowed by the design"),
         ("quiet", "class Quiet(AbstractQuiet):\n    def on_level_from_sensor(self, event, discover):\n        pass\n"
                   "    def when_required(self, discover):\n        return float(len(discover.ping_from_sensor(floor=2)))\n",
-         "Quiet.when_required (when required get ping from Sensor): Sensor has no attribute 'floor' (it has: room)"),
+         "Quiet.when_required (when required get ping from Sensor): Sensor has no attribute 'floor' (it has: room, range)"),
         ("show", "class Show(AbstractShow):\n    def on_alarm(self, value, discover):\n"
                  "        discover.led.where(colour='red').blink(1)\n"
                  "    def on_pings(self, value, discover):\n        pass\n",
@@ -226,6 +228,7 @@ def test_user_exceptions_are_logged_and_the_rest_keeps_running(tmp_path, caplog)
         ('[[device]]\nid = "x"\ntype = "Led"\nroom = "LAB"\nsize = 3\n', "device #1 'x': Led has no attribute 'size' (it has: room)"),
         ('[[device]]\nid = "x"\ntype = "Buzzer"\n[[device]]\nid = "x"\ntype = "Buzzer"\n', "device #2 'x': id used twice"),
         ("[[device]\n", "not a valid TOML deployment"),
+        ('[[device]]\nid = "x"\ntype = "Sensor"\nroom = "LAB"\nrange = "far"\n', "device #1 'x': attribute 'range': expected a number, got 'far'"),
     ],
 )
 def test_bad_deployments_are_one_clear_line(tmp_path, deployment, message):
@@ -235,14 +238,19 @@ def test_bad_deployments_are_one_clear_line(tmp_path, deployment, message):
     assert message in str(caught.value) and str(caught.value).startswith(str(tmp_path / "rt_app" / "deployment.toml"))
 
 
-def test_missing_callback_and_missing_import_refuse_to_start(tmp_path):
+def test_missing_callback_refuses_to_start_and_a_missing_import_only_on_hardware(tmp_path):
     body = "class Tick(AbstractTick):\n    pass\n"
     fw, build = make_app(tmp_path, {"tick": body})
     with pytest.raises(fw.BindError, match="rt_app.components.tick: Can't instantiate abstract class Tick"):
         build()
     fw, build = make_app(tmp_path / "other", spec=SPEC.replace("datetime.datetime", "no_such_pkg.msg.Pose"))
+    # a simulation runs without the imported package (a ROS message type where ROS is absent) ...
+    app = build()
+    app.device("s1").publish_level(9.0)
+    assert app.failures == [] and fw.types.Stamp.__name__ == "Stamp"
+    # ... but on hardware the app refuses to start
     with pytest.raises(fw.BindError, match="imported types are missing: Stamp as no_such_pkg.msg.Pose: No module named 'no_such_pkg'"):
-        build()
+        fw.build("rt_app", clock=fw.VirtualClock(), simulate=False)
 
 
 def test_generated_types(tmp_path):

@@ -1,6 +1,6 @@
 """Fixtures for image tests: one real build of the default image per session, booted once.
 
-The build helper lives in images/testing.py so other areas' conftests can reuse it.
+The build helper lives in tests/image_builds.py so other areas' conftests can reuse it.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from images.build import BuildResult
 from images.layers import DEFAULT_LAYERS
 from images.qemu import BootedMachine
-from images.testing import build_once
+from image_builds import build_once
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,12 @@ from fleetforge.errors import UserError
 from checkout import REPO_ROOT
 from images.genimage import PARTITIONS, DiskLayout, genimage_config
 from images.layers import Origin, Setting
-from images.packages import UnknownPackageError, debian_packages, load_mappings
+from images.packages import UnknownPackageError, load_mappings, package_plan
 
 
 @dataclass
 class _Config:
-    """Just what debian_packages() reads from a MergedConfig."""
+    """Just what package_plan() reads from a MergedConfig."""
 
     buildroot: dict[str, Setting] = field(default_factory=dict)
 
@@ -37,14 +37,14 @@ def test_known_symbols_map_to_debian_packages():
               .set("BR2_PACKAGE_IFUPDOWN_SCRIPTS", "y", "a.conf", 3)  # realised by an overlay
               .set("BR2_PACKAGE_STRACE", "n", "a.conf", 4)  # disabled: not installed
               .set("BR2_PACKAGE_HOST_GENIMAGE", "y", "a.conf", 5))  # host tool: not for target
-    assert debian_packages(config) == ["busybox-static", "dropbear-bin"]
+    assert package_plan(config).rootfs == ("busybox-static", "dropbear-bin")
 
 
 def test_unknown_symbol_names_symbol_and_layer_file_line():
     config = (_Config().set("BR2_PACKAGE_BUSYBOX", "y", "layers/x/buildroot/a.conf", 1)
               .set("BR2_PACKAGE_NO_SUCH_THING", "y", "layers/x/buildroot/b.conf", 7))
     with pytest.raises(UnknownPackageError) as error:
-        debian_packages(config)
+        package_plan(config)
     message = str(error.value)
     assert message.startswith("layers/x/buildroot/b.conf:7: BR2_PACKAGE_NO_SUCH_THING ")
     assert "images/packages.toml" in message
@@ -167,12 +167,18 @@ def test_pi4_flash_refuses_non_devices_and_other_boards(tmp_path):
 
 
 def test_root_password_is_stored_as_sha512_crypt():
-    from images.rootfs import _shadow_hash
+    from images.rootfs import shadow_password
 
-    hashed = _shadow_hash("s3cret")
+    hashed = shadow_password("s3cret")
     assert hashed.startswith("$6$") and "s3cret" not in hashed
-    assert _shadow_hash("") == ""  # console login without password, as Buildroot
-    assert _shadow_hash("$6$salt$already") == "$6$salt$already"
+    assert shadow_password("s3cret") != hashed  # a fresh salt each time
+    # The hash verifies: OpenSSL recomputes it from the same salt (glibc's SHA-512 crypt).
+    salt = hashed.split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input="s3cret\n",
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert again == hashed
+    assert shadow_password("") == ""  # console login without password, as Buildroot
+    assert shadow_password("$6$salt$already") == "$6$salt$already"
 
 
 def test_kernel_options_debian_lacks_are_reported(tmp_path):

@@ -89,7 +89,7 @@ def test_boot_failure_line_is_read_whole_when_the_console_splits_it(tmp_path):
     # A serial console delivers a line in pieces; the check must not report "...partition fou".
     import time
 
-    from images.qemu import _wait_healthy
+    from images.qemu import wait_healthy
 
     guest = subprocess.Popen(
         ["sh", "-c", "printf 'FLEETFORGE_INIT_FAILED: no boot partition fou'; sleep 0.5; "
@@ -97,7 +97,7 @@ def test_boot_failure_line_is_read_whole_when_the_console_splits_it(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         with pytest.raises(UserError) as error:
-            _wait_healthy(guest, 1, tmp_path / "console.log", time.monotonic(), 20)
+            wait_healthy(guest, 1, tmp_path / "console.log", time.monotonic(), 20)
     finally:
         guest.kill()
         guest.wait()

@@ -1,6 +1,6 @@
 """board/pi4's SD card: firmware, device tree, config.txt and cmdline.txt on the boot partition,
-the SD-card modules in the initramfs; and the engine seams they come through (package
-components, boot files, device trees)."""
+the SD-card modules in the initramfs; and the data they come through (the layer's
+[[board.bootloader]] entries and boot templates, package components, device trees)."""
 from __future__ import annotations
 
 import gzip
@@ -16,7 +16,8 @@ from fleetforge.errors import UserError
 from images import debian
 from images.debian import add_components, write_sources_with_components
 from images.layers import Origin, Setting
-from images.packages import BootFiles, load_mappings, package_plan
+from images.layers import LayerError, load_config, resolve_layers
+from images.packages import load_mappings, package_plan
 
 PI4 = ("pi4,core/minimal", "pi4")  # the same build as test_image_boards.py's (built once)
 
@@ -50,33 +51,47 @@ class _Config:
         return tuple(n for n, s in self.buildroot.items() if s.value == "y")
 
 
-def test_rpi_firmware_maps_to_boot_files_from_non_free_firmware_not_to_the_rootfs():
+def test_pi4_firmware_is_its_layers_bootloader_data_from_non_free_firmware_not_the_rootfs():
     plan = package_plan(_Config().enable("BR2_PACKAGE_BUSYBOX", "BR2_PACKAGE_RPI_FIRMWARE",
                                          "BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4"))
     assert plan.rootfs == ("busybox-static",)  # the firmware is not installed into the rootfs
     assert plan.components == ("non-free-firmware",)
-    assert {b.package for b in plan.boot} == {"raspi-firmware"}
-    names = {Path(f).name for b in plan.boot for f in b.files}
-    assert FIRMWARE <= names
     # A board without the firmware keeps main only (same lists as before).
     assert package_plan(_Config().enable("BR2_PACKAGE_BUSYBOX")).components == ()
+    board = load_config("pi4,core/minimal").board
+    on_boot = {e.file: e for e in board.bootloader if e.partition == "boot"}
+    assert FIRMWARE | {"bootcode.bin"} == set(on_boot)
+    assert {e.package for e in on_boot.values()} == {"raspi-firmware"}
+    assert all(e.buildroot_path == f"rpi-firmware/{e.file}" for e in on_boot.values())
 
 
-@pytest.mark.parametrize("table, message", [
-    ('debian = []\ncomponents = ["non-free-firmware", "bogus"]', "components must be a list"),
-    ('debian = []\nboot = { package = "x" }', "boot must be"),
-    ('debian = []\nboot = { package = "x", files = ["/etc/passwd"] }', "boot must be"),
-    ('debian = []\nboot = { package = "x", files = ["a/../../b"] }', "boot must be"),
+BOARD = 'description = "x"\n[board]\ntarget = "aarch64-linux-gnu"\ncompatible = "x"\n'
+
+
+@pytest.mark.parametrize("entries, message", [
+    ('file = "a.bin"\n', "give exactly one of offset"),
+    ('file = "a.bin"\noffset = "32K"\npartition = "boot"\n', "give exactly one of offset"),
+    ('file = "a.bin"\noffset = 100\n', "multiple of 512"),
+    ('file = "/etc/a.bin"\npartition = "boot"\n', "relative path"),
+    ('file = "a.bin"\npartition = "boot"\npackage = "x"\n', "package and path go together"),
+    ('file = "a.bin"\npartition = "boot"\nsize = 3\n', "unknown key 'size'"),
 ])
-def test_bad_components_or_boot_files_name_the_mapping_file(tmp_path, table, message):
+def test_bad_bootloader_entries_name_the_layer_file_and_line(tmp_path, entries, message):
+    layer = tmp_path / "board" / "x"
+    layer.mkdir(parents=True)
+    (layer / "layer.toml").write_text(BOARD + "\n[[board.bootloader]]\n" + entries)
+    with pytest.raises(LayerError, match=message) as error:
+        resolve_layers(["board/x"], tmp_path)
+    assert str(error.value).startswith(f"{layer / 'layer.toml'}:6: [board] bootloader: entry 1")
+    assert error.value.exit_code == 2
+
+
+def test_bad_components_name_the_mapping_file(tmp_path):
     bad = tmp_path / "packages.toml"
-    bad.write_text(f"[BR2_PACKAGE_FOO]\n{table}\n")
-    with pytest.raises(UserError, match=message) as error:
+    bad.write_text('[BR2_PACKAGE_FOO]\ndebian = []\ncomponents = ["non-free-firmware", "bogus"]\n')
+    with pytest.raises(UserError, match="components must be a list") as error:
         load_mappings(bad)
     assert str(bad) in str(error.value) and error.value.exit_code == 2
-    good = tmp_path / "ok.toml"
-    good.write_text('[BR2_PACKAGE_FOO]\ndebian = []\nboot = { package = "x", files = ["usr/a.bin"] }\n')
-    assert load_mappings(good)["BR2_PACKAGE_FOO"].boot == BootFiles("x", ("usr/a.bin",))
 
 
 def test_components_are_added_to_the_hosts_sources_where_main_is():
@@ -96,18 +111,17 @@ def test_components_are_added_to_the_hosts_sources_where_main_is():
     assert lines[1:] == one_line.splitlines()[1:]  # comments, sources, already-there: unchanged
 
 
-def test_sources_are_written_apart_from_the_hosts(tmp_path, monkeypatch):
+def test_sources_are_written_apart_from_the_hosts(tmp_path):
     host = tmp_path / "host"
     (host / "sources.list.d").mkdir(parents=True)
     (host / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n")
     (host / "sources.list.d" / "old.list.disabled").write_text("deb http://x y main\n")
-    monkeypatch.setattr(debian, "HOST_SOURCE_LIST", host / "sources.list")  # absent
-    monkeypatch.setattr(debian, "HOST_SOURCE_PARTS", host / "sources.list.d")
     target = tmp_path / "sources+non-free-firmware"
     (target / "sources.list.d").mkdir(parents=True)
     (target / "sources.list.d" / "stale.sources").write_text("gone")
-    write_sources_with_components(target, ("non-free-firmware",))
+    write_sources_with_components(target, ("non-free-firmware",), host_list=host / "sources.list",
+                                  host_parts=host / "sources.list.d")  # sources.list absent
     written = sorted(p.name for p in (target / "sources.list.d").iterdir())
     assert written == ["debian.sources"]  # apt ignores other suffixes; stale copies are removed
     assert "Components: main non-free-firmware" in (target / "sources.list.d/debian.sources").read_text()
@@ -117,9 +131,9 @@ def test_sources_are_written_apart_from_the_hosts(tmp_path, monkeypatch):
 def test_archive_keeps_lists_of_other_components_apart(tmp_path):
     main = debian.DebianArchive("arm64", cache_dir=tmp_path)
     firmware = debian.DebianArchive("arm64", cache_dir=tmp_path, components=("non-free-firmware", "main"))
-    assert main.sources is None and "-oDir::Etc::SourceParts" not in " ".join(main._options())
+    assert main.sources is None and "-oDir::Etc::SourceParts" not in " ".join(main.apt_options())
     assert firmware.lists != main.lists and firmware.archives == main.archives
-    assert f"-oDir::Etc::SourceParts={firmware.sources / 'sources.list.d'}" in firmware._options()
+    assert f"-oDir::Etc::SourceParts={firmware.sources / 'sources.list.d'}" in firmware.apt_options()
 
 
 # --- the built SD-card image -----------------------------------------------------------------
@@ -238,7 +252,7 @@ def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi
 def test_device_trees_come_from_the_kernel_package_or_fail_naming_the_setting(tmp_path):
     from images.debian import DebPackage
     from images.kernel import Kernel
-    from images.schema import parse_str_list
+    from images.settings import parse_str_list
 
     unpacked = tmp_path / "linux-image-6.1.0-9-arm64"
     (unpacked / "boot").mkdir(parents=True)

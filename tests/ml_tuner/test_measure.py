@@ -1,80 +1,55 @@
-"""Measurement against hand-checked modules, and the cache."""
+"""The measurement interface and its cache, on real clang."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from ml_tuner.build import emit_raw_ir
 from ml_tuner.cache import MeasureCache
-from ml_tuner.corpus import compile_to_ir
-from ml_tuner.measure import (OZ, Job, Module, count_ir_instructions, measure, measure_many,
-                              measure_uncached)
+from ml_tuner.knobs import OZ, Candidate, KnobSpace, Knob, load_knobs
+from ml_tuner.measure import Job, Subject, measure_many
+
+TARGET = "aarch64-linux-gnu"
 
 
-def test_ir_count_of_hand_written_text():
-    text = """define i32 @f(i32 %a) {
-entry:
-  %x = add i32 %a, 1
-  br label %next
-
-next:                                             ; preds = %entry
-  ; a comment line
-  ret i32 %x
-}
-declare void @g()
-"""
-    assert count_ir_instructions(text) == 3
+def _subject(pid_c: Path, tmp_path: Path) -> Subject:
+    ir = tmp_path / "pid.ll"
+    emit_raw_ir(pid_c, TARGET, (), ir)
+    return Subject.unit("pid", ir, TARGET)
 
 
-def test_add_module_unoptimized_and_oz(add_ll: Path):
-    # Hand-checked: 3 instructions as written; -Oz deletes the dead mul; aarch64 emits
-    # `add w0, w1, w0; ret` (8 bytes) and no other allocated section.
-    raw = measure_uncached(add_ll, (), "aarch64-linux-gnu")
-    assert raw.ir_instructions == 3
-    oz = measure_uncached(add_ll, OZ, "aarch64-linux-gnu")
-    assert (oz.ir_instructions, oz.text_bytes, oz.object_bytes) == (2, 8, 8)
-
-
-def test_add_module_thumb(add_ll: Path):
-    # Thumb-2: `add r0, r1; bx lr` is 4 bytes; .ARM.exidx (8 bytes) is allocated too.
-    oz = measure_uncached(add_ll, OZ, "thumbv7em-none-eabi")
-    assert (oz.ir_instructions, oz.text_bytes, oz.object_bytes) == (2, 4, 12)
-
-
-def test_failing_pass_list_is_a_result_not_a_crash(add_ll: Path):
-    result = measure(Job(Module.from_file(add_ll), ("no-such-pass",), "aarch64-linux-gnu"))
-    assert result.sizes is None
-
-
-def test_cache_hits_misses_and_persistence(add_ll: Path, tmp_path: Path):
+def test_cache_hits_misses_keys_and_persistence(pid_c: Path, tmp_path: Path):
+    subject = _subject(pid_c, tmp_path)
+    space = load_knobs().for_target(TARGET)
+    inline = Candidate.of({"inline": next(iter(space.knob("inline").settings))})
     path = tmp_path / "cache.sqlite"
-    module = Module.from_file(add_ll)
-    job = Job(module, OZ, "aarch64-linux-gnu")
     with MeasureCache(path) as cache:
-        first = measure(job, cache)
-        second = measure(job, cache)
-        assert not first.cached and second.cached
-        assert first.sizes == second.sizes
-        # Another pass list or another target is another key.
-        assert not measure(Job(module, ("instcombine",), "aarch64-linux-gnu"), cache).cached
-        assert not measure(Job(module, OZ, "thumbv7em-none-eabi"), cache).cached
-        assert len(cache) == 3
+        first, again = measure_many([Job(subject, OZ, space)] * 2, cache=cache)
+        assert not first.cached and first.sizes is not None and first.sizes == again.sizes
+        assert measure_many([Job(subject, OZ, space)], cache=cache)[0].cached
+        # Another candidate, or the same label with other flags, is another measurement.
+        assert not measure_many([Job(subject, inline, space)], cache=cache)[0].cached
+        edited = KnobSpace(tuple(
+            Knob(k.name, k.stage, {s: (*f, "-fno-jump-tables") for s, f in k.settings.items()},
+                 k.targets) if k.name == "inline" else k for k in space.knobs))
+        assert not measure_many([Job(subject, inline, edited)], cache=cache)[0].cached
     with MeasureCache(path) as reopened:
-        again = measure(job, reopened)
-        assert again.cached and again.sizes == first.sizes
+        assert measure_many([Job(subject, OZ, space)], cache=reopened)[0].cached
 
 
-def test_cache_key_follows_module_content(add_ll: Path, tmp_path: Path):
-    copy = tmp_path / "add2.ll"
-    copy.write_text(add_ll.read_text().replace("mul i32 %a, 7", "mul i32 %a, 9"))
-    assert Module.from_file(copy).digest != Module.from_file(add_ll).digest
+def test_a_failing_build_is_a_result_not_an_error(pid_c: Path, tmp_path: Path):
+    subject = _subject(pid_c, tmp_path)
+    broken = KnobSpace((Knob("broken", "ir", {"on": ("-mllvm", "-no-such-option")}, ()),))
+    result = measure_many([Job(subject, Candidate.of({"broken": "on"}), broken)])[0]
+    assert result.sizes is None and result.error == "failed"
 
 
-def test_process_pool_matches_serial(pid_c: Path, tmp_path: Path):
-    ll = tmp_path / "pid.ll"
-    compile_to_ir(pid_c, ll, "aarch64-linux-gnu")
-    module = Module.from_file(ll)
-    sequences = [OZ, ("sroa", "instcombine"), ("mem2reg", "simplifycfg", "adce")]
-    jobs = [Job(module, s, "aarch64-linux-gnu") for s in sequences]
-    parallel = measure_many(jobs, workers=2)
-    serial = [measure_uncached(ll, s, "aarch64-linux-gnu") for s in sequences]
-    assert [r.sizes for r in parallel] == serial
-    assert serial[0].ir_instructions < count_ir_instructions(ll.read_text())
+def test_kept_builds_and_parallel_equals_serial(pid_c: Path, tmp_path: Path):
+    subject = _subject(pid_c, tmp_path)
+    space = load_knobs().for_target(TARGET)
+    jobs = [Job(subject, c, space) for c in [OZ, *space.singles()[:3]]]
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    parallel = measure_many(jobs, workers=2, keep_dir=keep)
+    serial = measure_many(jobs, workers=1)
+    assert [r.sizes for r in parallel] == [r.sizes for r in serial]
+    assert all(r.artifact is not None and r.artifact.parent == keep for r in parallel)

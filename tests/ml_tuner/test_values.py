@@ -1,25 +1,16 @@
-"""Scores, the -Oz floor rule and the reported reduction."""
+"""The objective and the reported reduction."""
 from __future__ import annotations
 
 import math
 
-from ml_tuner.measure import Sizes
-from ml_tuner.values import acceptable, geomean_reduction, improvement, score
+from ml_tuner.build import Sizes
+from ml_tuner.values import FAILED_SCORE, gain, geomean_reduction
 
 
-def test_improvement_and_score():
-    oz = Sizes(100, 200, 300)
-    assert improvement(oz, Sizes(90, 190, 0)) == (0.1, 0.05)
-    assert math.isclose(score(oz, Sizes(90, 190, 0)), 0.075)
-    assert score(oz, None) == -1.0
-
-
-def test_floor_needs_both_metrics_no_worse():
-    oz = Sizes(100, 200, 300)
-    assert acceptable(oz, Sizes(90, 200, 1))
-    assert not acceptable(oz, Sizes(90, 204, 1))  # fewer IR instructions but more bytes
-    assert not acceptable(oz, Sizes(101, 150, 1))
-    assert not acceptable(oz, None)
+def test_gain_is_flash_saved():
+    assert math.isclose(gain(Sizes(100, 1000), Sizes(90, 950)), 0.05)
+    assert gain(Sizes(100, 1000), Sizes(50, 1010)) < 0  # less text but more flash is worse
+    assert gain(Sizes(100, 1000), None) == FAILED_SCORE
 
 
 def test_geomean_reduction():

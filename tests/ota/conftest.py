@@ -33,7 +33,7 @@ def ota_image(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path):
     for every module that boots it (test_ota_qemu.py, test_ota_boot_chain.py)."""
     if shutil.which("qemu-system-aarch64") is None:
         pytest.skip("qemu-system-aarch64 is not installed")
-    from images.testing import build_once
+    from image_builds import build_once
 
     previous = os.environ.get("FLEETFORGE_OTA_KEYS")
     os.environ["FLEETFORGE_OTA_KEYS"] = str(ota_keys)  # the image trusts this session's key

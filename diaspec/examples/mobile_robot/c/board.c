@@ -16,6 +16,9 @@ int main(void)
     ds_register_device(SONAR_REAR, DS_DEVICE_Sonar);
     Sonar_set_attributes(SONAR_FRONT, &(Sonar_attributes){ .maxRange = 4.0f, .mount = "front" });
     Sonar_set_attributes(SONAR_REAR, &(Sonar_attributes){ .maxRange = 2.0f, .mount = "rear" });
+    Bumper_set_attributes(BUMPER, &(Bumper_attributes){ .mount = "front" });
+    DriveBase_set_attributes(BASE, &(DriveBase_attributes){ .mount = "chassis" });
+    Led_set_attributes(LED, &(Led_attributes){ .mount = "top" });
     RangeSensor_publish_distance(SONAR_FRONT, 6.0f, SonarPosition_FRONT);
     ds_run_pending();
     printf("-- near obstacle\n");

@@ -12,7 +12,7 @@ void Motion_on_drive_mode(const DriveMode_value *value, const Motion_on_drive_mo
         break;
     case Mode_AVOID:
         discover->drive_base_set_velocity(DS_ALL_DEVICES, turn);
-        discover->led_set_pattern(DS_ALL_DEVICES, "avoid", 3);
+        discover->led_set_pattern(Led_where_mount("top"), "avoid", 3);
         break;
     default:
         discover->drive_base_set_velocity(DS_ALL_DEVICES, cruise);

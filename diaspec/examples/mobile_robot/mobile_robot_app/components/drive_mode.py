@@ -1,9 +1,10 @@
 """DriveMode: cruise, avoid an obstacle closer than SAFE_DISTANCE, or stop on a collision."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from ..framework import AbstractDriveMode
+from ..framework.components import DiscoverDriveModeOnObstacleDistance, DiscoverDriveModeOnCollision
 from ..framework.types import *  # noqa: F401,F403
 
 SAFE_DISTANCE = 0.5  # meters
@@ -20,7 +21,7 @@ class DriveMode(AbstractDriveMode):
         self.mode = mode
         return mode
 
-    def on_obstacle_distance(self, value: dict[Any, Meters], discover: Any):
+    def on_obstacle_distance(self, value: Mapping[SonarPosition, Meters], discover: DiscoverDriveModeOnObstacleDistance):
         # when provided ObstacleDistance get Collision maybe publish
         self.near.update(value)
         if discover.collision():
@@ -28,7 +29,7 @@ class DriveMode(AbstractDriveMode):
         blocked = any(d < SAFE_DISTANCE for d in self.near.values())
         return self._change(Mode.AVOID if blocked else Mode.CRUISE)
 
-    def on_collision(self, value: bool, discover: Any):
+    def on_collision(self, value: bool, discover: DiscoverDriveModeOnCollision):
         # when provided Collision maybe publish
         if value:
             return self._change(Mode.STOPPED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..framework import AbstractMotion
+from ..framework.components import DiscoverMotionOnDriveMode
 from ..framework.types import *  # noqa: F401,F403
 
 CRUISE = Velocity(linear=0.4, angular=0.0)
@@ -11,7 +12,7 @@ TURN = Velocity(linear=0.0, angular=0.8)
 
 
 class Motion(AbstractMotion):
-    def on_drive_mode(self, value: Mode, discover: Any) -> None:
+    def on_drive_mode(self, value: Mode, discover: DiscoverMotionOnDriveMode) -> None:
         # when provided DriveMode do Drive on DriveBase, Blink on Led
         if value is Mode.STOPPED:
             discover.drive_base.stop()

@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 from ..framework import AbstractTarget, Event
+from ..framework.components import DiscoverTargetOnDetectionsFromCamera
 from ..framework.types import *  # noqa: F401,F403
 
 WANTED = {"bolt", "nut"}
@@ -12,7 +13,7 @@ REACH = 0.8  # meters from the arm
 
 
 class Target(AbstractTarget):
-    def on_detections_from_camera(self, event: Event, discover: Any):
+    def on_detections_from_camera(self, event: Event, discover: DiscoverTargetOnDetectionsFromCamera):
         # when provided detections from Camera get ArmPose maybe publish
         arm = discover.arm_pose()
         candidates = [

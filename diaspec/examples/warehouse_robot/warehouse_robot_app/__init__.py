@@ -1,0 +1,1 @@
+"""The warehouse_robot app (your package; diaspec writes framework/ only)."""

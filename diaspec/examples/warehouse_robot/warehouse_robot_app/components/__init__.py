@@ -1,0 +1,1 @@
+"""Your contexts and controllers, one module each."""

@@ -1,0 +1,120 @@
+"""Build the C runtime with the project's toolchains: the host shared library (Python binding)
+and the static `lowbit-run` runner for any Linux target of toolchains/targets.toml.
+
+Outputs are cached under CACHE_DIR/lowbit by a digest of the sources, the compiler command and
+the compiler's version, so a rebuild happens only when one of them changes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import toolchains
+from fleetforge.errors import UserError, exit_on_user_error
+from fleetforge.paths import CACHE_DIR
+from fleetforge.tools import run_tool
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+LIBRARY_SOURCES = ("lowbit.c", "kernels_x86.c", "kernels_neon.c")
+HEADERS = ("lowbit.h", "lowbit_internal.h")
+RUNNER_SOURCE = "runner.c"
+# Optimisation and warnings for every target; SIMD is chosen inside the sources (x86-64: AVX-512
+# functions picked at load time, so one binary runs on any x86-64; aarch64: NEON is baseline).
+CFLAGS = ("-O3", "-std=gnu11", "-Wall", "-Wextra", "-fno-strict-aliasing")
+
+
+def _compiler(target: toolchains.Target) -> list[str]:
+    if target.bare_metal:
+        raise UserError(f"target {target.name} has no Linux C library; the runtime needs one")
+    target.require(with_llvm=False)
+    return target.gcc_args()
+
+
+def _package(target: toolchains.Target) -> str:
+    return target.packages.get(target.gnu_tool("gcc"), "gcc")
+
+
+def _digest(target: toolchains.Target) -> str:
+    digest = hashlib.sha256()
+    for name in (*LIBRARY_SOURCES, *HEADERS, RUNNER_SOURCE):
+        digest.update(name.encode() + b"\0" + (RUNTIME_DIR / name).read_bytes())
+    compiler = _compiler(target)
+    version = run_tool([compiler[0], "--version"], debian_package=_package(target))
+    digest.update("\0".join([*compiler, *CFLAGS, version]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _out_dir(target: toolchains.Target) -> Path:
+    return CACHE_DIR / "lowbit" / f"{target.name}-{_digest(target)}"
+
+
+def _objects(target: toolchains.Target, out_dir: Path) -> list[Path]:
+    """Each source compiled once (position-independent: the same objects make the shared
+    library and the static runner), two at a time."""
+    def compile_one(source: str) -> Path:
+        obj = out_dir / (Path(source).stem + ".o")
+        if not obj.is_file():
+            tmp = out_dir / f".{obj.name}.part"
+            run_tool([*_compiler(target), *CFLAGS, "-fPIC", "-I", RUNTIME_DIR, "-c",
+                      RUNTIME_DIR / source, "-o", tmp], debian_package=_package(target))
+            tmp.replace(obj)
+        return obj
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(compile_one, (*LIBRARY_SOURCES, RUNNER_SOURCE)))
+
+
+def _link(target: toolchains.Target, name: str, extra: tuple[str, ...], with_runner: bool) -> Path:
+    out_dir = _out_dir(target)
+    out = out_dir / name
+    if out.is_file():
+        return out
+    objects = _objects(target, out_dir)
+    if not with_runner:
+        objects = objects[:-1]
+    tmp = out_dir / f".{name}.part"
+    run_tool([*_compiler(target), *extra, *objects, "-o", tmp], debian_package=_package(target))
+    tmp.replace(out)
+    return out
+
+
+def build_library() -> Path:
+    """liblowbit.so for this machine (what the Python binding loads)."""
+    return _link(toolchains.host_target(), "liblowbit.so", ("-shared",), with_runner=False)
+
+
+def build_runner(target_name: str | None = None) -> Path:
+    """The static `lowbit-run` for a target of the table (default: this machine)."""
+    target = toolchains.target(target_name) if target_name else toolchains.host_target()
+    return _link(target, "lowbit-run", ("-static",), with_runner=True)
+
+
+def runner_command(target_name: str | None = None, args: tuple[str, ...] = ()) -> list[str]:
+    """How this machine runs the target's runner with `args`: natively, or under its emulator
+    (qemu-user for aarch64, from the table's `runner`)."""
+    target = toolchains.target(target_name) if target_name else toolchains.host_target()
+    return target.run_command(build_runner(target.name), args)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    """`python -m lowbit.build --arch aarch64 --install ROOT/usr/bin/lowbit-run`: what the
+    feature/models layer runs at image build time."""
+    parser = argparse.ArgumentParser(prog="python -m lowbit.build", description=main.__doc__)
+    parser.add_argument("--arch", help="board architecture (default: this machine)")
+    parser.add_argument("--install", type=Path, required=True, help="where to copy lowbit-run")
+    args = parser.parse_args(argv)
+    target = toolchains.board_target(args.arch) if args.arch else toolchains.host_target()
+    runner = build_runner(target.name)
+    args.install.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(runner, args.install)
+    args.install.chmod(0o755)
+    print(f"lowbit-run for {target.name} -> {args.install}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+/* AVX-512 kernels (x86-64): bit-serial conv with VPOPCNTQ over 8 output channels per vector,
+ * int8 conv with VNNI (VPDPBUSD, u8 x s8 -> s32), bit-packing with VPTESTMB. Chosen at load time
+ * when the CPU has them (lb_avx512_available); the portable kernels run otherwise. */
+#if defined(__x86_64__)
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx512vnni,popcnt")
+#include <immintrin.h>
+#include <string.h>
+
+#include "lowbit_internal.h"
+
+int lb_avx512_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vnni");
+}
+
+void lb_bitpack_avx512(const uint8_t *codes, uint64_t *planes, long pixels, int c, int bits, int words) {
+    for (long p = 0; p < pixels; p++) {
+        const uint8_t *x = codes + p * c;
+        for (int wd = 0; wd < words; wd++) {
+            int n = c - wd * 64 < 64 ? c - wd * 64 : 64;
+            __mmask64 k = n == 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+            __m512i v = _mm512_maskz_loadu_epi8(k, x + wd * 64);
+            for (int j = 0; j < bits; j++)
+                planes[(p * bits + j) * words + wd] = _mm512_test_epi8_mask(v, _mm512_set1_epi8((char)(1 << j)));
+        }
+    }
+}
+
+/* Requantize 8 accumulators (int64 lanes) of output channels o0..o0+7 of one pixel. */
+static inline void store8(const lb_conv *c, long pixel, int o0, __m512i acc) {
+    int n = c->oc - o0 < 8 ? c->oc - o0 : 8;
+    __mmask8 k = (__mmask8)((1u << n) - 1);
+    long at = pixel * c->oc + o0;
+    for (int e = 0; e < c->n_epi; e++) {
+        const lb_epilogue *ep = &c->epi[e];
+        if (ep->raw) {
+            __m512i bias = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, ep->bias + o0));
+            _mm512_mask_cvtepi64_storeu_epi32((int32_t *)ep->out + at, k, _mm512_add_epi64(acc, bias));
+            continue;
+        }
+        __m512i m = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, ep->m + o0));
+        __m512i v = _mm512_add_epi64(_mm512_mullo_epi64(acc, m),
+                                     _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, ep->b + o0)));
+        if (c->residual) {
+            __m128i raw = _mm_maskz_loadu_epi8((__mmask16)k, (const uint8_t *)c->residual + at);
+            __m512i r = c->residual_signed ? _mm512_cvtepi8_epi64(raw) : _mm512_cvtepu8_epi64(raw);
+            __m512i mr = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, ep->mr + o0));
+            v = _mm512_add_epi64(v, _mm512_mullo_epi64(r, mr));
+        }
+        __m512i q = _mm512_sra_epi64(v, _mm_cvtsi32_si128(ep->shift));
+        q = _mm512_max_epi64(q, _mm512_set1_epi64(ep->qmin));
+        q = _mm512_min_epi64(q, _mm512_set1_epi64(ep->qmax));
+        _mm512_mask_cvtepi64_storeu_epi8((uint8_t *)ep->out + at, k, q);
+    }
+}
+
+/* Output pixels per block: as many as the 32 vector registers hold accumulators for
+ * (PX * A * W accumulators + W weight vectors + 1 broadcast). */
+#define PIXELS(A, W) ((A) * (W) <= 2 ? 8 : (A) * (W) <= 4 ? 4 : (A) * (W) <= 8 ? 3 : 1)
+#define MAX_PX 8
+
+/* One block: px pixels x 8 output channels, A activation planes x W weight planes. A and W are
+ * compile-time constants in each instantiation, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void bitserial_block(const lb_conv *c, int oy, int ox0,
+                                                                    int npx, int ob, const int A, const int W) {
+    const int PX = PIXELS(A, W);
+    __m512i acc[MAX_PX][4][4];
+    int64_t sumx[MAX_PX] = {0};
+    for (int p = 0; p < PX; p++)
+        for (int i = 0; i < A; i++)
+            for (int j = 0; j < W; j++) acc[p][i][j] = _mm512_setzero_si512();
+    const int words = c->words, pixel_words = A * words;
+    const uint64_t *in = c->in;
+    const uint64_t *wp = (const uint64_t *)c->packed + (long)ob * c->kh * c->kw * words * W * 8;
+    /* A block whose every tap is inside the image (most of them) addresses its pixels from one
+     * pointer per pixel and row; border blocks point missing taps at a zero pixel. */
+    const int x0 = ox0 * c->sw - c->pw;
+    const int interior_x = npx == PX && x0 >= 0 && (ox0 + PX - 1) * c->sw - c->pw + c->kw <= c->w;
+    for (int ky = 0; ky < c->kh; ky++) {
+        int iy = oy * c->sh - c->ph + ky;
+        int row_ok = iy >= 0 && iy < c->h;
+        const uint64_t *row = in + (long)iy * c->w * pixel_words;
+        if (row_ok && interior_x) {
+            const uint64_t *base[MAX_PX];
+            for (int p = 0; p < PX; p++) base[p] = row + (long)(x0 + p * c->sw) * pixel_words;
+            for (int kx = 0; kx < c->kw; kx++, wp += words * W * 8) {
+                const long koff = (long)kx * pixel_words;
+                for (int wd = 0; wd < words; wd++) {
+                    __m512i wv[4];
+                    for (int j = 0; j < W; j++) wv[j] = _mm512_load_si512((const void *)(wp + (wd * W + j) * 8));
+                    for (int p = 0; p < PX; p++)
+                        for (int i = 0; i < A; i++) {
+                            uint64_t aw = base[p][koff + i * words + wd];
+                            __m512i a = _mm512_set1_epi64((long long)aw);
+                            if (W == 1 && c->binary) sumx[p] += (int64_t)__builtin_popcountll(aw) << i;
+                            for (int j = 0; j < W; j++)
+                                acc[p][i][j] = _mm512_add_epi64(acc[p][i][j],
+                                                                _mm512_popcnt_epi64(_mm512_and_si512(a, wv[j])));
+                        }
+                }
+            }
+            continue;
+        }
+        for (int kx = 0; kx < c->kw; kx++, wp += words * W * 8) {
+            const uint64_t *ap[MAX_PX];
+            for (int p = 0; p < PX; p++) {
+                int ix = (ox0 + p) * c->sw - c->pw + kx;
+                ap[p] = (row_ok && p < npx && ix >= 0 && ix < c->w) ? row + (long)ix * pixel_words : c->zeros;
+            }
+            for (int wd = 0; wd < words; wd++) {
+                __m512i wv[4];
+                for (int j = 0; j < W; j++) wv[j] = _mm512_load_si512((const void *)(wp + (wd * W + j) * 8));
+                for (int p = 0; p < PX; p++)
+                    for (int i = 0; i < A; i++) {
+                        uint64_t aw = ap[p][i * words + wd];
+                        __m512i a = _mm512_set1_epi64((long long)aw);
+                        if (W == 1 && c->binary) sumx[p] += (int64_t)__builtin_popcountll(aw) << i;
+                        for (int j = 0; j < W; j++)
+                            acc[p][i][j] = _mm512_add_epi64(acc[p][i][j],
+                                                            _mm512_popcnt_epi64(_mm512_and_si512(a, wv[j])));
+                    }
+            }
+        }
+    }
+    for (int p = 0; p < npx; p++) {
+        __m512i total = _mm512_setzero_si512();
+        for (int i = 0; i < A; i++)
+            for (int j = 0; j < W; j++) {
+                if (W == 1 && c->binary) {
+                    total = _mm512_add_epi64(total, _mm512_slli_epi64(acc[p][i][j], i + 1));
+                } else {
+                    __m512i term = _mm512_slli_epi64(acc[p][i][j], i + j);
+                    total = (j == W - 1 && W > 1) ? _mm512_sub_epi64(total, term) : _mm512_add_epi64(total, term);
+                }
+            }
+        if (W == 1 && c->binary) total = _mm512_sub_epi64(total, _mm512_set1_epi64(sumx[p]));
+        store8(c, (long)oy * c->ow + ox0 + p, ob * 8, total);
+    }
+}
+
+#define BITSERIAL_ROWS(A, W)                                                                   \
+    static void bitserial_##A##_##W(const lb_conv *c) {                                        \
+        const int px = PIXELS(A, W), blocks = (c->oc + 7) / 8;                                 \
+        for (int oy = 0; oy < c->oh; oy++)                                                     \
+            for (int ob = 0; ob < blocks; ob++)                                                \
+                for (int ox = 0; ox < c->ow; ox += px)                                         \
+                    bitserial_block(c, oy, ox, c->ow - ox < px ? c->ow - ox : px, ob, A, W);   \
+    }
+BITSERIAL_ROWS(1, 1) BITSERIAL_ROWS(1, 2) BITSERIAL_ROWS(1, 3) BITSERIAL_ROWS(1, 4)
+BITSERIAL_ROWS(2, 1) BITSERIAL_ROWS(2, 2) BITSERIAL_ROWS(2, 3) BITSERIAL_ROWS(2, 4)
+BITSERIAL_ROWS(3, 1) BITSERIAL_ROWS(3, 2) BITSERIAL_ROWS(3, 3) BITSERIAL_ROWS(3, 4)
+BITSERIAL_ROWS(4, 1) BITSERIAL_ROWS(4, 2) BITSERIAL_ROWS(4, 3) BITSERIAL_ROWS(4, 4)
+
+void lb_conv_bitserial_avx512(const lb_conv *c) {
+    static void (*const table[4][4])(const lb_conv *) = {
+        {bitserial_1_1, bitserial_1_2, bitserial_1_3, bitserial_1_4},
+        {bitserial_2_1, bitserial_2_2, bitserial_2_3, bitserial_2_4},
+        {bitserial_3_1, bitserial_3_2, bitserial_3_3, bitserial_3_4},
+        {bitserial_4_1, bitserial_4_2, bitserial_4_3, bitserial_4_4}};
+    table[c->abits - 1][c->wbits - 1](c);
+}
+
+/* int8: each output pixel's receptive field is gathered into a row of k_padded bytes (zeros
+ * for padding), then 4 pixels x 32 output channels accumulate with VPDPBUSD. */
+#define IPX 4
+void lb_conv_int8_avx512(const lb_conv *c) {
+    const int k4 = c->k_padded / 4, blocks = (c->oc + 31) / 32;
+    const int rowlen = c->kw * c->c;
+    uint8_t rows[IPX][c->k_padded] __attribute__((aligned(64)));
+    const uint8_t *in = c->in;
+    /* A 1x1 conv without padding whose channels fill whole 4-byte groups reads its input in place. */
+    const int direct = c->kh == 1 && c->kw == 1 && c->ph == 0 && c->pw == 0 && c->c % 4 == 0;
+    for (int oy = 0; oy < c->oh; oy++)
+        for (int ox0 = 0; ox0 < c->ow; ox0 += IPX) {
+            int npx = c->ow - ox0 < IPX ? c->ow - ox0 : IPX;
+            const uint8_t *rowp[IPX];
+            for (int p = 0; p < IPX; p++) {
+                rowp[p] = rows[p];
+                if (direct && p < npx) { /* 1x1: the input pixel is the row */
+                    rowp[p] = in + ((long)oy * c->sh * c->w + (long)(ox0 + p) * c->sw) * c->c;
+                    continue;
+                }
+                memset(rows[p], 0, c->k_padded);
+                if (p >= npx) continue;
+                int ox = ox0 + p;
+                for (int ky = 0; ky < c->kh; ky++) {
+                    int iy = oy * c->sh - c->ph + ky;
+                    if (iy < 0 || iy >= c->h) continue;
+                    int ix0 = ox * c->sw - c->pw;
+                    if (ix0 >= 0 && ix0 + c->kw <= c->w) {
+                        memcpy(rows[p] + ky * rowlen, in + ((long)iy * c->w + ix0) * c->c, rowlen);
+                        continue;
+                    }
+                    for (int kx = 0; kx < c->kw; kx++) {
+                        int ix = ix0 + kx;
+                        if (ix >= 0 && ix < c->w)
+                            memcpy(rows[p] + (ky * c->kw + kx) * c->c, in + ((long)iy * c->w + ix) * c->c, c->c);
+                    }
+                }
+            }
+            for (int ob = 0; ob < blocks; ob++) {
+                __m512i acc[IPX][2];
+                for (int p = 0; p < IPX; p++) acc[p][0] = acc[p][1] = _mm512_setzero_si512();
+                const int8_t *wp = (const int8_t *)c->packed + (long)ob * k4 * 128;
+                for (int q = 0; q < k4; q++) {
+                    __m512i w0 = _mm512_load_si512((const void *)(wp + q * 128));
+                    __m512i w1 = _mm512_load_si512((const void *)(wp + q * 128 + 64));
+                    for (int p = 0; p < IPX; p++) {
+                        int32_t four;
+                        memcpy(&four, rowp[p] + 4 * q, 4);
+                        __m512i a = _mm512_set1_epi32(four);
+                        acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], a, w0);
+                        acc[p][1] = _mm512_dpbusd_epi32(acc[p][1], a, w1);
+                    }
+                }
+                for (int p = 0; p < npx; p++)
+                    for (int h = 0; h < 2; h++) {
+                        int o0 = ob * 32 + h * 16;
+                        if (o0 >= c->oc) break;
+                        long pixel = (long)oy * c->ow + ox0 + p;
+                        store8(c, pixel, o0, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[p][h])));
+                        if (o0 + 8 < c->oc)
+                            store8(c, pixel, o0 + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[p][h], 1)));
+                    }
+            }
+        }
+}
+#endif

@@ -1,0 +1,76 @@
+/* Shared between the loader/executor (lowbit.c) and the SIMD kernel files. */
+#ifndef LOWBIT_INTERNAL_H
+#define LOWBIT_INTERNAL_H
+
+#include "lowbit.h"
+
+enum { DT_U8 = 0, DT_I8 = 1, DT_I32 = 2, DT_PLANES = 3, DT_F32 = 4 };
+enum { OP_BITPACK = 1, OP_CONV = 2, OP_MAXPOOL = 3, OP_AVGPOOL = 4 };
+#define LB_MAX_EPILOGUES 4
+
+typedef struct {
+    int raw, shift, qmin, qmax;
+    const int32_t *m, *b, *mr; /* per output channel (avgpool: one value) */
+    const int32_t *bias;       /* raw epilogue */
+    void *out;                 /* output tensor data */
+    int out_signed;
+} lb_epilogue;
+
+typedef struct {
+    int h, w, c;        /* input */
+    int oh, ow, oc;     /* output */
+    int kh, kw, sh, sw, ph, pw, groups;
+    int abits, wbits, binary, words; /* bit-serial: planes and 64-bit words per pixel */
+    int in_signed;
+    const void *in;
+    const void *residual; int residual_signed;
+    int n_epi;
+    lb_epilogue epi[LB_MAX_EPILOGUES];
+    /* weights: artifact layout, and the kernel family's repacked copy */
+    const void *weight;
+    void *packed; int lanes; int k_padded;
+    const uint64_t *zeros; /* a zero pixel (planes) or zero row for padding */
+} lb_conv;
+
+/* The epilogue of one accumulator (scalar form; SIMD kernels have their own with the same
+ * arithmetic): v = acc*M + res*Mr + B; q = clamp(v >> shift, qmin, qmax). */
+static inline void lb_store(const lb_conv *c, long pixel, int o, int64_t acc) {
+    for (int e = 0; e < c->n_epi; e++) {
+        const lb_epilogue *ep = &c->epi[e];
+        long at = pixel * c->oc + o;
+        if (ep->raw) {
+            ((int32_t *)ep->out)[at] = (int32_t)(acc + ep->bias[o]);
+            continue;
+        }
+        int64_t v = acc * (int64_t)ep->m[o] + (int64_t)ep->b[o];
+        if (c->residual) {
+            int64_t r = c->residual_signed ? ((const int8_t *)c->residual)[at]
+                                           : ((const uint8_t *)c->residual)[at];
+            v += r * (int64_t)ep->mr[o];
+        }
+        int64_t q = v >> ep->shift;
+        if (q < ep->qmin) q = ep->qmin;
+        if (q > ep->qmax) q = ep->qmax;
+        if (ep->out_signed) ((int8_t *)ep->out)[at] = (int8_t)q;
+        else ((uint8_t *)ep->out)[at] = (uint8_t)q;
+    }
+}
+
+/* Portable kernels (any C99 compiler). */
+void lb_bitpack_portable(const uint8_t *codes, uint64_t *planes, long pixels, int c, int bits, int words);
+void lb_conv_bitserial_portable(const lb_conv *c);
+void lb_conv_int8_portable(const lb_conv *c);
+
+#if defined(__x86_64__)
+int lb_avx512_available(void);
+void lb_bitpack_avx512(const uint8_t *codes, uint64_t *planes, long pixels, int c, int bits, int words);
+void lb_conv_bitserial_avx512(const lb_conv *c);
+void lb_conv_int8_avx512(const lb_conv *c);
+#define LB_SIMD_LANES 8
+#define LB_SIMD_INT8_LANES 16
+#elif defined(__aarch64__)
+void lb_conv_bitserial_neon(const lb_conv *c);
+#define LB_SIMD_LANES 2
+#endif
+
+#endif

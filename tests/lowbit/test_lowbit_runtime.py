@@ -1,0 +1,98 @@
+"""The C runtime: bit-exact against the numpy integer reference, on this machine's kernels
+(AVX-512 where the CPU has it), the portable ones, and the aarch64 build under qemu-user."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import toolchains
+from fleetforge.errors import UserError
+from lowbit import reference
+from lowbit.binding import Runtime
+from lowbit.build import runner_command
+from lowbit.config import QuantConfig
+from lowbit.pipeline import input_codes
+
+from lowbit_testlib import make
+
+BITS = [1, 2, 3, 4]
+
+
+def reference_outputs(compiled, count: int = 2, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    images = torch.rand(count, *compiled.shape, generator=torch.Generator().manual_seed(seed))
+    model = compiled.model
+    codes = input_codes(model.meta, images)
+    return codes, np.stack([reference.run(model.graph, c).reshape(-1) for c in codes]).astype("<i4")
+
+
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("name", ["digits", "resnet", "yolo"])
+def test_runtime_matches_reference(small_models, name: str, portable: bool) -> None:
+    compiled = small_models[name]
+    codes, expected = reference_outputs(compiled)
+    runtime = Runtime(compiled.blob, portable=portable)
+    assert runtime.kernels == "portable" or not portable
+    for c, e in zip(codes, expected):
+        assert np.array_equal(runtime.run(c), e)
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_every_width_and_odd_shapes(bits: int) -> None:
+    """1-4 bit weights and activations (1 bit: -1/+1 weights), 70 and 130 channels (partial
+    words), stride 2 with padding, 5x5 kernels."""
+    model = nn.Sequential(nn.Conv2d(3, 70, 3, padding=1), nn.BatchNorm2d(70), nn.ReLU(),
+                          nn.Conv2d(70, 130, 5, stride=2, padding=2), nn.BatchNorm2d(130), nn.ReLU(),
+                          nn.Conv2d(130, 9, 3, padding=1), nn.ReLU(), nn.Conv2d(9, 5, 1))
+    compiled = make(f"odd{bits}", model, (3, 11, 13), QuantConfig(low_bits=bits))
+    kinds = [n.attrs["kind"] for n in compiled.model.graph.nodes if n.op == "conv"]
+    assert kinds == ["int8", "bitserial", "bitserial", "int8"]
+    codes, expected = reference_outputs(compiled)
+    for portable in (False, True):
+        runtime = Runtime(compiled.blob, portable=portable)
+        for c, e in zip(codes, expected):
+            assert np.array_equal(runtime.run(c), e)
+
+
+def test_runtime_refuses_a_corrupted_model(small_models) -> None:
+    blob = bytearray(small_models["digits"].blob)
+    blob[16:20] = (60000).to_bytes(4, "little")  # tensor count far past the table
+    with pytest.raises(UserError, match="corrupted"):
+        Runtime(bytes(blob))
+    with pytest.raises(UserError, match="one-byte codes"):
+        Runtime(small_models["digits"].blob).run(np.zeros(3, dtype=np.uint8))
+
+
+def _golden_files(tmp_path, compiled) -> tuple[str, str, str, np.ndarray]:
+    codes, expected = reference_outputs(compiled, count=3)
+    paths = tmp_path / "m.lbit", tmp_path / "in.bin", tmp_path / "gold.bin"
+    paths[0].write_bytes(compiled.blob)
+    paths[1].write_bytes(codes.tobytes())
+    paths[2].write_bytes(expected.tobytes())
+    return *map(str, paths), expected
+
+
+@pytest.mark.parametrize("target", [None, "aarch64-linux-gnu"])
+def test_static_runner_checks_golden_vectors(small_models, tmp_path, target) -> None:
+    """The runner the devices run: exact on golden vectors (aarch64: NEON under qemu-user),
+    exit 1 naming the first difference, exit 2 for a bad file."""
+    if target and toolchains.target(target).missing_packages(with_llvm=False):
+        pytest.skip(f"{target} toolchain not installed (requirements/toolchains.apt)")
+    model, inputs, gold, expected = _golden_files(tmp_path, small_models["resnet"])
+    done = subprocess.run(runner_command(target, ("--check", model, inputs, gold)), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "bit-exact" in done.stdout and ("neon" if target else "kernels") in done.stdout
+    bad = expected.copy()
+    bad[2, 4] += 1
+    (tmp_path / "bad.bin").write_bytes(bad.tobytes())
+    done = subprocess.run(runner_command(target, ("--check", model, inputs, str(tmp_path / "bad.bin"))),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "MISMATCH input 2 value 4" in done.stdout
+    (tmp_path / "junk.lbit").write_bytes(b"junk" * 20)
+    done = subprocess.run(runner_command(target, ("--check", str(tmp_path / "junk.lbit"), inputs, gold)),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "bad magic" in done.stderr
