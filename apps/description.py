@@ -20,6 +20,9 @@
     libraries = ["robotmath"]    # libraries of this app
     libs = ["m"]                 # the target's own libraries
     selftest = ["--selftest"]    # optional: arguments that make it test itself and exit
+    whole_program = true         # tuned: the tuner also tunes the whole program (its units' IR
+                                 # merged) and the smallest build ships; false: units only (a
+                                 # changed unit then costs one unit's tuning, not the program's)
 
     [python]                     # optional: a Python app (e.g. what `diaspec new` makes)
     package = "../../../rover/rover_app"   # its package folder, relative to app.toml; the
@@ -68,6 +71,7 @@ class Program:
     libraries: tuple[str, ...]
     libs: tuple[str, ...]
     selftest: tuple[str, ...] | None
+    whole_program: bool
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,12 @@ def _optimize(value: Any) -> str:
     return value
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _budget(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
         raise ValueError(f"expected a number of compilations from 1 to 1000, got {value!r}")
@@ -270,10 +280,11 @@ def _library(path: Path, item: Any, index: int) -> Library:
 
 def _program(path: Path, item: Any, index: int) -> Program:
     table = _Table(path, item, f"program[{index}]",
-                   {"name", "sources", "libraries", "libs", "selftest"})
+                   {"name", "sources", "libraries", "libs", "selftest", "whole_program"})
     return Program(table.get("name", _name, REQUIRED), table.get("sources", _strings, REQUIRED),
                    table.get("libraries", _names, ()), table.get("libs", _strings, ()),
-                   table.get("selftest", _strings_or_empty, None))
+                   table.get("selftest", _strings_or_empty, None),
+                   table.get("whole_program", _bool, True))
 
 
 def _python(path: Path, data: Any) -> PythonPackage:

@@ -13,6 +13,8 @@ from apps.description import TUNED
 from apps.sizes import SectionSizes
 
 COLUMNS = ("text", "rodata", "data", "bss")
+# What shipped, in a word: clang -Oz, the tuned units linked, the tuner's whole program.
+SHIPPED_LABEL = {"Oz": "-Oz", "tuned": "units", "whole-program": "program"}
 
 
 def percent(before: int, after: int) -> str:
@@ -23,15 +25,16 @@ def size_table(builds: list[AppBuild]) -> tuple[Table, list[str]]:
     """The table, and the notes on binaries that ship -Oz code (and why)."""
     tuned = any(b.optimize == TUNED for b in builds)
     targets = ", ".join(sorted({b.target.name for b in builds}))
-    table = Table(title=f"binaries for {targets} (bytes; flash = text + rodata + data)")
+    table = Table(title=f"binaries for {targets} (bytes; flash = text + rodata + data; -Oz: "
+                        f"its flash at clang -Oz)")
     names = [f"{b.app.name}/{binary.program}" for b in builds for binary in b.binaries]
     table.add_column("binary", no_wrap=True, min_width=max(len(n) for n in [*names, "total"]))
     for column in (*COLUMNS, "flash"):
         table.add_column(column, justify="right")
     if tuned:
-        table.add_column("-Oz flash", justify="right")
-        table.add_column("vs -Oz", justify="right")
-        table.add_column("ships")
+        table.add_column("-Oz", justify="right")
+        table.add_column("vs -Oz", justify="right", no_wrap=True)
+        table.add_column("ships", no_wrap=True)
     total, total_oz = SectionSizes(), SectionSizes()
     notes = []
     for build in builds:
@@ -43,7 +46,8 @@ def size_table(builds: list[AppBuild]) -> tuple[Table, list[str]]:
             row = [name, *(str(getattr(shipped, c)) for c in COLUMNS), str(shipped.flash)]
             if tuned:
                 oz = binary.oz or shipped
-                row += [str(oz.flash), percent(oz.flash, shipped.flash), binary.kept]
+                row += [str(oz.flash), percent(oz.flash, shipped.flash),
+                        SHIPPED_LABEL.get(binary.kept, binary.kept)]
             if binary.note:
                 notes.append(f"{name}: {binary.note}")
             table.add_row(*row)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import SCons.Action
@@ -32,12 +31,18 @@ import SCons.Tool
 import toolchains
 from apps import tuning
 from apps.sizes import SectionSizes, section_sizes
+from ml_tuner.run import args_check
 
 TUNED = "tuned"
 PLAIN_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
 SELFTEST_TIMEOUT = 60  # seconds; a self-test that hangs fails the comparison
-# Where the tuned path's two candidate programs are linked (beside the shipped program's folder).
+# Where the tuned path's candidate programs are linked (beside the shipped program's folder): the
+# -Oz baseline, the tuned units linked, and the tuner's whole program (when asked for).
 COMPARE_DIR = "compare"
+PER_UNIT = "tuned"
+WHOLE_PROGRAM = "whole-program"
+# What clang++ adds to a C++ program's link.
+CPLUSPLUS_LIBS = ("-lstdc++", "-lm")
 # Construction variables a program's or library's keywords may set for its units' compilation.
 COMPILE_VARIABLES = ("CFLAGS", "CXXFLAGS", "CCFLAGS", "CPPFLAGS", "CPPPATH", "CPPDEFINES")
 
@@ -121,10 +126,12 @@ def _language_overrides(env, sources) -> dict:
     return {}
 
 
-def fleet_program(env, name, sources, libraries=(), selftest=None, **kw):
+def fleet_program(env, name, sources, libraries=(), selftest=None, whole_program=True, **kw):
     """Build program `name` from `sources` (and FleetLibrary nodes in `libraries`); returns the
     shipped program's node. `selftest`: arguments that make the program test itself and exit;
-    the tuned path then ships the tuned program only when its output equals the -Oz one's."""
+    the tuned path then ships a tuned program only when its output equals the -Oz one's.
+    `whole_program`: the tuned path also asks the tuner for the whole program (its units' IR
+    merged) and ships the smallest of the three builds (-Oz, units tuned, whole program)."""
     sources = env.Flatten([env.File(s) if isinstance(s, str) else s for s in env.Flatten(sources)])
     program = env.File(name)
     report = env.File(f"{program}.size.json")
@@ -143,16 +150,45 @@ def fleet_program(env, name, sources, libraries=(), selftest=None, **kw):
         unit_reports.append(unit)
     oz_libraries = [env["FLEETFORGE_OZ_TWIN"][str(lib)] for lib in libraries]
     compare = program.dir.Dir(COMPARE_DIR)
-    tuned_program = env.Program(compare.Dir(TUNED).File(program.name),
-                                [*tuned_objects, *libraries], **kw)
     oz_program = env.Program(compare.Dir("Oz").File(program.name), [*oz_objects, *oz_libraries],
                              **kw)
+    candidates = env.Program(compare.Dir(PER_UNIT).File(program.name),
+                             [*tuned_objects, *libraries], **kw)
+    labels = [PER_UNIT]
+    selftest = list(selftest) if selftest is not None else None
+    if whole_program:
+        candidates += env.Command(
+            compare.Dir(WHOLE_PROGRAM).File(program.name), [*unit_reports, *libraries],
+            SCons.Action.Action(_tuned_whole_program, "Tuning the whole program $TARGET",
+                                varlist=["FLEETFORGE_TARGET", "FLEETFORGE_BUDGET"]),
+            FLEETFORGE_SELFTEST=selftest, FLEETFORGE_UNITS=[str(u) for u in sources], **kw)
+        labels.append(WHOLE_PROGRAM)
     shipped = env.Command(
-        [program, report], [tuned_program, oz_program, *unit_reports],
-        SCons.Action.Action(_choose_program, "Choosing the smaller of tuned and -Oz: $TARGET"),
-        FLEETFORGE_SELFTEST=list(selftest) if selftest is not None else None,
+        [program, report], [oz_program, *candidates, *unit_reports],
+        SCons.Action.Action(_choose_program, "Choosing the smallest build: $TARGET"),
+        FLEETFORGE_SELFTEST=selftest, FLEETFORGE_CANDIDATES=labels,
         FLEETFORGE_PROGRAM_NAME=program.name)
     return shipped[:1]
+
+
+def _tuned_whole_program(target, source, env) -> int:
+    """The tuner's whole-program build: the program's units (their IR digests from the unit
+    reports) with its libraries and link flags."""
+    units = [Path(u) for u in env["FLEETFORGE_UNITS"]]
+    reports = [json.loads(Path(str(s)).read_text()) for s in source[:len(units)]]
+    libraries = [str(s) for s in source[len(units):]]
+    link_flags = env.subst_list("$LINKFLAGS $_LIBDIRFLAGS $_LIBFLAGS", target=target,
+                                source=source)[0]
+    if any(tuning.is_cplusplus(u) for u in units):
+        link_flags = [*link_flags, *CPLUSPLUS_LIBS]  # the tuner links with clang, not clang++
+    result = tuning.tune_whole_program(
+        units, [r["ir_digest"] for r in reports], toolchains.target(env["FLEETFORGE_TARGET"]),
+        cflags=_unit_flags(env, target, [env.File(str(units[0]))]),
+        ldflags=[*libraries, *map(str, link_flags)], out=Path(str(target[0])),
+        budget=int(env["FLEETFORGE_BUDGET"]), selftest=env.get("FLEETFORGE_SELFTEST"),
+        store=tuning.TunedStore(Path(env["FLEETFORGE_STORE"])))
+    Path(f"{target[0]}.json").write_text(json.dumps(result, indent=1))
+    return 0
 
 
 def _compile_overrides(kw) -> dict:
@@ -175,45 +211,61 @@ def fleet_library(env, name, sources, **kw):
 
 
 # ---- choosing, self-tests, reports --------------------------------------------------------------
-def run_on_target(program: Path, target: toolchains.Target, args: list[str],
-                  timeout: float = SELFTEST_TIMEOUT) -> tuple[int, str]:
-    """Run a program of `target` here (qemu-user, or the bare-metal runner's board): its exit
-    status and output, stdout and stderr (QEMU's semihosting console writes to stderr when
-    stdout is not a terminal), bytes as latin-1 so binary output compares exactly."""
-    argv = target.run_command(program, args)
-    try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return -1, f"timed out after {timeout} s"
-    return done.returncode, done.stdout.decode("latin-1")
-
-
 def _choose_program(target, source, env) -> int:
+    """Ship the smallest candidate that is smaller than -Oz and, with a self-test, behaves as
+    the -Oz program does; else the -Oz program."""
     shipped, report = Path(str(target[0])), Path(str(target[1]))
-    tuned_program, oz_program = Path(str(source[0])), Path(str(source[1]))
-    units = [json.loads(Path(str(s)).read_text()) for s in source[2:]]
-    tuned, oz = section_sizes(tuned_program), section_sizes(oz_program)
-    kept, note = (TUNED, "") if tuned.flash < oz.flash else ("Oz", "tuned program not smaller")
+    labels = list(env["FLEETFORGE_CANDIDATES"])
+    oz_program = Path(str(source[0]))
+    candidates = {label: Path(str(s)) for label, s in zip(labels, source[1:])}
+    units = [json.loads(Path(str(s)).read_text()) for s in source[1 + len(labels):]]
+    oz = section_sizes(oz_program)
+    sizes = {label: section_sizes(path) for label, path in candidates.items()}
+    ranked = sorted((label for label in labels if sizes[label].flash < oz.flash),
+                    key=lambda label: sizes[label].flash)
+    kept, notes = "Oz", [] if ranked else ["no tuned build is smaller"]
     selftest = env.get("FLEETFORGE_SELFTEST")
-    if kept == TUNED and selftest is not None:
-        rule = toolchains.target(env["FLEETFORGE_TARGET"])
-        tuned_run = run_on_target(tuned_program, rule, selftest)
-        oz_run = run_on_target(oz_program, rule, selftest)
-        if oz_run[0] != 0:
-            kept, note = "Oz", f"the -Oz program's self-test fails (exit {oz_run[0]})"
-        elif tuned_run != oz_run:
-            kept, note = "Oz", (f"the tuned program's self-test differs from -Oz's (exit "
-                                f"{tuned_run[0]} vs 0): the -Oz program ships")
-        if note:
+    if ranked and selftest is not None:
+        for label in ranked:
+            same = _same_selftest(env, oz_program, candidates[label], selftest, shipped.name)
+            if same is None:
+                notes.append("the -Oz program's self-test fails")
+                break
+            if same:
+                kept = label
+                break
+            notes.append(f"the {label} program's self-test differs from -Oz's: not shipped")
+    elif ranked:
+        kept = ranked[0]
+    for note in notes:
+        if "self-test" in note:
             print(f"warning: {shipped.name}: {note}")
-    shutil.copy2(tuned_program if kept == TUNED else oz_program, shipped)
+    shutil.copy2(candidates[kept] if kept != "Oz" else oz_program, shipped)
+    best = min(labels, key=lambda label: sizes[label].flash)
     report.write_text(json.dumps({
         "program": env["FLEETFORGE_PROGRAM_NAME"], "target": env["FLEETFORGE_TARGET"],
-        "optimize": TUNED, "kept": kept, "note": note, "oz": oz.as_dict(),
-        "tuned": tuned.as_dict(), "shipped": (tuned if kept == TUNED else oz).as_dict(),
+        "optimize": TUNED, "kept": kept, "note": "; ".join(notes), "oz": oz.as_dict(),
+        "tuned": sizes[best].as_dict(), "shipped": (sizes[kept] if kept != "Oz" else oz).as_dict(),
+        "candidates": {label: sizes[label].as_dict() for label in labels},
         "units": units}, indent=1))
     return 0
+
+
+def _same_selftest(env, oz_program: Path, candidate: Path, selftest, name: str) -> bool | None:
+    """Whether `candidate` tests itself as the -Oz program does (None: the -Oz program's own
+    self-test fails). Both run under one name (a program may print its own), as the tuner's
+    checks do; the verdict is stored by both programs' content."""
+    store = tuning.TunedStore(Path(env["FLEETFORGE_STORE"]))
+    key, same = store.verdict([oz_program, candidate], selftest)
+    if same is not None:
+        return same
+    check = args_check(env["FLEETFORGE_TARGET"], [selftest], timeout=SELFTEST_TIMEOUT, name=name)
+    expected = check(oz_program)
+    if expected.status != 0:
+        return None
+    same = check(candidate).same_as(expected)
+    store.save_verdict(key, same)
+    return same
 
 
 def _plain_report(target, source, env) -> int:

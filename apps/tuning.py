@@ -116,11 +116,30 @@ class TunedStore:
             return None
 
     def save(self, key: str, result: dict, tuned: Path, oz: Path) -> None:
+        self._save(key, result, {"tuned.o": tuned, "oz.o": oz})
+
+    def save_program(self, key: str, result: dict, program: Path) -> None:
+        self._save(key, result, {"program": program})
+
+    def verdict(self, programs: Sequence[Path], selftest: Sequence[str]) -> tuple[str, bool | None]:
+        """Whether two programs' self-tests agreed (None: never compared), and the key to
+        record it under: by content, so a clean rebuild does not run them again."""
+        digest = hashlib.sha256(json.dumps(list(selftest)).encode())
+        for program in programs:
+            digest.update(hashlib.sha256(program.read_bytes()).digest())
+        key = digest.hexdigest()
+        stored = self.load(key)
+        return key, stored["same"] if stored is not None else None
+
+    def save_verdict(self, key: str, same: bool) -> None:
+        self._save(key, {"same": same}, {})
+
+    def _save(self, key: str, result: dict, files: dict[str, Path]) -> None:
         final = self.folder(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=final.parent))
-        shutil.copyfile(tuned, staging / "tuned.o")
-        shutil.copyfile(oz, staging / "oz.o")
+        for name, path in files.items():
+            shutil.copyfile(path, staging / name)
         (staging / "result.json").write_text(json.dumps(result))
         try:
             os.rename(staging, final)
@@ -170,3 +189,34 @@ def tune_unit(source: Path, target: toolchains.Target, *, cflags: Sequence[str] 
                             time.perf_counter() - started)
         store.save(key, result.as_json(), out, oz_out)
         return result
+
+
+def tune_whole_program(sources: Sequence[Path], digests: Sequence[str],
+                       target: toolchains.Target, *, cflags: Sequence[str],
+                       ldflags: Sequence[str], out: Path, budget: int,
+                       selftest: Sequence[str] | None, store: TunedStore | None = None) -> dict:
+    """The tuner's whole-program build (its units' IR merged, contract B `tune_program`) into
+    `out`, never larger than its own -Oz link; stored by every unit's IR digest (`digests`, as
+    tune_unit found them), the link inputs and the flags, so an unchanged program is not tuned
+    again. Returns its result."""
+    from ml_tuner.api import MeasureCache, args_check, tune_program
+
+    store = store or TunedStore()
+    inputs = [hashlib.sha256(Path(f).read_bytes()).hexdigest() if Path(f).is_file() else f
+              for f in ldflags]
+    key = store.key(json.dumps([list(digests), inputs, list(selftest or ())]), target, cflags,
+                    budget)
+    stored = store.load(key)
+    if stored is not None:
+        shutil.copyfile(store.folder(key) / "program", out)
+        out.chmod(0o755)
+        return {**stored, "cached": True}
+    check = args_check(target.name, [list(selftest)], name=out.name) if selftest is not None else None
+    with _TUNER_LOCK, MeasureCache() as cache:
+        result = tune_program(list(sources), target.name, cflags=[*cflags, *SECTION_FLAGS],
+                              ldflags=ldflags, out=out, lto=False, budget=budget, cache=cache,
+                              check=check, mode="whole-program")
+    outcome = {"settings": list(result.flags), "fell_back": result.fell_back,
+               "reason": result.reason, "seconds": round(result.seconds, 3), "cached": False}
+    store.save_program(key, outcome, out)
+    return outcome

@@ -49,12 +49,12 @@ def synthetic_design(components: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best_of(runs: int, func) -> list[float]:
+def best_of(runs: int, func, clock=time.perf_counter) -> list[float]:
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = clock()
         func()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
@@ -189,6 +189,9 @@ def bench_dispatch(events: int, runs: int) -> dict:
 
         runtime = best_of(runs, runtime_run)
         direct = best_of(runs, direct_run)
+        # the CPU time too: on a shared machine the wall time mostly measures the other jobs
+        runtime_cpu = best_of(runs, runtime_run, time.process_time)
+        direct_cpu = best_of(runs, direct_run, time.process_time)
         sys.path.remove(tmp)
     delivered = publishes * callbacks_per_publish
     return {
@@ -199,6 +202,8 @@ def bench_dispatch(events: int, runs: int) -> dict:
         "publishes_per_s": publishes / min(runtime),
         "direct_calls_s": min(direct),
         "overhead_vs_direct_calls": min(runtime) / min(direct),
+        "events_per_cpu_s": delivered / min(runtime_cpu),
+        "overhead_vs_direct_calls_cpu": min(runtime_cpu) / min(direct_cpu),
     }
 
 
@@ -232,10 +237,11 @@ def main() -> int:
           f"{'met' if c['check_generate_python_s'] < 2 else 'MISSED'})")
     print(f"  check + generate C      {c['check_generate_c_s']:.3f} s")
     print(f"dispatch: {d['callbacks_delivered']} callbacks from {d['publishes']} publishes")
-    print(f"  runtime                {d['events_per_s']:,.0f} events/s  (target >= 300,000: "
-          f"{'met' if d['events_per_s'] >= 300_000 else 'MISSED'})")
+    print(f"  runtime                {d['events_per_s']:,.0f} events/s wall, {d['events_per_cpu_s']:,.0f} per CPU second  "
+          f"(target >= 300,000: {'met' if d['events_per_s'] >= 300_000 else 'MISSED'} on the wall clock)")
     print(f"  direct calls baseline  {d['callbacks_delivered'] / d['direct_calls_s']:,.0f} calls/s; the runtime takes "
-          f"{d['overhead_vs_direct_calls']:.1f}x their time (queue, event objects, discover, contract checks)")
+          f"{d['overhead_vs_direct_calls']:.1f}x their time ({d['overhead_vs_direct_calls_cpu']:.1f}x in CPU time: "
+          "queue, event objects, discover, contract checks)")
     return 0
 
 

@@ -102,3 +102,32 @@ def write_host(checked: CheckedDesign, out_dir: Path, app: Any, scenario: Any) -
     return path
 
 
+
+
+def write_host_from_app(checked: CheckedDesign, out_dir: Path, app_dir: Path, scenario: str | None) -> Path:
+    """The host harness from a generated Python app folder: its deployment and its scenario (or
+    the one given), read by the app's own runtime, so both targets see the same readings."""
+    import importlib
+    import importlib.util
+    import sys
+
+    from fleetforge.errors import UserError
+
+    app_dir = Path(app_dir).resolve()
+    init = app_dir / "__init__.py"
+    if not (app_dir / "framework" / "__init__.py").exists() or not init.exists():
+        raise UserError("not a generated Python app (no framework/ inside): run diaspec generate --lang python "
+                        "into it first", where=str(app_dir))
+    name = app_dir.name
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(app_dir)])
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package  # the app imports itself by name (its components, its framework)
+    spec.loader.exec_module(package)
+    framework = importlib.import_module(f"{name}.framework")
+    try:
+        app = framework.build(name, clock=framework.VirtualClock())
+        timeline = framework.load_scenario(Path(scenario) if scenario else app_dir / "scenario.toml", app)
+    except (framework.BindError, framework.ContractViolation) as error:
+        raise UserError(str(error)) from None
+    return write_host(checked, out_dir, app, timeline)

@@ -40,9 +40,12 @@ def run_check(spec: str) -> int:
     return 0
 
 
-def run_generate(spec: str, out: str, lang: str = "python") -> int:
+def run_generate(spec: str, out: str, lang: str = "python", host: str | None = None,
+                 scenario: str | None = None) -> int:
     if lang not in ("python", "c", "ros2"):
         raise UserError(f"unknown language '{lang}' (choose python, c or ros2)")
+    if host is not None and lang != "c":
+        raise UserError("--host writes the C host harness: use it with --lang c")
     checked = _checked_or_exit(spec)
     out_dir = Path(out)
     if lang == "ros2":
@@ -61,6 +64,10 @@ def run_generate(spec: str, out: str, lang: str = "python") -> int:
 
         generated, created = generate_c(checked, out_dir)
         print(f"wrote {len(generated)} generated C files to {out_dir}")
+        if host is not None:
+            from diaspec.chost import write_host_from_app
+
+            print(f"wrote {write_host_from_app(checked, out_dir, Path(host), scenario)} (a Linux host main)")
         for path in created:
             print(f"created {path} (yours to edit)")
         user = check_c_user_code(checked, out_dir)
@@ -125,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     generate.add_argument("spec")
     generate.add_argument("--out", required=True, help="output folder (a Python package for --lang python)")
     generate.add_argument("--lang", default="python", choices=["python", "c", "ros2"])
+    generate.add_argument("--host", metavar="APP_DIR",
+                          help="with --lang c: also write host/diaspec_host.c, a Linux main() playing the scenario "
+                               "on the deployment of this generated Python app")
+    generate.add_argument("--scenario", help="with --host: the scenario to play (default: APP_DIR/scenario.toml)")
     graph = commands.add_parser("graph", help="draw a design as DOT and SVG")
     graph.add_argument("spec")
     graph.add_argument("--out", required=True, help="FILE.svg (FILE.dot is written beside it)")
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _guarded(run_check, args.spec)
     if args.command == "generate":
-        return _guarded(run_generate, args.spec, args.out, args.lang)
+        return _guarded(run_generate, args.spec, args.out, args.lang, args.host, args.scenario)
     if args.command == "graph":
         return _guarded(run_graph, args.spec, args.out)
     return _guarded(run_new, args.name, args.dir)

@@ -76,6 +76,9 @@ class DesignIndex:
         cached = self._ancestors.get(name)
         if cached is not None:
             return cached
+        device = self.device(name)
+        if device is None or not device.parents:
+            return []  # most devices extend nothing: no walk, nothing to remember
         seen: list[str] = []
         seen_set = {name}
         queue = deque([name])

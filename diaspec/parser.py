@@ -60,11 +60,11 @@ _LOOKALIKES = {
 
 
 def _place(token: Token) -> Pos:
-    return Pos(getattr(token, "file", "<text>"), token.line or 1, token.column or 1)
+    return Pos(token.file, token.line, token.column)  # type: ignore[attr-defined]  # a SpecToken
 
 
 def _name(token: Token) -> Name:
-    return Name(str(token), _place(token))
+    return Name(token.value, Pos(token.file, token.line, token.column))  # type: ignore[attr-defined]
 
 
 def _docstring(token: Token) -> str:
@@ -98,9 +98,28 @@ class _Gets:
     inputs: list[Input]
 
 
+class _Repeated:
+    """What Lark splices into a rule from a repetition: only `.children` is read."""
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: list) -> None:
+        self.children = children
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    name: Name
+
+
 class DesignBuilder(Transformer):
     """Parse tree to model, one method per grammar rule. Stateless: Lark runs it while parsing
-    (no tree is built) and positions come from the tokens themselves."""
+    (no tree is built) and positions come from the tokens themselves. An optional part the text
+    leaves out is simply absent (no placeholders): rules with several tell them apart by type."""
+
+    def __default__(self, data: object, children: list, meta: object) -> "_Repeated":
+        """Lark's internal rules for `x*` repetitions, which it splices into their parent rule."""
+        return _Repeated(children)
 
     # ---- files and types ----------------------------------------------------------------------
     def start(self, children: list) -> list:
@@ -124,7 +143,7 @@ class DesignBuilder(Transformer):
 
     def enumeration(self, children: list) -> Enumeration:
         keyword, name, *values = children
-        return Enumeration(_name(name), [_name(v) for v in values if v is not None], _docstring(keyword))
+        return Enumeration(_name(name), [_name(v) for v in values], _docstring(keyword))
 
     def structure(self, children: list) -> Structure:
         keyword, name, *fields = children
@@ -151,15 +170,16 @@ class DesignBuilder(Transformer):
 
     def method(self, children: list) -> Method:
         name, *params = children
-        return Method(_name(name), [p for p in params if p is not None])
+        return Method(_name(name), params)
 
     def param(self, children: list) -> Param:
         name, type_ref = children
         return Param(_name(name), type_ref)
 
     def device(self, children: list) -> Device:
-        keyword, name, parents, *members = children
-        device = Device(_name(name), parents or [], [], [], [], _docstring(keyword), keyword=str(keyword))
+        keyword, name, *members = children
+        parents = members.pop(0) if members and isinstance(members[0], list) else []
+        device = Device(_name(name), parents, [], [], [], _docstring(keyword), keyword=str(keyword))
         for member in members:
             if isinstance(member, Attribute):
                 device.attributes.append(member)
@@ -177,8 +197,8 @@ class DesignBuilder(Transformer):
         return Attribute(_name(name), type_ref)
 
     def source(self, children: list) -> Source:
-        name, type_ref, indexed = children
-        return Source(_name(name), type_ref, indexed.indices if indexed else [])
+        name, type_ref, *indexed = children
+        return Source(_name(name), type_ref, indexed[0].indices if indexed else [])
 
     def uses_action(self, children: list) -> Name:
         (name,) = children
@@ -193,20 +213,25 @@ class DesignBuilder(Transformer):
 
     # ---- contexts -----------------------------------------------------------------------------
     def context(self, children: list) -> Context:
-        keyword, name, type_ref, indexed, *contracts = children
-        return Context(_name(name), type_ref, indexed.indices if indexed else [], contracts, _docstring(keyword))
+        keyword, name, type_ref, *contracts = children
+        indices = contracts.pop(0).indices if contracts and isinstance(contracts[0], _Indexed) else []
+        return Context(_name(name), type_ref, indices, contracts, _docstring(keyword))
 
     def when_provided(self, children: list) -> WhenProvided:
-        keyword, given, gets, emission = children
-        return WhenProvided(given, gets.inputs if gets else [], emission, _place(keyword))
+        keyword, given, *gets, emission = children
+        return WhenProvided(given, gets[0].inputs if gets else [], emission, _place(keyword))
 
     def when_required(self, children: list) -> WhenRequired:
-        keyword, gets = children
-        return WhenRequired(gets.inputs if gets else [], _place(keyword))
+        keyword, *gets = children
+        return WhenRequired(gets[0].inputs if gets else [], _place(keyword))
 
     def when_periodic(self, children: list) -> WhenPeriodic:
-        keyword, source, period, grouped, gets, emission = children
-        return WhenPeriodic(source, period, grouped, gets.inputs if gets else [], emission, _place(keyword))
+        keyword, *parts, emission = children
+        source = next((p for p in parts if isinstance(p, SourceInput)), None)
+        period = next(p for p in parts if isinstance(p, Period))
+        grouped = next((p.name for p in parts if isinstance(p, _Grouped)), None)
+        gets = next((p.inputs for p in parts if isinstance(p, _Gets)), [])
+        return WhenPeriodic(source, period, grouped, gets, emission, _place(keyword))
 
     def device_source(self, children: list) -> SourceInput:
         source, device = children
@@ -219,9 +244,9 @@ class DesignBuilder(Transformer):
     def get_clause(self, children: list) -> _Gets:
         return _Gets(children)
 
-    def grouped_by(self, children: list) -> Name:
+    def grouped_by(self, children: list) -> _Grouped:
         (name,) = children
-        return _name(name)
+        return _Grouped(_name(name))
 
     def period(self, children: list) -> Period:
         number, unit = children
@@ -251,7 +276,7 @@ def _lark() -> Lark:
         GRAMMAR.read_text(encoding="utf-8"),
         parser="lalr",
         lexer=SpecLexer,
-        maybe_placeholders=True,
+        maybe_placeholders=False,
         transformer=DesignBuilder(),
     )
 

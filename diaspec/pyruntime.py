@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger("diaspec.runtime")
 
@@ -122,9 +122,8 @@ class Event:
         return f"Event({self.sender.device_id}.{self.source}={self.value!r}{index})"
 
 
-@dataclass(frozen=True)
-class RecordedOrder:
-    """An order a simulated device received."""
+class RecordedOrder(NamedTuple):
+    """An order a simulated device received (a tuple: a simulation records many)."""
 
     method: str
     args: tuple[Any, ...]
@@ -248,9 +247,14 @@ class SimulatedDevice:
 
     def _record(self, action: str, method: str, *args: Any) -> None:
         runtime = self._runtime  # type: ignore[attr-defined]
-        controller = runtime._current_controller if runtime else ""
-        now = runtime.clock.now() if runtime else 0.0
-        self.__dict__.setdefault("orders", []).append(RecordedOrder(method, args, action, controller, now))
+        if runtime is None:
+            record = RecordedOrder(method, args, action, "", 0.0)
+        else:
+            record = RecordedOrder(method, args, action, runtime._current_controller, runtime.clock.now())
+        orders = self.__dict__.get("orders")
+        if orders is None:
+            orders = self.__dict__["orders"] = []
+        orders.append(record)
 
     @property
     def orders(self) -> list[RecordedOrder]:
@@ -376,13 +380,15 @@ class Selection:
                 f"(action {spec.action}); '{method}' is not allowed by the design"
             )
 
+        discover, runtime, devices, controller = self._discover, self._runtime, self._devices, self._controller
+
         def order(*args: Any) -> None:
-            self._discover._check_open()
-            runtime = self._runtime
-            for device in self._devices:
+            if not discover._open:
+                discover._check_open()
+            for device in devices:
                 if runtime._trace:
                     shown = ", ".join(show(a) for a in args)
-                    runtime._emit_trace(f"order {device}.{method}({shown}) by {self._controller}")
+                    runtime._emit_trace(f"order {device}.{method}({shown}) by {controller}")
                 getattr(device, method)(*args)
 
         return order

@@ -39,14 +39,20 @@ class Bindings:
 
 
 def message_table(design_file: str) -> dict[str, dict[str, Any]]:
-    """The shipped table, with the user's entries (beside the design) added or replacing."""
-    table = dict(tomllib.loads(MESSAGE_TABLE.read_text(encoding="utf-8"))["message"])
+    """The shipped table, with the user's entries (beside the design) added or replacing. A
+    service's request is listed as a message named `<service>/Request`."""
+    tables = [tomllib.loads(MESSAGE_TABLE.read_text(encoding="utf-8"))]
     user = Path(os.path.dirname(design_file) or ".") / USER_TABLE
     if user.exists():
         try:
-            table.update(tomllib.loads(user.read_text(encoding="utf-8")).get("message", {}))
+            tables.append(tomllib.loads(user.read_text(encoding="utf-8")))
         except tomllib.TOMLDecodeError as error:
             raise UserError(f"not a valid message table: {error}", where=str(user)) from None
+    table: dict[str, dict[str, Any]] = {}
+    for data in tables:
+        table.update(data.get("message", {}))
+        for service, entry in data.get("service", {}).items():
+            table[f"{service}/Request"] = {"fields": dict(entry.get("request", {})), "service": True}
     return table
 
 
@@ -154,10 +160,15 @@ class _Checker:
             return  # the deployment check of the app reports unknown types
         for count, binding in enumerate(ros, 1):
             label = f"{label_device}: ros binding #{count}"
-            if not isinstance(binding, dict) or "topic" not in binding or "type" not in binding:
-                self.problems.append(f"{label}: needs topic = \"...\" and type = \"pkg/msg/Type\"")
+            service = isinstance(binding, dict) and "service" in binding
+            if not isinstance(binding, dict) or ("topic" not in binding and not service) or "type" not in binding:
+                self.problems.append(f"{label}: needs topic = \"...\" (or service = \"...\" for an action) and "
+                                     "type = \"pkg/msg/Type\"")
                 continue
-            message = binding["type"]
+            if service and "action" not in binding:
+                self.problems.append(f"{label}: only an action can be bound to a service (a source reads a topic)")
+                continue
+            message = binding["type"] + ("/Request" if service else "")
             if message not in self.table:
                 self.problems.append(f"{label}: unknown message type '{message}' (add it to {USER_TABLE} beside the design)"
                                      + did_you_mean(message, self.table))
@@ -171,7 +182,7 @@ class _Checker:
             elif "source" in binding:
                 self.source(str(device), binding, label)
             else:
-                self.action(str(device), binding, label)
+                self.action(str(device), {**binding, "type": message}, label)
 
 
 def check_bindings(checked: CheckedDesign, deployment: Path) -> Bindings:

@@ -39,9 +39,10 @@ class SourceBinding:
 class ActionBinding:
     device: str
     action: str
-    topic: str
-    message: str
+    topic: str  # the topic, or the service's name
+    message: str  # the message type, or the service type
     methods: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)  # method -> {msg path: param path}
+    service: bool = False  # each order is a request to a service (sent without waiting for the reply)
 
 
 def message_class(name: str) -> type:
@@ -62,7 +63,8 @@ def read_bindings(deployment: Mapping[str, Any], reading_fields: Mapping[str, st
     actions: list[ActionBinding] = []
     for entry in deployment.get("device", []):
         for binding in entry.get("ros", []):
-            common = {"device": entry["id"], "topic": binding["topic"], "message": binding["type"]}
+            common = {"device": entry["id"], "topic": binding.get("topic") or binding.get("service"),
+                      "message": binding["type"]}
             if "source" in binding:
                 field = binding.get("field") or reading_fields.get(binding["type"], "")
                 sources.append(SourceBinding(source=_snake(binding["source"]), field=field,
@@ -70,7 +72,8 @@ def read_bindings(deployment: Mapping[str, Any], reading_fields: Mapping[str, st
                                              **common))
             else:
                 methods = {_snake(m): dict(paths) for m, paths in binding.get("methods", {}).items()}
-                actions.append(ActionBinding(action=binding["action"], methods=methods, **common))
+                actions.append(ActionBinding(action=binding["action"], methods=methods, service="service" in binding,
+                                             **common))
     return sources, actions
 
 
@@ -171,13 +174,20 @@ class RosBridge:
 
         return on_message
 
-    def connect_orders(self, create_publisher: Callable[[str, type], Any]) -> None:
-        """Bind each bound action of a device instance to a publisher: an order the app gives to
-        that device becomes a message on the topic."""
+    def connect_orders(self, create_publisher: Callable[[str, type], Any],
+                       create_client: Callable[[str, type], Any] | None = None) -> None:
+        """Bind each bound action of a device instance to a publisher (an order the app gives to
+        that device becomes a message on the topic) or to a service client (a request)."""
         for binding in self.actions:
             device = self.app.device(binding.device)
             cls = self.load_class(binding.message)
-            publisher = create_publisher(binding.topic, cls)
+            if binding.service:
+                assert create_client is not None, "a service binding needs the node's create_client"
+                client = create_client(binding.topic, cls)
+                publisher = _Requests(client)
+                cls = cls.Request
+            else:
+                publisher = create_publisher(binding.topic, cls)
             spec = self.app.tables.devices[device.DEVICE]
             for method in spec.actions.get(binding.action, ()):
                 setattr(device, method, self._sender(publisher, cls, method, binding, getattr(device, method)))
@@ -202,6 +212,17 @@ class RosBridge:
             publisher.publish(msg)
 
         return send
+
+
+class _Requests:
+    """A service client seen as a publisher: each order is one request, sent asynchronously (an
+    order has no reply; the executor handles the response)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def publish(self, request: Any) -> None:
+        self.client.call_async(request)
 
 
 def float32_digits(value: Any) -> Any:

@@ -338,25 +338,45 @@ def unpack_source(package: SourcePackage, cache_dir: Path = CACHE_DIR, *,
 
     `patched`: Debian's patches applied (what Debian builds, e.g. the kernel); otherwise the
     upstream files as released (dpkg-source --skip-patches: plus a debian/ folder, nothing changed).
+    Every file gets one timestamp: a patched configure.ac or Makefile.am newer than the shipped
+    configure would make `make` regenerate it with autotools the build may not have yet.
     """
     suffix = "" if patched else "-upstream"
-    dest = cache_dir / "debian-source-trees" / f"{package.name}-{package.version}{suffix}"
+    # No epoch in the name: a ':' in a path confuses make and rsync.
+    version = package.version.split(":", 1)[-1]
+    dest = cache_dir / "debian-source-trees" / f"{package.name}-{version}{suffix}"
     stamp = dest / ".fleetforge-unpacked"
-    if stamp.is_file():
+    if stamp.is_file() and (dest / _ONE_TIMESTAMP).is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _tree_lock(dest):
-        if stamp.is_file():  # another build unpacked it while we waited
-            return dest
-        partial = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        options = [] if patched else ["--skip-patches"]
-        run_tool(["dpkg-source", "--no-check", *options, "-x", package.dsc, partial],
-                 debian_package="dpkg-dev")
-        partial.rename(dest)  # a tree only appears under its final name once complete
-        stamp.write_text(f"{package.name} {package.version}\n", encoding="utf-8")
+        if not stamp.is_file():  # (another build may have unpacked it while we waited)
+            partial = dest.with_name(dest.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
+            options = [] if patched else ["--skip-patches"]
+            run_tool(["dpkg-source", "--no-check", *options, "-x", package.dsc, partial],
+                     debian_package="dpkg-dev")
+            partial.rename(dest)  # a tree only appears under its final name once complete
+            stamp.write_text(f"{package.name} {package.version}\n", encoding="utf-8")
+            for name in package.files:  # dpkg-source links the tarballs beside the tree
+                link = dest.parent / name.name
+                if link.is_symlink():
+                    link.unlink()
+        if not (dest / _ONE_TIMESTAMP).is_file():
+            _one_timestamp(dest, package.dsc.stat().st_mtime)
+            (dest / _ONE_TIMESTAMP).write_text("", encoding="utf-8")
     return dest
+
+
+_ONE_TIMESTAMP = ".fleetforge-one-timestamp"
+
+
+def _one_timestamp(tree: Path, when: float) -> None:
+    for folder, dirs, files in os.walk(tree):
+        for name in (*files, *dirs):
+            os.utime(os.path.join(folder, name), (when, when), follow_symlinks=False)
+    os.utime(tree, (when, when))
 
 
 @contextmanager

@@ -76,6 +76,7 @@ def hook_environment(config: MergedConfig, workspace: Workspace, dirs: AssemblyD
     return {
         "FLEETFORGE_BOARD": board.name,
         "FLEETFORGE_ARCH": board.arch,
+        "FLEETFORGE_TARGET": board.target,  # the board's compile target (toolchains/targets.toml)
         "FLEETFORGE_DEBIAN_ARCH": board.debian_arch,
         "FLEETFORGE_COMPATIBLE": board.compatible,
         "FLEETFORGE_LAYERS": ",".join(config.layer_names),

@@ -51,17 +51,23 @@ class _Stages:
 
 def build(layers: str | Sequence[str] | None = None, *, workspace: Workspace, backend: str = "offline",
           strict: bool = False, refresh: bool = False, buildroot_dir: str | None = None,
-          overrides: Sequence[str] | None = None) -> BuildResult:
+          overrides: Sequence[str] | None = None, offline: bool = False,
+          toolchain: str | None = None) -> BuildResult:
     """Build the image for `layers` into `workspace`; raise UserError on any bad input.
-    `overrides`: --set SECTION.KEY=VALUE texts, applied over the layers."""
+    `overrides`: --set SECTION.KEY=VALUE texts, applied over the layers; `offline` and
+    `toolchain` are the Buildroot backend's (docs/buildroot.md)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}' (choose one of: {', '.join(BACKENDS)})")
     parse_assignments(overrides)  # a bad --set fails in one line, before any progress display
     started = time.monotonic()
     if backend == "buildroot":
         manifest = buildroot_backend.build(layers, workspace=workspace, strict=strict,
-                                           buildroot_dir=buildroot_dir, overrides=overrides)
+                                           buildroot_dir=buildroot_dir, overrides=overrides,
+                                           offline=offline, toolchain=toolchain)
         return BuildResult(workspace, manifest, time.monotonic() - started)
+    if toolchain or offline:
+        raise UserError("--offline and --toolchain are options of --backend buildroot (the "
+                        "offline backend never downloads sources and uses Debian's packages)")
     with step_progress() as progress:
         stages = _Stages(progress)
         config = stages.run("configuration",

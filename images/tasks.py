@@ -47,16 +47,21 @@ def config(c, layers=None, show=False, strict=False, set=None):
     "strict": "two layers setting one symbol differently is an error, not a warning",
     "refresh": "refresh the Debian package lists before resolving",
     "buildroot_dir": "Buildroot source tree for --backend buildroot (default: $BUILDROOT_DIR)",
+    "offline": "--backend buildroot without internet: Debian's cross gcc and Debian's sources "
+               "(a per-package version report is printed); Buildroot downloads nothing",
+    "toolchain": "--backend buildroot toolchain: bootlin (prebuilt download, default) or debian "
+                 "(Debian's cross gcc, relocated; the default with --offline)",
 })
 @exit_on_user_error
 def build(c, layers=",".join(DEFAULT_LAYERS), backend="offline", workspace=DEFAULT_WORKSPACE, strict=False,
-          refresh=False, buildroot_dir=None, set=None):
+          refresh=False, buildroot_dir=None, set=None, offline=False, toolchain=None):
     """Build a firmware image into workspaces/NAME/images/ (disk.img, manifest.json, ...)."""
     from images.build import build as run_build
     from images.report import print_build_summary
 
     result = run_build(layers, workspace=Workspace.named(workspace), backend=backend,
-                       strict=strict, refresh=refresh, buildroot_dir=buildroot_dir, overrides=set)
+                       strict=strict, refresh=refresh, buildroot_dir=buildroot_dir, overrides=set,
+                       offline=offline, toolchain=toolchain)
     print_build_summary(result)
 
 

@@ -102,13 +102,13 @@ def runner_command(target_name: str | None = None, args: tuple[str, ...] = ()) -
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    """`python -m lowbit.build --arch aarch64 --install ROOT/usr/bin/lowbit-run`: what the
-    feature/models layer runs at image build time."""
+    """`python -m lowbit.build --target aarch64-linux-gnu --install ROOT/usr/bin/lowbit-run`:
+    what the feature/models layer runs at image build time."""
     parser = argparse.ArgumentParser(prog="python -m lowbit.build", description=main.__doc__)
-    parser.add_argument("--arch", help="board architecture (default: this machine)")
+    parser.add_argument("--target", help="a target of toolchains/targets.toml (default: this machine)")
     parser.add_argument("--install", type=Path, required=True, help="where to copy lowbit-run")
     args = parser.parse_args(argv)
-    target = toolchains.board_target(args.arch) if args.arch else toolchains.host_target()
+    target = toolchains.target(args.target) if args.target else toolchains.host_target()
     runner = build_runner(target.name)
     args.install.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(runner, args.install)

@@ -2,7 +2,7 @@
 
 Downloads come from a local HTTP server laid out like Debian's pool: a stand-in for
 deb.debian.org, whose contents change under a test. The source package itself is a real one,
-built here with dpkg-source, so unpacking runs the real tool.
+built with dpkg-source (tests/conftest.py), so unpacking runs the real tool.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import functools
 import hashlib
 import http.server
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -35,35 +34,13 @@ def _sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def source_package(tmp_path_factory) -> Path:
-    """A real 3.0 (quilt) source package `demo 1.0-1` whose one Debian patch changes hello.c."""
-    work = tmp_path_factory.mktemp("demo")
-    upstream = work / "demo-1.0"
-    upstream.mkdir()
-    (upstream / "hello.c").write_text('const char *greeting = "upstream";\n')
-    subprocess.run(["tar", "-C", work, "-czf", work / "demo_1.0.orig.tar.gz", "demo-1.0"],
-                   check=True)
-    debian = upstream / "debian"
-    (debian / "source").mkdir(parents=True)
-    (debian / "source" / "format").write_text("3.0 (quilt)\n")
-    (debian / "control").write_text(
-        "Source: demo\nMaintainer: T <t@example.org>\n\nPackage: demo\nArchitecture: any\n"
-        "Description: demo\n demo\n")
-    (debian / "changelog").write_text(
-        "demo (1.0-1) unstable; urgency=low\n\n  * Test.\n\n"
-        " -- T <t@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n")
-    (debian / "patches").mkdir()
-    (debian / "patches" / "series").write_text("greeting.patch\n")
-    (debian / "patches" / "greeting.patch").write_text(
-        "--- a/hello.c\n+++ b/hello.c\n@@ -1 +1 @@\n-const char *greeting = \"upstream\";\n"
-        "+const char *greeting = \"debian\";\n")
-    subprocess.run(["dpkg-source", "-b", "demo-1.0"], cwd=work, check=True,
-                   capture_output=True)
-    pool = work / "mirror" / pool_directory("demo")
-    pool.mkdir(parents=True)
-    for built in work.glob("demo_1.0*"):
+def source_package(demo_source_package) -> Path:
+    """A mirror folder laid out like Debian's, holding the demo source package in its pool."""
+    pool = demo_source_package.parent / "mirror" / pool_directory("demo")
+    pool.mkdir(parents=True, exist_ok=True)
+    for built in demo_source_package.parent.glob("demo_1.0*"):
         shutil.copy2(built, pool / built.name)
-    return work / "mirror"
+    return demo_source_package.parent / "mirror"
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +118,9 @@ def test_unpacked_with_or_without_debian_patches(tmp_path, mirror):
     assert '"debian"' in (patched / "hello.c").read_text()
     assert '"upstream"' in (upstream / "hello.c").read_text()
     assert unpack_source(package, tmp_path) == patched  # once: the second call only looks
+    # One timestamp: the patched file is not newer than the rest (make would regenerate).
+    assert len({p.stat().st_mtime for p in patched.rglob("*")
+                if not p.is_symlink() and not p.name.startswith(".fleetforge")}) == 1
 
 
 def test_private_apt_configuration_leaves_the_host_alone(tmp_path):

@@ -9,7 +9,9 @@ from diaspec.model import ActionDecl, Design, Device, kind_name
 
 
 def _references(device: Device, index: DesignIndex) -> list[Diagnostic]:
-    found = []
+    found: list[Diagnostic] = []
+    if not device.parents and not device.actions:
+        return found
     for parent in device.parents:
         decl = index.by_name.get(parent.text)
         if decl is None:
@@ -108,7 +110,7 @@ def check_devices(design: Design, index: DesignIndex) -> list[Diagnostic]:
         found += _references(device, index)
     found += _inheritance_cycles(design, index)
     for device in design.devices:
-        if index.device(device.name.text) is device:
+        if (device.parents or len(device.actions) > 1) and index.device(device.name.text) is device:
             found += _inherited_members(device, index)
-            found += _method_clashes(device, index)
+            found += _method_clashes(device, index)  # one own action and no parents cannot clash
     return found

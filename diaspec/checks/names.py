@@ -19,6 +19,9 @@ def _members(decl: Declaration) -> list[Diagnostic]:
             found += duplicates([p.name for p in method.params], f"parameter of {name}.{method.name.text}:")
         return found
     if isinstance(decl, Device):
+        if len(decl.attributes) + len(decl.sources) < 2 and len(decl.actions) < 2 and len(decl.parents) < 2 \
+                and all(len(s.indices) < 2 for s in decl.sources):
+            return []  # nothing that could be duplicated (the common one-member device)
         members = [a.name for a in decl.attributes] + [s.name for s in decl.sources]
         found = duplicates(sorted(members, key=lambda n: n.pos), f"member of device {name}:")
         found += duplicates(decl.actions, f"action of device {name}:")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +83,14 @@ def configure(
     *,
     strict: bool = False,
     toolchain: ToolchainChoice | None = None,
+    downloads: Sequence[tuple[str, str]] = (),
 ) -> ConfigureResult:
-    """Write the external tree and defconfig, run `make defconfig`, check every symbol."""
+    """Write the external tree and defconfig, run `make defconfig`, check every symbol.
+
+    `downloads`: symbols saying where sources come from (the offline mirror's, see mirror.py).
+    """
     choice = toolchain or choose_toolchain(config.board.target)
-    defconfig = compose_defconfig(config, choice)
+    defconfig = compose_defconfig(config, choice, downloads)
     build = buildroot_build(tree, workspace)
     write_external_tree(render_external_tree(config, defconfig, workspace), build.external)
     run_make(build, ["defconfig"], variables={"BR2_DEFCONFIG": str(build.defconfig)})

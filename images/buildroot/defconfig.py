@@ -5,7 +5,7 @@ generator), so the dropped-symbol check can name it. Layers win over generated v
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,8 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def generated_settings(config: MergedConfig, toolchain: ToolchainChoice) -> list[Setting]:
+def generated_settings(config: MergedConfig, toolchain: ToolchainChoice,
+                       downloads: Sequence[tuple[str, str]] = ()) -> list[Setting]:
     """The symbols FleetForge adds so Buildroot builds what the layers describe."""
     settings: list[Setting] = []
     settings += [_generated(n, v, "toolchain") for n, v in toolchain.symbols]
@@ -45,6 +46,7 @@ def generated_settings(config: MergedConfig, toolchain: ToolchainChoice) -> list
         chosen = config.settings.get(spec.name)
         settings.append(Setting(symbol, value, chosen.origin) if chosen is not None
                         else _generated(symbol, value, f"default of {spec.name}"))
+    settings += [_generated(n, v, "offline sources") for n, v in downloads]
     overlays = " ".join(str(p) for p in config.root_overlays)
     if overlays:
         settings.append(_generated("BR2_ROOTFS_OVERLAY", _quoted(overlays), "root overlays"))
@@ -88,17 +90,18 @@ class BuildrootDefconfig:
         return "\n".join(lines) + "\n"
 
 
-def compose_defconfig(config: MergedConfig, toolchain: ToolchainChoice) -> BuildrootDefconfig:
+def compose_defconfig(config: MergedConfig, toolchain: ToolchainChoice,
+                      downloads: Sequence[tuple[str, str]] = ()) -> BuildrootDefconfig:
     """Generated symbols first, then the layers' in order; a layer's value replaces a generated one.
 
     A layer that picks its own toolchain (any BR2_TOOLCHAIN_* symbol) replaces FleetForge's choice
-    entirely, so the two never mix.
+    entirely, so the two never mix. `downloads`: where sources come from (the offline mirror).
     """
     layer_toolchain = any(name.startswith("BR2_TOOLCHAIN_") for name in config.buildroot)
     if layer_toolchain:
         toolchain = chosen_by_layers()
     settings: dict[str, Setting] = {}
-    for setting in generated_settings(config, toolchain):
+    for setting in generated_settings(config, toolchain, downloads):
         settings[setting.name] = setting
     for name, setting in config.buildroot.items():
         settings.pop(name, None)  # re-insert so the symbol is listed under the layer that won

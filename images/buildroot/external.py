@@ -110,15 +110,34 @@ def render_external_tree(
 
 
 def write_external_tree(tree: ExternalTree, destination: Path) -> Path:
-    """Write the tree to `destination`, replacing an older one whole (never half-written)."""
-    staging = destination.with_name(destination.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for relative, content in tree.files.items():
-        path = staging / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content.text, encoding="utf-8")
-        path.chmod(0o755 if content.executable else 0o644)
-    if destination.exists():
-        shutil.rmtree(destination)
-    staging.rename(destination)
+    """Make `destination` hold exactly `tree`: changed files are replaced, stale ones removed, and
+    unchanged files keep their timestamps (Buildroot rebuilds what depends on a newer file, e.g.
+    the kernel on its fragment). A new tree appears whole (never half-written)."""
+    if not destination.is_dir():
+        staging = destination.with_name(destination.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        _write_files(tree, staging)
+        staging.rename(destination)
+        return destination
+    _write_files(tree, destination)
+    wanted = {destination / relative for relative in tree.files}
+    for path in sorted(destination.rglob("*"), reverse=True):
+        if path.is_file() and path not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
     return destination
+
+
+def _write_files(tree: ExternalTree, root: Path) -> None:
+    for relative, content in tree.files.items():
+        path = root / relative
+        mode = 0o755 if content.executable else 0o644
+        if not (path.is_file() and path.read_text(encoding="utf-8") == content.text):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_text(content.text, encoding="utf-8")
+            partial.chmod(mode)
+            partial.replace(path)
+        elif path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)

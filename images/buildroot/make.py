@@ -94,6 +94,8 @@ def run_make(
     # Buildroot refuses to run with these set (they change what the host tools do).
     for name in ("PERL_MM_OPT", "CDPATH", "GREP_OPTIONS"):
         env.pop(name, None)
+    if os.geteuid() == 0:  # configure scripts (tar, coreutils) refuse root without it
+        env.setdefault("FORCE_UNSAFE_CONFIGURE", "1")
     if interactive:  # menuconfig needs the terminal, so no capture and no log
         code = subprocess.call([require_tool("make", "make"), *map(str, argv[1:])], env=env)
         if code != 0:
@@ -116,9 +118,9 @@ def run_make(
             f"(full log: {build.log})") from None
 
 
-def show_info(build: BuildrootBuild) -> dict[str, dict]:
+def show_info(build: BuildrootBuild, variables: dict[str, str] | None = None) -> dict[str, dict]:
     """`make show-info`: every package of the configured build with version and dependencies."""
-    output = run_make(build, ["show-info"])
+    output = run_make(build, ["show-info"], variables=variables)
     start = output.find("{")
     try:
         # make prints its "Leaving directory" line after the JSON document.

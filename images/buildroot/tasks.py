@@ -16,6 +16,7 @@ from images.buildroot.configure import (
     save_fragment,
 )
 from images.buildroot.make import run_make
+from images.buildroot.toolchain import DEFAULT_TOOLCHAIN, choose_toolchain
 from images.buildroot.tree import PINNED_RELEASE, fetch_release, locate_tree
 from images.kconfig_check import format_report
 from images.layers import discover_layers, find_layer, load_config
@@ -30,16 +31,21 @@ _COMMON_HELP = {
     "workspace": "workspace name under workspaces/ (default: default)",
     "buildroot_dir": "Buildroot source tree (default: $BUILDROOT_DIR)",
 }
+_TOOLCHAIN_HELP = {
+    "toolchain": "bootlin (prebuilt download, default) or debian (Debian's cross gcc, relocated)",
+}
 
 
 def _workspace(name: str) -> Path:
     return workspaces_dir() / name
 
 
-def _configure(layers, workspace, buildroot_dir, strict):
+def _configure(layers, workspace, buildroot_dir, strict, toolchain):
     config = load_config(layers)
     tree = locate_tree(buildroot_dir)
-    result = configure_build(config, tree, _workspace(workspace), strict=strict)
+    result = configure_build(config, tree, _workspace(workspace), strict=strict,
+                             toolchain=choose_toolchain(config.board.target,
+                                                        toolchain or DEFAULT_TOOLCHAIN))
     stderr.print(f"Buildroot {tree.version} at {tree.path}; toolchain: "
                  f"{result.defconfig.toolchain.note}", markup=False, highlight=False)
     stdout.print(format_report(result.problems, "Buildroot configuration"), markup=False,
@@ -49,19 +55,20 @@ def _configure(layers, workspace, buildroot_dir, strict):
     return result
 
 
-@task(help={**_COMMON_HELP,
+@task(help={**_COMMON_HELP, **_TOOLCHAIN_HELP,
             "strict": "fail when Buildroot dropped or changed a symbol the layers asked for"})
 @exit_on_user_error
-def configure(c, layers=None, workspace="default", buildroot_dir=None, strict=False):
+def configure(c, layers=None, workspace="default", buildroot_dir=None, strict=False,
+              toolchain=None):
     """Write the BR2_EXTERNAL tree and defconfig, run `make defconfig`, report dropped symbols."""
-    _configure(layers, workspace, buildroot_dir, strict)
+    _configure(layers, workspace, buildroot_dir, strict, toolchain)
 
 
-@task(help=_COMMON_HELP)
+@task(help={**_COMMON_HELP, **_TOOLCHAIN_HELP})
 @exit_on_user_error
-def menuconfig(c, layers=None, workspace="default", buildroot_dir=None):
+def menuconfig(c, layers=None, workspace="default", buildroot_dir=None, toolchain=None):
     """Configure from the layers, then open Buildroot's menuconfig on the workspace's build."""
-    result = _configure(layers, workspace, buildroot_dir, False)
+    result = _configure(layers, workspace, buildroot_dir, False, toolchain)
     run_make(result.build, ["menuconfig"], interactive=True)
     stdout.print("keep your changes in a layer with `fleetforge buildroot.savedefconfig --layer NAME`",
                  markup=False, highlight=False)

@@ -50,6 +50,8 @@ def device(app_image: BuildResult) -> Iterator[BootedMachine]:
 def test_the_image_boots_into_the_running_app(app_image, device):
     assert device.run("fleetforge-app status sample").strip() == (
         "sample: healthy, running /usr/lib/fleetforge/apps/sample")
+    # The check an OTA commit waits for (the agent runs every health.d script with sh).
+    device.run("HEALTH_TIMEOUT=10 sh /etc/fleetforge/health.d/50-app-sample")
     trace = device.run("fleetforge-app log sample")
     assert "starting /usr/lib/fleetforge/apps/sample/bin/sample --serve" in trace
     assert "sample tick 1 telemetry 05b25b9c" in trace

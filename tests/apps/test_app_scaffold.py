@@ -11,7 +11,7 @@ from apps.build import build_app
 from apps.description import load_app
 from apps.image import write_app_folder
 from apps.scaffold import new_app
-from apps.scons_tool import run_on_target
+from ml_tuner.run import run_program
 from diaspec.scaffold import new_project
 
 MAIN_C = """\
@@ -38,7 +38,8 @@ def test_a_c_app_layer_from_a_design_builds(tmp_path: Path):
     (layer / "c" / "main.c").write_text(MAIN_C)  # the board's main (README: a simulated one)
     host = toolchains.host_target()
     (build,) = build_app(load_app(layer), tmp_path / "build", targets=[host], optimize="Oz")
-    assert run_on_target(build.program("rover"), host, []) == (0, "ran\n")
+    run = run_program(host.name, build.program("rover"))
+    assert (run.status, run.output) == (0, "ran\n")
 
 
 def test_a_python_app_layer_runs_its_package(tmp_path: Path):

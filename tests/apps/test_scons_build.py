@@ -3,6 +3,7 @@ plain -Oz and tuned builds for aarch64, armhf and Cortex-M, checked with pyelfto
 qemu-user or on QEMU's MPS2 AN386 board; the tuned store's hits on a clean rebuild."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from elf_checks import check_program, symbol_names
 import toolchains
 from apps.build import AppBuild, build_app
 from apps.description import load_app
-from apps.scons_tool import run_on_target
+from ml_tuner.run import run_program
 
 SAMPLE = Path(__file__).parent / "data" / "layers" / "app" / "sample"
 TARGETS = tuple(toolchains.target(name) for name in
@@ -39,9 +40,9 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, store: Path) -> dict[str, Ap
 
 
 def _passes(program: Path, target: toolchains.Target) -> str:
-    status, output = run_on_target(program, target, [])
-    assert status == 0 and output.rstrip().endswith("PASS"), f"{program}: {status} {output}"
-    return output
+    run = run_program(target.name, program)
+    assert run.status == 0 and run.output.rstrip().endswith("PASS"), f"{program}: {run}"
+    return run.output
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
@@ -87,3 +88,21 @@ def test_a_clean_rebuild_in_another_folder_takes_every_unit_from_the_store(tuned
     assert units and all(u["cached"] for u in units)
     first = tuned[aarch64.name].program("sample").read_bytes()
     assert again.program("sample").read_bytes() == first
+
+
+def test_whole_program_tuning_ships_the_smallest_build_that_behaves_like_oz(store, tmp_path):
+    armhf = toolchains.target("arm-linux-gnueabihf")
+    copy = tmp_path / "sample"
+    shutil.copytree(SAMPLE, copy)
+    toml = copy / "app.toml"
+    toml.write_text(toml.read_text().replace("whole_program = false", "whole_program = true"))
+    (build,) = build_app(load_app(copy), tmp_path / "build", targets=[armhf], optimize="tuned",
+                         store=store)
+    binary = build.binaries[0]
+    compare = build.build_dir / "bin" / "compare"
+    oz_output = _passes(compare / "Oz" / "sample", armhf)
+    assert _passes(compare / "whole-program" / "sample", armhf) == oz_output
+    report = json.loads((build.build_dir / "size-report.json").read_text())["binaries"][0]
+    smallest = min(report["candidates"].values(), key=lambda sizes: sizes["flash"])
+    assert binary.shipped.flash == min(smallest["flash"], binary.oz.flash)
+    assert binary.shipped.flash <= binary.oz.flash

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fleetforge.errors import UserError
+
 from checkout import LAYERS_DIR, REPO_ROOT
 from images.buildroot.defconfig import compose_defconfig
 from images.buildroot.external import render_external_tree, write_external_tree
@@ -134,4 +136,9 @@ def test_bootlin_toolchain_per_arch_and_internal_fallback():
         choose_toolchain("aarch64-linux-gnu").symbols
     fallback = choose_toolchain("thumbv7em-none-eabi")
     assert fallback.symbols == () and "builds its own toolchain" in fallback.note
-    assert "rejects distribution toolchains" in fallback.note
+    with pytest.raises(UserError, match="unknown toolchain 'gnu'"):
+        choose_toolchain("aarch64-linux-gnu", "gnu")
+    with pytest.raises(UserError, match="unknown target 'riscv64-linux-gnu'"):
+        choose_toolchain("riscv64-linux-gnu", "debian")
+    with pytest.raises(UserError, match="thumbv7em-none-eabi is bare metal"):
+        choose_toolchain("thumbv7em-none-eabi", "debian")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,4 @@ def example_copy(tmp_path: Path):
         shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns("framework", "__pycache__"))
         return target
 
-    yield copy
-    for entry in list(sys.path):
-        if entry.startswith(str(tmp_path)):
-            sys.path.remove(entry)
+    return copy

@@ -60,11 +60,16 @@ class StandInRos:
         self.timers: list[tuple[int, int, int, Any]] = []  # (due ns, order, period ns, callback)
         self.subscriptions: dict[str, list[Any]] = {}
         self.published: list[tuple[str, Any]] = []
+        self.requests: list[tuple[str, Any]] = []
         self.log: list[str] = []
 
     # ---- messages --------------------------------------------------------------------------
     def message_class(self, name: str) -> type:
-        if "/msg/" not in name:
+        if "/srv/" in name and not name.endswith("/Request"):
+            if name not in self.classes:
+                self.classes[name] = type(name.split("/")[-1], (), {"Request": self.message_class(name + "/Request")})
+            return self.classes[name]
+        if "/msg/" not in name and "/srv/" not in name:
             name = name.replace("/", "/msg/", 1)
         if name in self.classes:
             return self.classes[name]
@@ -102,7 +107,7 @@ class StandInRos:
         namespace["__init__"] = init
         namespace["__repr__"] = lambda self: f"{name.split('/')[-1]}({', '.join(f'{f}={getattr(self, f)!r}' for f in fields)})"
         namespace["get_fields_and_field_types"] = classmethod(lambda cls: {f: rosidl_type(k) for f, k in fields.items()})
-        cls = type(name.split("/")[-1], (), namespace)
+        cls = type(name.split("/")[-2] + "_Request" if name.endswith("/Request") else name.split("/")[-1], (), namespace)
         self.classes[name] = cls
         return cls
 
@@ -145,6 +150,13 @@ class StandInRos:
 
                 return types.SimpleNamespace(publish=publish)
 
+            def create_client(self, cls: type, service: str) -> Any:
+                def call_async(request: Any) -> None:
+                    assert isinstance(request, cls.Request), f"{service}: a {type(request).__name__} request"
+                    ros.requests.append((service, request))
+
+                return types.SimpleNamespace(call_async=call_async)
+
             def create_timer(self, period_s: float, callback: Any) -> Any:
                 period = round(period_s * 1e9)
                 heapq.heappush(ros.timers, (ros.now_ns + period, len(ros.timers), period, callback))
@@ -165,14 +177,12 @@ class StandInRos:
         executors.SingleThreadedExecutor = type("SingleThreadedExecutor", (), {})
         rclpy.node, rclpy.executors = node, executors
         modules = {"rclpy": rclpy, "rclpy.node": node, "rclpy.executors": executors}
-        for name in self.fields:
-            package = name.split("/")[0]
-            modules.setdefault(package, types.ModuleType(package))
-            msg = modules.setdefault(f"{package}.msg", types.ModuleType(f"{package}.msg"))
-            modules[package].msg = msg
         for name in list(self.fields):
-            package, _, type_name = name.split("/")
-            setattr(modules[f"{package}.msg"], type_name, self.message_class(name))
+            package, kind, type_name = name.split("/")[:3]
+            modules.setdefault(package, types.ModuleType(package))
+            module = modules.setdefault(f"{package}.{kind}", types.ModuleType(f"{package}.{kind}"))
+            setattr(modules[package], kind, module)
+            setattr(module, type_name, self.message_class(f"{package}/{kind}/{type_name}"))
         return modules
 
     def install(self, monkeypatch) -> None:
@@ -208,3 +218,24 @@ class StandInRos:
         for cls, callback in self.subscriptions.get(topic, []):
             assert isinstance(msg, cls)
             callback(self.wire(msg, name))
+
+
+_PYTHON_OF_ROS = {"bool": bool, "float32": float, "float64": float, "string": str, "wstring": str}
+
+
+def play_as_messages(ros: StandInRos, bridge: Any, scenario: Any, table: dict[str, dict[str, Any]]) -> None:
+    """A scenario's readings sent as the ROS messages their bindings subscribe to, at their times
+    on ROS time (the node's timers fire on the way), then on to the scenario's end."""
+    for step in scenario.steps:
+        ros.advance_to(step.time_ms)
+        binding = next(b for b in bridge.sources if b.device == step.device and b.source == step.source
+                       and all(str(v) == getattr(step.index.get(k), "name", step.index.get(k)) for k, v in b.index.items()))
+        message = ros.message_class(binding.message)()
+        *parents, last = binding.field.split(".")
+        target, kind = message, binding.message
+        for part in parents:
+            target, kind = getattr(target, part), ros.fields[kind][part]
+        field_type = ros.fields[kind][last]
+        setattr(target, last, _PYTHON_OF_ROS.get(field_type, int)(step.value))
+        ros.deliver(binding.topic, message, binding.message)
+    ros.advance_to(scenario.seconds * 1000)

@@ -117,3 +117,20 @@ def test_invoke_tasks(tmp_path):
     assert caught.value.code == 2
     tasks.generate(Context(), str(EXAMPLES / "mobile_robot" / "mobile_robot.diaspec"), str(tmp_path / "c"), lang="c")
     assert (tmp_path / "c" / "diaspec_runtime.c").exists()
+
+
+def test_generate_c_with_a_host_harness_from_the_python_app(tmp_path):
+    """`--host APP_DIR`: a Linux main() playing the app's scenario on its deployment, in C."""
+    import shutil
+
+    root = tmp_path / "mobile_robot"
+    shutil.copytree(EXAMPLES / "mobile_robot", root, ignore=shutil.ignore_patterns("framework", "__pycache__"))
+    assert diaspec("generate", "mobile_robot.diaspec", "--out", "mobile_robot_app", cwd=root).returncode == 0
+    result = diaspec("generate", "mobile_robot.diaspec", "--out", "c", "--lang", "c", "--host", "mobile_robot_app", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "wrote c/host/diaspec_host.c (a Linux host main)" in result.stdout
+    host = (root / "c" / "host" / "diaspec_host.c").read_text()
+    assert 'ds_register_named_device(2u, DS_DEVICE_Sonar, "sonar_rear");' in host
+    assert "Bumper_publish_pressed(4u, true)" in host  # the bump at 3 s (ids in deployment order)
+    bad = diaspec("generate", "mobile_robot.diaspec", "--out", "c", "--lang", "c", "--host", "nowhere", cwd=root)
+    assert bad.returncode == 2 and "not a generated Python app" in bad.stderr and "Traceback" not in bad.stderr

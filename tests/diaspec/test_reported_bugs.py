@@ -23,6 +23,14 @@ def test_an_unclosed_comment_says_so_where_it_opens(tmp_path):
     ]
 
 
+def test_an_unclosed_comment_over_many_lines_is_reported_at_once(tmp_path):
+    # found by the fuzz test: the lexer once backtracked exponentially over the newlines here
+    started = time.process_time()
+    errors = _errors(tmp_path, "device D { }\n/*" + "\n" * 40 + "x\n" * 40)
+    assert errors == ["bad.diaspec:2:1: error: unclosed comment: '/*' has no matching '*/'"]
+    assert time.process_time() - started < 2.0
+
+
 def test_a_homoglyph_is_shown_with_its_code_point(tmp_path):
     # a Cyrillic 'о' pasted into a name
     assert _errors(tmp_path, "device S\u043enar { }\n") == [

@@ -17,7 +17,7 @@ from diaspec.rosgen import generate_ros2
 from fleetforge.errors import UserError
 
 from ds_helpers import EXAMPLES, import_app, write
-from ros_standin import StandInRos
+from ros_standin import StandInRos, play_as_messages
 
 
 def test_packages_are_valid_and_messages_match_the_structures(tmp_path):
@@ -123,11 +123,10 @@ def _node(tmp_path: Path, monkeypatch, parameters: dict):
     root = _warehouse(tmp_path)
     checked, packages = _ros_package(root, tmp_path / "ws")
     node_xml = parse_package_string((packages.node_dir / "package.xml").read_text())
-    assert {"geometry_msgs", "nav_msgs", "sensor_msgs", "std_msgs"} <= {d.name for d in node_xml.exec_depends}
+    assert {"geometry_msgs", "nav_msgs", "sensor_msgs", "std_msgs", "std_srvs"} <= {d.name for d in node_xml.exec_depends}
     ros = StandInRos(message_table(str(root / "warehouse_robot.diaspec")),
                      {"warehouse_robot_interfaces": packages.interfaces_dir / "msg"})
     ros.install(monkeypatch)
-    monkeypatch.syspath_prepend(str(packages.node_dir))
     for name in [m for m in sys.modules if m.startswith("warehouse_robot_ros")]:
         monkeypatch.delitem(sys.modules, name)
     import_app(packages.node_dir, "warehouse_robot_ros.warehouse_robot_app")
@@ -159,6 +158,8 @@ def test_the_node_reads_topics_sends_orders_and_runs_on_ros_time(tmp_path, monke
         ros.deliver("ring/front", msg("sensor_msgs/msg/Range")(range=2.0), "sensor_msgs/msg/Range")
         ros.deliver("odom", msg("nav_msgs/msg/Odometry")(), "nav_msgs/msg/Odometry")
     assert [(t, m.data) for t, m in ros.published if t == "buzzer"][-1] == ("buzzer", 3)
+    # the beacon is bound to a service: the order is a SetBool request
+    assert [(service, request.data) for service, request in ros.requests] == [("beacon/set", True)]
     assert node.app.failures == []
 
 
@@ -175,9 +176,8 @@ controller View { when provided Plan do Show on Screen; }
     packages = generate_ros2(check_spec(spec), tmp_path / "ws")
     ros = StandInRos(message_table(str(spec)), {"cell_interfaces": packages.interfaces_dir / "msg"})
     ros.install(monkeypatch)
-    monkeypatch.syspath_prepend(str(packages.node_dir))
-    bridge = __import__("cell_ros.bridge", fromlist=["to_message"])
     fw = import_app(packages.node_dir, "cell_ros.cell_app")
+    bridge = __import__("cell_ros.bridge", fromlist=["to_message"])
     value = fw.types.Path("aisle", (fw.types.Point(0.0, 1.0), fw.types.Point(2.0, 3.0)))
     msg = bridge.to_message(ros.message_class("cell_interfaces/msg/Path"), value)
     assert [type(p).__name__ for p in msg.points] == ["Point", "Point"] and msg.points[1].y == 3.0
@@ -195,21 +195,7 @@ def test_the_node_and_the_python_runtime_give_the_same_trace(tmp_path, monkeypat
     scenario = fw.load_scenario(app_dir / "scenario.toml", app)
     app.play(scenario)
     assert app.failures == [] and len(python_lines) > 200
-    bridge = node.bridge
-    for step in scenario.steps:
-        ros.advance_to(step.time_ms)
-        binding = next(b for b in bridge.sources if b.device == step.device and b.source == step.source
-                       and all(str(v) == getattr(step.index.get(k), "name", step.index.get(k)) for k, v in b.index.items()))
-        cls = ros.message_class(binding.message)
-        message = cls()
-        path = binding.field or message_table(str(app_dir))[binding.message]["value"]
-        *parents, last = path.split(".")
-        target = message
-        for part in parents:
-            target = getattr(target, part)
-        setattr(target, last, float(step.value))
-        ros.deliver(binding.topic, message, binding.message)
-    ros.advance_to(scenario.seconds * 1000)
+    play_as_messages(ros, node.bridge, scenario, message_table(str(app_dir)))
     assert node.app.failures == []
     first = next((i for i, (a, b) in enumerate(zip(python_lines, ros.log)) if a != b), None)
     assert first is None, f"line {first + 1}: python {python_lines[first]!r} != node {ros.log[first]!r}"

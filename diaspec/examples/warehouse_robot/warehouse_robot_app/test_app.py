@@ -16,3 +16,4 @@ def test_the_shift_in_the_aisle():
     stuck = [o for o in base.orders if o.method == "stop"]
     assert len(stuck) == 1 and stuck[0].controller == "LineFollower" and 9000.0 <= stuck[0].time_ms <= 9500.0
     assert ((3,), "LineFollower") in [(o.args, o.controller) for o in buzzer.orders]
+    assert [(o.args, o.time_ms) for o in app.device("beacon").orders] == [((True,), stuck[0].time_ms)]

@@ -1,9 +1,9 @@
 #!/bin/sh
-# feature/models post-build: cross-compile the static model runner for the board's architecture
-# with the project's toolchains (toolchains/targets.toml) and install it as /usr/bin/lowbit-run.
+# feature/models post-build: cross-compile the static model runner for the board's target
+# (FLEETFORGE_TARGET, from toolchains/targets.toml) and install it as /usr/bin/lowbit-run.
 # FLEETFORGE_PYTHON is the interpreter running FleetForge (it has the lowbit package).
 set -eu
 target=$1
 python=${FLEETFORGE_PYTHON:-python3}
-"$python" -m lowbit.build --arch "$FLEETFORGE_ARCH" --install "$target/usr/bin/lowbit-run"
+"$python" -m lowbit.build --target "$FLEETFORGE_TARGET" --install "$target/usr/bin/lowbit-run"
 chmod 755 "$target/etc/fleetforge/artifacts.d/model/check"

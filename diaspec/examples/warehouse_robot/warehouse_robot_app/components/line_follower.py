@@ -1,4 +1,4 @@
-"""LineFollower: drive as Steering says; when stuck, stop and beep."""
+"""LineFollower: drive as Steering says; when stuck, stop, beep and light the beacon."""
 from __future__ import annotations
 
 from ..framework import AbstractLineFollower
@@ -12,7 +12,8 @@ class LineFollower(AbstractLineFollower):
         discover.drive_base.set_velocity(value)
 
     def on_stuck(self, value: bool, discover: DiscoverLineFollowerOnStuck) -> None:
-        # when provided Stuck do Drive on DriveBase, Sound on Buzzer
+        # when provided Stuck do Drive on DriveBase, Sound on Buzzer, Signal on Beacon
         if value:
             discover.drive_base.stop()
             discover.buzzer.beep(3)
+        discover.beacon.light(value)
