@@ -35,6 +35,7 @@ KERNEL_VERSION_OLD, KERNEL_VERSION_NEW = b"#1 SMP Debian", b"#2 SMP Debian"
 
 @dataclass(frozen=True)
 class ChainBundles:
+    factory: Bundle     # what both slots hold: the delta base the device proves it runs
     no_init: Bundle     # signed, verified, and without /sbin/init
     hangs: Bundle       # its first init script never returns; a 20 s watchdog
     new_kernel: Bundle  # the same root filesystem with another kernel binary
@@ -49,14 +50,19 @@ def chain_bundles(ota_image, ota_keys: Path, tmp_path_factory: pytest.TempPathFa
              debian_package="squashfs-tools")
     key = keys.load_private(ota_keys)
 
+    def signed(name: str, image: Path, version: str, verity: str) -> Bundle:
+        path = create_bundle(image, base / f"{name}.ffota", compatible=ota_image.manifest.board.compatible,
+                             version=version, signing_key=key, segment_size=SEGMENT, verity=verity)
+        return open_bundle(path, trusted_keys_dir=ota_keys)
+
     def bundle(name: str, version: str) -> Bundle:
         image = base / f"{name}.img"
         record = pack_slot_image(tree, image, rootfs_format="squashfs", rootfs_size=64 << 20,
                                  log_file=base / "pack.log")
-        path = create_bundle(image, base / f"{name}.ffota", compatible=ota_image.manifest.board.compatible,
-                             version=version, signing_key=key, segment_size=SEGMENT,
-                             verity=record.render())
-        return open_bundle(path, trusted_keys_dir=ota_keys)
+        return signed(name, image, version, record.render())
+
+    factory = signed("factory", workspace.images_dir / "rootfs.squashfs", "1.0.0",
+                     ota_image.manifest.extra["verity"])
 
     init = tree / "sbin" / "init"
     target = init.readlink()
@@ -82,7 +88,7 @@ def chain_bundles(ota_image, ota_keys: Path, tmp_path_factory: pytest.TempPathFa
                       cmdline=cmdline, identity=boot_id(patched, cmdline, workspace.build_dir / "initramfs"),
                       watchdog_timeout=normal_timeout)
     new_kernel = bundle("new-kernel", "3.0.0")
-    return ChainBundles(no_init, hangs, new_kernel)
+    return ChainBundles(factory, no_init, hangs, new_kernel)
 
 
 @dataclass
@@ -115,15 +121,16 @@ def vm(ota_image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     device.remove()
 
 
-def _deploy_and_wait(vm: Vm, bundle: Bundle) -> tuple[client.DeployResult, str]:
+def _deploy_and_wait(vm: Vm, bundle: Bundle, base: Bundle) -> tuple[client.DeployResult, str]:
     offset = vm.device.console.stat().st_size
-    result = client.deploy(vm.target, vm.options, bundle, show_progress=False, boot_timeout=300)
+    result = client.deploy(vm.target, vm.options, bundle, show_progress=False, boot_timeout=300,
+                           bases=(base,))
     return result, vm.console_since(offset)
 
 
 def test_a_signed_release_without_init_is_refused_and_the_old_slot_boots(vm: Vm, chain_bundles) -> None:
     boots = len(vm.device.boots)
-    result, console = _deploy_and_wait(vm, chain_bundles.no_init)
+    result, console = _deploy_and_wait(vm, chain_bundles.no_init, chain_bundles.factory)
     assert (result.ok, result.message) == (False, TRIAL_FAILED)
     assert "FLEETFORGE_SLOT_REFUSED slot=B: it has no /sbin/init" in console
     assert vm.device.boots[boots:] == ["A"]  # back on A in the same power-on, no shell
@@ -135,7 +142,7 @@ def test_a_signed_release_without_init_is_refused_and_the_old_slot_boots(vm: Vm,
 def test_a_release_that_hangs_is_reset_by_the_watchdog_and_the_old_slot_boots(vm: Vm, chain_bundles) -> None:
     boots = len(vm.device.boots)
     started = time.monotonic()
-    result, console = _deploy_and_wait(vm, chain_bundles.hangs)
+    result, console = _deploy_and_wait(vm, chain_bundles.hangs, chain_bundles.factory)
     assert (result.ok, result.message) == (False, TRIAL_FAILED)
     trial = console.index("initramfs: booting slot B")
     assert f"the boot of slot B must settle within {HANG_WATCHDOG_S} s" in console[:trial]
@@ -149,7 +156,7 @@ def test_a_release_that_hangs_is_reset_by_the_watchdog_and_the_old_slot_boots(vm
 def test_a_kernel_only_update_boots_its_own_kernel_and_rolls_back(vm: Vm, chain_bundles) -> None:
     old_kernel = vm.shell("uname -v").strip()
     assert old_kernel.startswith(KERNEL_VERSION_OLD.decode())
-    result, console = _deploy_and_wait(vm, chain_bundles.new_kernel)
+    result, console = _deploy_and_wait(vm, chain_bundles.new_kernel, chain_bundles.factory)
     assert result.ok, result.message
     assert "initramfs: starting slot B's own kernel" in console  # kexec: not the chooser's kernel
     assert vm.shell("uname -v").strip() == old_kernel.replace(KERNEL_VERSION_OLD.decode(),
