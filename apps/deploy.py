@@ -42,4 +42,5 @@ def app_bundle(name: str, workspace: Workspace, *, version: str = "") -> Path:
     out = workspace.root / "bundles" / f"{app.artifact_name}-{version}{SUFFIX}"
     return create_bundle(None, out, compatible=board.compatible, version=version,
                          signing_key=load_private(),
-                         artifacts=(ArtifactSource(app.artifact_name, folder),))
+                         artifacts=(ArtifactSource(app.artifact_name, folder),),
+                         security_version=manifest.security_version)  # the devices' floor

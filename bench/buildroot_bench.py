@@ -30,7 +30,7 @@ from images.workspace import Workspace
 from ota import client, keys
 from ota.bundle import create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import Target
+from fleetforge.ssh import Target
 
 LAYERS = "qemu/aarch64,core/minimal,feature/ota"
 REPO = Path(__file__).resolve().parent.parent
@@ -114,7 +114,9 @@ def main() -> None:
                                            work / "buildroot.ffota", compatible=compatible,
                                            version="2.0.0", signing_key=signer),
                              trusted_keys_dir=work / "keys")
-        update = client.deploy(target, options, bundle, show_progress=False, boot_timeout=300)
+        # The offline image records its build time as version: this bundle (2.0.0) is "older".
+        update = client.deploy(target, options, bundle, show_progress=False, boot_timeout=300,
+                               allow_downgrade=True)
         after = client.status(target, options)
         userland = _shell(options, target, "busybox | head -1")
         boots = len(device.boots)

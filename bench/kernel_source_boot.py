@@ -19,9 +19,10 @@ from images.qemu import BootedMachine
 from images.workspace import Workspace
 
 
-def run(client, command: str) -> str:
-    _, stdout, stderr = client.exec_command(command, timeout=30)
-    return (stdout.read() + stderr.read()).decode().strip()
+def run(machine: BootedMachine, command: str) -> str:
+    with machine.ssh() as conn:
+        result = conn.run(["sh", "-c", command], timeout=30)
+    return (result.stdout + result.stderr).strip()
 
 
 def main() -> int:
@@ -41,16 +42,14 @@ def main() -> int:
     try:
         check = machine.check
         print(f"booted: READY marker and SSH after {check.ssh_seconds:.1f} s")
-        client = machine.ssh()
         facts = {
-            "uname -r": run(client, "uname -r"),
-            "/proc/config.gz": run(client, "zcat /proc/config.gz | grep -E "
+            "uname -r": run(machine, "uname -r"),
+            "/proc/config.gz": run(machine, "zcat /proc/config.gz | grep -E "
                                            "'^CONFIG_(IKCONFIG_PROC|SQUASHFS|MISC_FILESYSTEMS)='"),
-            "modprobe dummy": run(client, "modprobe dummy && grep -w dummy /proc/modules "
+            "modprobe dummy": run(machine, "modprobe dummy && grep -w dummy /proc/modules "
                                           "| cut -d' ' -f1"),
-            "booted slot": run(client, "cat /run/fleetforge/booted-slot"),
+            "booted slot": run(machine, "cat /run/fleetforge/booted-slot"),
         }
-        client.close()
     finally:
         machine.stop()
     for key, value in facts.items():

@@ -1,160 +1,209 @@
-"""OTA bench: full and delta update time and bytes on the wire, and transfer throughput as a ratio
-to plain `scp` of the same file over the same loopback link.
+"""OTA bench: install throughput as a ratio to plain `scp` and `ssh HOST 'cat > SLOT'` of the same
+bytes, same run, on loopback devices (OpenSSH sshd and dropbear) and on the real QEMU guest; plus
+full and delta update size on the wire.
 
-Devices are loopback devices (OpenSSH sshd and dropbear on 127.0.0.1, the busybox-sh agent, slot
-files in RAM); the scp baseline copies the same root filesystem image to the same server, into
-the same RAM directory, in the same run. Run:
+    python bench/ota_bench.py [--loopback-mb 64] [--qemu-mb 32] [--repeat 3] [--workspace default]
+                              [--no-qemu] [--no-loopback]
 
-    python bench/ota_bench.py [--size-mb 64] [--repeat 3] [--rootfs workspaces/NAME/images/rootfs.squashfs]
+Loopback devices: the busybox-sh agent with slot files in RAM (/dev/shm), behind sshd or dropbear
+on 127.0.0.1. The QEMU guest: the workspace's image (build it first: fleetforge build), booted
+headless; `cat` writes into its inactive slot, as the install does. Each repeat measures the
+baseline and the install back to back (the machine's load changes over minutes); the ratio is the
+median over repeats of baseline seconds / install seconds. "install" is the whole `install`
+command: signature check on the device, every segment hashed before it reaches the slot,
+activation (slot manifest, boot state); "stream" is the segments alone.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import random
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from fleetforge.ssh import Target
 from ota import client, keys, loopback
-from ota.bundle import create_bundle, open_bundle
+from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import Target
 
 
 @dataclass
-class Row:
-    server: str
-    case: str
-    seconds: float
-    sent_mb: float
-    wire_mb: float
-    note: str = ""
+class Pair:
+    """One repeat: the baseline and the install, measured back to back."""
+
+    baseline: float
+    install: float
+    stream: float
+
+    @property
+    def ratio(self) -> float:
+        return self.baseline / self.install
 
 
-def _scp_seconds(server: loopback.LoopbackServer, known_hosts: Path, source: Path, dest: Path) -> float:
-    args = ["scp", "-q", "-P", str(server.port), "-i", str(server.client_key),
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes"]
-    if server.kind == "dropbear":
-        args.append("-O")  # dropbear has no SFTP server: the classic scp protocol
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.machine())
+    return f"{os.cpu_count()} x {cpu}"
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _timed(run: Callable[[], object]) -> float:
     started = time.monotonic()
-    subprocess.run(args + [str(source), f"root@127.0.0.1:{dest}"], check=True)
+    run()
     return time.monotonic() - started
 
 
-def _one_file_change(rootfs: Path, out: Path, work: Path) -> Path:
-    """The same image with one file changed, re-squashed with the image backend's settings."""
-    tree = work / "tree"
-    subprocess.run(["unsquashfs", "-q", "-d", str(tree), str(rootfs)], check=True)
-    target = next(p for p in sorted(tree.rglob("*")) if p.is_file() and not p.is_symlink()
-                  and p.stat().st_size > 1000)
-    target.write_bytes(target.read_bytes() + b"\n# bench change\n")
-    subprocess.run(["mksquashfs", str(tree), str(out), "-noappend", "-all-root", "-comp", "xz",
-                    "-no-progress", "-mkfs-time", "0", "-all-time", "0", "-quiet"], check=True)
-    return out
+def _ssh_args(port: int, identity: Path, known_hosts: Path) -> list[str]:
+    return ["-p", str(port), "-i", str(identity), "-o", f"UserKnownHostsFile={known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+
+
+def _install(options: SshOptions, target: Target, bundle: Bundle) -> tuple[float, float]:
+    """(seconds, stream seconds) of one whole install; the trial it arms is cancelled after."""
+    with options.connect(target) as conn:
+        started = time.monotonic()
+        result = client.transfer(conn, options, bundle, show_progress=False)
+        seconds = time.monotonic() - started
+        conn.run([options.agent, "abort"])  # the next repeat installs from scratch
+    return seconds, result.stream_seconds
+
+
+def _report(label: str, baseline: str, pairs: list[Pair], size_mb: int) -> None:
+    for p in pairs:
+        print(f"  {label:30} {baseline} {p.baseline:6.2f} s   install {p.install:6.2f} s "
+              f"(stream {p.stream:5.2f} s)   ratio {p.ratio:4.2f}   {size_mb / p.install:6.1f} MiB/s")
+    ratios = [p.ratio for p in pairs]
+    print(f"{label}: install / {baseline} = {statistics.median(ratios):.2f} median "
+          f"(min {min(ratios):.2f}, max {max(ratios):.2f}) over {len(pairs)}   target >= 0.80")
+
+
+def loopback_bench(base: Path, blob: Path, bundle: Bundle, keys_dir: Path, client_key: Path,
+                   size_mb: int, repeat: int) -> None:
+    for kind, start in (("openssh", loopback.start_openssh), ("dropbear", loopback.start_dropbear)):
+        work = base / kind
+        server = start(work / "server", client_key)
+        try:
+            known = work / "known_hosts"
+            known.write_text(server.known_hosts_line())
+            zero = work / "zero.img"
+            zero.write_bytes(bytes(1 << 20))
+            device = loopback.make_fake_device(work / "dev", zero, compatible="bench",
+                                               trusted_keys=[keys_dir / keys.PUBLIC_NAME],
+                                               slot_size=(size_mb + 8) << 20, ssh_port=server.port)
+            options = SshOptions(identity=client_key, known_hosts=known, agent=device.agent)
+            target = Target("127.0.0.1", server.port)
+            ssh = _ssh_args(server.port, client_key, known)
+            scp = ["scp", "-q", "-P", str(server.port), *ssh[2:]] + (["-O"] if kind == "dropbear" else [])
+            slot_b = device.slot("B")
+            scp_pairs, cat_pairs = [], []
+            for _ in range(repeat):
+                scp_s = _timed(lambda: subprocess.run(
+                    [*scp, str(blob), f"root@127.0.0.1:{work / 'dev' / 'scp-copy.img'}"], check=True))
+                cat_s = _timed(lambda: subprocess.run(
+                    ["ssh", *ssh, "root@127.0.0.1", f"cat > {slot_b}"], stdin=open(blob, "rb"),
+                    check=True))
+                install_s, stream_s = _install(options, target, bundle)
+                scp_pairs.append(Pair(scp_s, install_s, stream_s))
+                cat_pairs.append(Pair(cat_s, install_s, stream_s))
+            print(f"loopback {kind} ({size_mb} MiB, load {_load()}):")
+            _report(f"loopback {kind}", "scp", scp_pairs, size_mb)
+            _report(f"loopback {kind}", "ssh-cat", cat_pairs, size_mb)
+        finally:
+            device.kill_processes()
+            server.stop()
+
+
+def qemu_bench(workspace_name: str, base: Path, blob: Path, bundle_for: Callable[[str], Bundle],
+               size_mb: int, repeat: int) -> None:
+    from images.manifest import load_manifest
+    from images.qemu import BootedMachine
+    from images.workspace import Workspace
+
+    # The guest trusts the project's signing key (keys/), which its build baked in; its disk is
+    # a private copy (the workspace's image stays as built).
+    workspace = Workspace.named(workspace_name)
+    if not workspace.disk_image.is_file():
+        print(f"qemu: no image in workspace '{workspace_name}' (run: fleetforge build); skipped")
+        return
+    bundle = bundle_for(load_manifest(workspace.manifest_path).board.compatible)
+    copy = base / "qemu-images"
+    copy.mkdir()
+    for name in ("vmlinuz", "initramfs.img", "manifest.json"):
+        (copy / name).symlink_to(workspace.images_dir / name)
+    subprocess.run(["cp", "--sparse=always", str(workspace.disk_image), str(copy / "disk.img")],
+                   check=True)
+    known = base / "qemu-known-hosts"
+    vm = BootedMachine.start(workspace, timeout=300, images_dir=copy)
+    try:
+        port = vm.check.ssh_port
+        options = SshOptions(identity=workspace.ssh_key, known_hosts=known, trust_new_host=True,
+                             timeout=120, activate_timeout=900)
+        target = Target("127.0.0.1", port)
+        client.status(target, options)  # records the guest's host key (trust on first use)
+        ssh = _ssh_args(port, workspace.ssh_key, known)
+        slot_b = ". /usr/lib/fleetforge/bootstate.sh && cat > \"$(find_partition rootfs_b)\""
+        pairs = []
+        for _ in range(repeat):
+            cat_s = _timed(lambda: subprocess.run(["ssh", *ssh, "root@127.0.0.1", slot_b],
+                                                  stdin=open(blob, "rb"), check=True))
+            install_s, stream_s = _install(options, target, bundle)
+            pairs.append(Pair(cat_s, install_s, stream_s))
+        print(f"qemu guest {load_manifest(workspace.manifest_path).board.name} ({size_mb} MiB, "
+              f"load {_load()}):")
+        _report("qemu guest", "ssh-cat", pairs, size_mb)
+    finally:
+        vm.stop(power_off=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=64, help="random image for throughput")
+    parser.add_argument("--loopback-mb", type=int, default=64,
+                        help="random image for the loopback devices (fixed costs fade with size)")
+    parser.add_argument("--qemu-mb", type=int, default=32, help="random image for the QEMU guest")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rootfs", type=Path, help="a built squashfs for the delta case "
-                        "(default: the newest workspaces/*/images/rootfs.squashfs)")
+    parser.add_argument("--workspace", default="default", help="image for the QEMU guest")
+    parser.add_argument("--no-qemu", action="store_true")
+    parser.add_argument("--no-loopback", action="store_true")
     args = parser.parse_args()
+    print(f"machine: {_machine()}; load {_load()}; OpenSSH "
+          f"{subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip()}")
 
     base = Path(tempfile.mkdtemp(prefix="ota-bench-", dir="/dev/shm"))
     try:
-        keys.keygen(base / "keys")
-        signer = keys.load_private(base / "keys")
+        keys_dir = base / "keys"
+        keys.keygen(keys_dir)
         client_key = loopback.make_client_key(base / "id_ed25519")
-        blob = base / "blob.img"
-        blob.write_bytes(random.Random(1).randbytes(args.size_mb << 20))
-        full = open_bundle(create_bundle(blob, base / "full.ffota", compatible="bench",
-                                         version="2.0.0", signing_key=signer),
-                           trusted_keys_dir=base / "keys")
-        zero = base / "zero.img"
-        zero.write_bytes(bytes(1 << 20))
-        rootfs = args.rootfs or max(Path("workspaces").glob("*/images/rootfs.squashfs"),
-                                    key=lambda p: p.stat().st_mtime, default=None)
-        delta_pair = None
-        if rootfs:
-            v2 = _one_file_change(rootfs, base / "v2.squashfs", base)
-            b1 = open_bundle(create_bundle(rootfs, base / "v1.ffota", compatible="bench",
-                                           version="1.0.0", signing_key=signer),
-                             trusted_keys_dir=base / "keys")
-            b2 = open_bundle(create_bundle(v2, base / "v2.ffota", compatible="bench",
-                                           version="2.0.0", signing_key=signer),
-                             trusted_keys_dir=base / "keys")
-            delta_pair = (rootfs, b1, b2)
+        def blob_of(size_mb: int) -> Path:
+            blob = base / f"blob-{size_mb}.img"
+            blob.write_bytes(random.Random(1).randbytes(size_mb << 20))
+            return blob
 
-        rows: list[Row] = []
-        ratios: dict[str, list[float]] = {}
-        stream_ratios: dict[str, list[float]] = {}
-        for kind, start in (("openssh", loopback.start_openssh), ("dropbear", loopback.start_dropbear)):
-            for attempt in range(args.repeat):
-                work = base / f"{kind}-{attempt}"
-                server = start(work / "server", client_key)
-                try:
-                    known = work / "known_hosts"
-                    known.write_text(server.known_hosts_line())
-                    device = loopback.make_fake_device(work / "dev", zero, compatible="bench",
-                                                       trusted_keys=[base / "keys" / keys.PUBLIC_NAME],
-                                                       slot_size=(args.size_mb + 8) << 20,
-                                                       ssh_port=server.port, auto_reboot=True)
-                    options = SshOptions(identity=client_key, known_hosts=known, agent=device.agent)
-                    target = Target("127.0.0.1", server.port)
-                    scp_s = _scp_seconds(server, known, blob, work / "dev" / "scp-copy.img")
-                    with options.connect(target) as conn:
-                        started = time.monotonic()
-                        result = client.transfer(conn, options, full, show_progress=False)
-                        deploy_s = time.monotonic() - started
-                        wire = conn.wire_bytes
-                    ratio = scp_s / deploy_s
-                    stream_ratio = scp_s / result.stream_seconds
-                    ratios.setdefault(kind, []).append(ratio)
-                    stream_ratios.setdefault(kind, []).append(stream_ratio)
-                    rows.append(Row(kind, f"full {args.size_mb} MiB (begin+stream+re-verify+activate)",
-                                    deploy_s, result.sent_bytes / 1e6, wire / 1e6,
-                                    f"scp {scp_s:.2f} s, ratio {ratio:.2f}; stream alone "
-                                    f"{result.stream_seconds:.2f} s, ratio {stream_ratio:.2f}"))
-                    if delta_pair and attempt == 0:
-                        rootfs_v1, b1, b2 = delta_pair
-                        dev2 = loopback.make_fake_device(work / "dev2", rootfs_v1, compatible="bench",
-                                                         trusted_keys=[base / "keys" / keys.PUBLIC_NAME],
-                                                         ssh_port=server.port, auto_reboot=True)
-                        o2 = replace(options, agent=dev2.agent)
-                        for label, bases in (("full", ()), ("delta", (b1,))):
-                            if label == "delta":
-                                dev2.power_cycle()  # back to a device that runs v1 on A
-                                shutil.rmtree(dev2.state_dir, ignore_errors=True)
-                                (dev2.boot_dir / "bootstate").unlink(missing_ok=True)
-                                (dev2.root / "run" / "booted-slot").write_text("A\n")
-                            r = client.deploy(target, o2, b2, show_progress=False,
-                                              boot_timeout=60, bases=bases)
-                            rows.append(Row(kind, f"{label} update of {rootfs_v1.name} "
-                                            f"({b2.manifest.rootfs_size / 1e6:.1f} MB), one file "
-                                            "changed, incl. reboot+health check",
-                                            r.seconds, r.sent_bytes / 1e6, r.wire_bytes / 1e6,
-                                            f"{100 * r.sent_bytes / b2.manifest.rootfs_size:.1f}% "
-                                            f"of full; {r.message}"))
-                finally:
-                    server.stop()
-                    shutil.rmtree(work, ignore_errors=True)
+        def bundle_for(blob: Path, compatible: str, keys_dir: Path | None = None) -> Bundle:
+            path = create_bundle(blob, base / f"{compatible}.ffota", compatible=compatible,
+                                 version="9999.0.0", signing_key=keys.load_private(keys_dir))
+            return open_bundle(path, trusted_keys_dir=keys_dir)
 
-        print(f"{'server':9} {'case':70} {'seconds':>8} {'sent MB':>8} {'wire MB':>8}  note")
-        for row in rows:
-            print(f"{row.server:9} {row.case:70} {row.seconds:8.2f} {row.sent_mb:8.2f} "
-                  f"{row.wire_mb:8.2f}  {row.note}")
-        for kind, values in ratios.items():
-            print(f"{kind}: throughput ratio to scp, whole install (median of {len(values)}): "
-                  f"{statistics.median(values):.2f}; segment stream alone: "
-                  f"{statistics.median(stream_ratios[kind]):.2f}  (target >= 0.8)")
+        if not args.no_loopback:
+            blob = blob_of(args.loopback_mb)
+            loopback_bench(base, blob, bundle_for(blob, "bench", keys_dir), keys_dir, client_key,
+                           args.loopback_mb, args.repeat)
+        if not args.no_qemu:
+            blob = blob_of(args.qemu_mb)
+            qemu_bench(args.workspace, base, blob, lambda c: bundle_for(blob, c), args.qemu_mb,
+                       args.repeat)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    print(f"load at the end: {_load()}")
 
 
 if __name__ == "__main__":

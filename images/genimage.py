@@ -104,7 +104,7 @@ def genimage_config(layout: DiskLayout) -> str:
         f'\tmountpoint = "/boot"\n\tsize = {_size(layout.boot_size)}\n}}\n\n'
         "image persist.ext4 {\n"
         '\text4 {\n\t\tlabel = "persist"\n\t\tuse-mke2fs = true\n\t}\n'
-        f"\tempty = true\n\tsize = {_size(layout.persist_size)}\n}}\n\n"
+        f'\tmountpoint = "/persist"\n\tsize = {_size(layout.persist_size)}\n}}\n\n'
         f"image {layout.disk_image} {{\n"
         f'\thdimage {{\n\t\tpartition-table-type = "{layout.partition_table}"\n\t\talign = {ALIGN}\n\t}}\n'
         + "".join(bootloader(raw) for raw in layout.bootloaders)
@@ -117,14 +117,19 @@ def genimage_config(layout: DiskLayout) -> str:
 
 
 def run_genimage(layout: DiskLayout, *, boot_dir: Path, input_dir: Path, output_dir: Path,
-                 work_dir: Path, log_file: Path) -> Path:
+                 work_dir: Path, log_file: Path, persist_dir: Path | None = None) -> Path:
     """Build boot/persist filesystems and the partitioned disk image; return the image's path.
 
-    `boot_dir` holds the boot partition's files; `input_dir` holds the rootfs image.
+    `boot_dir` holds the boot partition's files; `input_dir` holds the rootfs image;
+    `persist_dir` what the persist partition starts with (None: empty).
     """
     shutil.rmtree(work_dir, ignore_errors=True)
     root = work_dir / "root"
     shutil.copytree(boot_dir, root / "boot")
+    if persist_dir is not None:
+        shutil.copytree(persist_dir, root / "persist", symlinks=True)
+    else:
+        (root / "persist").mkdir()
     config = work_dir / "genimage.cfg"
     config.write_text(genimage_config(layout))
     tmp = work_dir / "tmp"

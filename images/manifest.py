@@ -40,6 +40,8 @@ class Manifest:
     packages: list[PackageRecord]
     artifacts: list[Artifact]
     build_seconds: float = 0.0
+    image_version: str = ""     # /etc/fleetforge/version of the root filesystem
+    security_version: int = 0   # /etc/fleetforge/security-version (anti-rollback level)
     version: int = MANIFEST_VERSION
     extra: dict[str, str] = field(default_factory=dict)
 

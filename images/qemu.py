@@ -12,9 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
-
 from fleetforge.errors import UserError
+from fleetforge.ssh import Connection, HostKey, PinnedKeys, Target
 from fleetforge.tools import start_tool
 from images.manifest import Manifest, load_manifest
 from images.workspace import Workspace
@@ -105,6 +104,9 @@ def boot_interactive(workspace: Workspace) -> int:
     manifest = load_manifest(workspace.manifest_path)
     port = free_port()
     args = qemu_command(manifest, workspace.images_dir, ssh_port=port, headless=False)
+    host_key = workspace.device_host_key_pub
+    if host_key.is_file():
+        print(f"device host key: {HostKey.parse(host_key.read_text())} (the build created it)")
     print(f"SSH: ssh -i {workspace.ssh_key} -p {port} root@127.0.0.1   (quit QEMU: Ctrl-A X)")
     process = start_tool(args, debian_package=_package_for(args[0]), interactive=True)
     return process.wait()
@@ -139,10 +141,14 @@ class BootedMachine:
         self.workspace = workspace
 
     @classmethod
-    def start(cls, workspace: Workspace, *, timeout: float = 120.0) -> BootedMachine:
+    def start(cls, workspace: Workspace, *, timeout: float = 120.0,
+              images_dir: Path | None = None) -> BootedMachine:
+        """Boot the workspace's image (or the same files in `images_dir`, e.g. a private copy
+        of the disk, so the workspace's stays as built)."""
         manifest = load_manifest(workspace.manifest_path)
         port = free_port()
-        args = qemu_command(manifest, workspace.images_dir, ssh_port=port, headless=True)
+        args = qemu_command(manifest, images_dir or workspace.images_dir, ssh_port=port,
+                            headless=True)
         workspace.logs_dir.mkdir(parents=True, exist_ok=True)
         console_log = workspace.logs_dir / "console.log"
         started = time.monotonic()
@@ -156,26 +162,25 @@ class BootedMachine:
         threading.Thread(target=_drain, args=(process, console_log), daemon=True).start()
         return cls(process, check, workspace)
 
-    def ssh(self) -> paramiko.SSHClient:
-        """An SSH session as root with the workspace key."""
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect("127.0.0.1", port=self.check.ssh_port, username="root",
-                       key_filename=str(self.workspace.ssh_key), look_for_keys=False,
-                       allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
-        return client
+    def ssh(self, timeout: float = 20) -> Connection:
+        """An SSH connection as root with the workspace key, to the host key the build created
+        (seeded into the image's persist partition): a guest answering with another key is
+        refused, never recorded."""
+        pub = self.workspace.device_host_key_pub
+        if not pub.is_file():
+            raise UserError("this image predates recorded device host keys: rebuild it "
+                            "(fleetforge build)", where=str(pub))
+        return Connection(Target("127.0.0.1", self.check.ssh_port),
+                          identity=self.workspace.ssh_key,
+                          host_keys=PinnedKeys((HostKey.parse(pub.read_text()),)), timeout=timeout)
 
     def run(self, command: str, timeout: float = 20) -> str:
         """Run `command` on the guest over SSH; its stdout. Raise UserError when it fails."""
-        client = self.ssh()
-        try:
-            _, stdout, stderr = client.exec_command(command, timeout=timeout)
-            out = stdout.read().decode()
-            if stdout.channel.recv_exit_status() != 0:
-                raise UserError(f"`{command}` failed on the guest: {stderr.read().decode().strip()}")
-            return out
-        finally:
-            client.close()
+        with self.ssh() as conn:
+            result = conn.run(["sh", "-c", command], timeout=timeout)
+        if result.status != 0:
+            raise UserError(f"`{command}` failed on the guest: {result.stderr.strip()}")
+        return result.stdout
 
     def wait_settled(self, timeout: float = 90) -> None:
         """Wait until the boot's commit decision is made (docs/ab-boot.md: boot-settled)."""
@@ -194,11 +199,10 @@ class BootedMachine:
         """Power off through SSH (a clean shutdown), or kill QEMU if that does not work."""
         if power_off and self.process.poll() is None:
             try:
-                client = self.ssh()
-                client.exec_command("poweroff")
-                client.close()
-                self.process.wait(timeout=20)
-            except (paramiko.SSHException, OSError, subprocess.TimeoutExpired):
+                with self.ssh(timeout=10) as conn:
+                    conn.start(["poweroff"]).close_stdin()
+                    self.process.wait(timeout=20)
+            except (UserError, OSError, subprocess.TimeoutExpired):
                 pass
         _kill(self.process)
 

@@ -50,6 +50,22 @@ def parse_str(value: Any) -> str:
     raise ValueError(f"expected a non-empty string, got {value!r}")
 
 
+def parse_count(value: Any) -> int:
+    """whole number, 0 or more"""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ValueError(f"expected a whole number (0 or more), got {value!r}")
+
+
+def parse_version(value: Any) -> str:
+    """release version: letters, digits, . + - (e.g. 2026.3.1)"""
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9.+-]{1,64}", value):
+        return value
+    raise ValueError(f"expected a version such as 2026.3.1, got {value!r}")
+
+
 def parse_str_list(value: Any) -> tuple[str, ...]:
     """list of text"""
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
@@ -274,6 +290,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("image", "boot_offset", parse_size, 0,
                 "where the boot partition (the first A/B partition) starts on the disk; 0: right "
                 "after the board's bootloader images, 1 MiB aligned"),
+    SettingSpec("image", "version", parse_version, "",
+                "release version, written to /etc/fleetforge/version and the manifest; OTA "
+                "bundles of the image carry it (empty: the build time, YYYY.MMDD.HHMMSS UTC)"),
+    SettingSpec("image", "security_version", parse_count, 0,
+                "anti-rollback level, written to /etc/fleetforge/security-version and into OTA "
+                "bundles; a device refuses any bundle below the highest level it ran (docs/ota.md)"),
 )
 
 SECTIONS = ("board", "image")

@@ -48,6 +48,17 @@ class Workspace:
         return self.root / "ssh" / "id_ed25519"
 
     @property
+    def device_host_key(self) -> Path:
+        """The device's SSH host key (dropbear's format): seeded into the image's persist
+        partition, so the first boot already has it and the boot check can pin it."""
+        return self.root / "ssh" / "dropbear_ed25519_host_key"
+
+    @property
+    def device_host_key_pub(self) -> Path:
+        """Its public half, as a known_hosts key (`ssh-ed25519 AAAA...`)."""
+        return self.root / "ssh" / "device_host_key.pub"
+
+    @property
     def manifest_path(self) -> Path:
         return self.images_dir / "manifest.json"
 
@@ -87,5 +98,29 @@ class Workspace:
         tmp.write_bytes(pem)
         tmp.chmod(0o600)
         key.with_suffix(".pub").write_bytes(public + f" fleetforge-{self.name}\n".encode())
+        tmp.rename(key)
+        return key
+
+    def ensure_device_host_key(self) -> Path:
+        """Create the device's Ed25519 host key once, in dropbear's format: SSH strings
+        "ssh-ed25519" and seed||public (what `dropbearkey -t ed25519` writes)."""
+        key = self.device_host_key
+        if key.exists() and self.device_host_key_pub.exists():
+            return key
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private = Ed25519PrivateKey.generate()
+        raw = serialization.Encoding.Raw
+        seed = private.private_bytes(raw, serialization.PrivateFormat.Raw,
+                                     serialization.NoEncryption())
+        public = private.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+
+        def string(data: bytes) -> bytes:
+            return len(data).to_bytes(4, "big") + data
+
+        tmp = key.with_suffix(".tmp")
+        tmp.write_bytes(string(b"ssh-ed25519") + string(seed + public))
+        tmp.chmod(0o600)
+        self.device_host_key_pub.write_bytes(private.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
         tmp.rename(key)
         return key

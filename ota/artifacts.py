@@ -3,18 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.errors import UserError
 
-from ota.manifest import Artifact
-
-# A name is a directory under /persist/artifacts on the device and a word of the manifest: the sh
-# agent checks the same pattern before it uses one in a path.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+from ota.manifest import NAME_PATTERN, Artifact
 
 
 @dataclass(frozen=True)

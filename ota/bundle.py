@@ -8,15 +8,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fleetforge.errors import UserError
 from fleetforge.paths import keys_dir
 
 from ota import keys
-from ota.artifacts import NAME_PATTERN, ArtifactSource, pack_artifact
+from ota.artifacts import ArtifactSource, pack_artifact
+from ota.certs import manifest_lines
 from ota.chunking import SEGMENT_SIZE, content_chunks, segment_hashes
 from ota.manifest import Artifact, Manifest
+from ota.signing import Signer
 
 SUFFIX = ".ffota"
 HEADER_MEMBERS = ("manifest", "manifest.sig")
@@ -55,13 +56,17 @@ def default_version(rootfs: Path) -> str:
 
 
 def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: str,
-                  signing_key: Ed25519PrivateKey, min_version: str = "",
+                  signing_key: Signer, min_version: str = "",
                   build_id: str = "", segment_size: int = SEGMENT_SIZE,
                   artifacts: tuple[ArtifactSource, ...] = (),
-                  extra: tuple[tuple[str, str], ...] = (), verity: str = "") -> Path:
+                  extra: tuple[tuple[str, str], ...] = (), security_version: int = 0,
+                  certificates: tuple[bytes, ...] = (), verity: str = "") -> Path:
     """Sign and write a bundle; `rootfs` None makes an artifact-only bundle (slots untouched).
     `extra`: more signed `KEY VALUE` manifest lines (e.g. a model's provenance); agents ignore
-    keys they do not know. `verity`: the slot image's dm-verity record (images/verity.py)."""
+    keys they do not know. `security_version`: the anti-rollback floor it raises devices to.
+    `certificates`: the signer's chain (DER, leaf first), carried as signed `cert` lines.
+    `verity`: the slot image's dm-verity record (images/verity.py)."""
+    extra = extra + tuple(tuple(line.split(" ", 1)) for line in manifest_lines(certificates))
     if rootfs is None and not artifacts:
         raise UserError("a bundle needs a root filesystem or at least one artifact")
     names = [a.name for a in artifacts]
@@ -77,6 +82,7 @@ def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: s
         segments=tuple(segment_hashes(image, segment_size)) if rootfs else (),
         chunks=tuple(content_chunks(image)) if rootfs else (),
         min_version=min_version, artifacts=tuple(p.artifact for p in payloads), extra=extra,
+        security_version=security_version,
         verity=verity if rootfs else "",
     )
     text = manifest.render()
@@ -126,21 +132,13 @@ def open_bundle(path: Path, *, trusted_keys_dir: Path | None = None, check_data:
             signature = tar.extractfile(members["manifest.sig"]).read()  # type: ignore[union-attr]
     except (tarfile.TarError, OSError) as error:
         raise UserError(f"bundle is corrupted ({error})", where=where) from None
-    trusted = keys.load_trusted(trusted_keys_dir)
-    if not trusted:
-        raise UserError("no trusted OTA public key to check the bundle with (run: fleetforge ota.keygen)",
-                        where=str(trusted_keys_dir or keys_dir()))
-    if not keys.signature_ok(manifest_bytes, signature, trusted):
-        raise UserError("bundle signature does not verify against any trusted key", where=where)
+    keys.check_signature(manifest_bytes, signature, trusted_keys_dir, where=where)
     manifest = Manifest.parse(manifest_bytes, where=f"{where}:manifest")
     expected = list(HEADER_MEMBERS) + ([ROOTFS_MEMBER] if manifest.rootfs_size else []) + \
         [ARTIFACT_PREFIX + a.name for a in manifest.artifacts]
     if list(members) != expected:
         raise UserError(f"bundle is corrupted (members {list(members)}, the signed manifest "
                         f"names {expected})", where=where)
-    for artifact in manifest.artifacts:
-        if not NAME_PATTERN.fullmatch(artifact.name):
-            raise UserError(f"bad artifact name '{artifact.name}'", where=f"{where}:manifest")
     rootfs = members.get(ROOTFS_MEMBER)
     placed = tuple(ArtifactInBundle(a, members[ARTIFACT_PREFIX + a.name].offset_data)
                    for a in manifest.artifacts)

@@ -18,7 +18,7 @@ class Piece:
 
 
 def parse_device_index(text: str) -> dict[str, int]:
-    """The device's `index` answer (chunk lines of its booted slot) as sha256 -> offset there."""
+    """The chunk lines of the device's booted slot (sent after BEGIN) as sha256 -> offset there."""
     index: dict[str, int] = {}
     for line in text.splitlines():
         fields = line.split()

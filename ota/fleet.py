@@ -10,7 +10,7 @@ from rich.table import Table
 from fleetforge.errors import UserError
 
 from ota.client import DeployResult
-from ota.connection import Target
+from fleetforge.ssh import Target
 
 
 def read_hosts(path: Path) -> list[Target]:

@@ -58,7 +58,8 @@ def make_client_key(path: Path) -> Path:
     return path
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until `process` (a server) accepts connections on 127.0.0.1:`port`."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -101,7 +102,7 @@ def start_openssh(workdir: Path, client_key: Path) -> LoopbackServer:
         ["unshare", "-m", "--propagation", "private", "sh", "-c",
          'mount --bind "$1" /root && exec "$2" -D -e -f "$3"', "sh", str(home), sshd, str(config)],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
-    _wait_listening(port, process, log)
+    wait_listening(port, process, log)
     public = Path(f"{host_key}.pub").read_text().split()
     return LoopbackServer("openssh", port, f"{public[0]} {public[1]}", client_key, workdir, process)
 
@@ -133,7 +134,7 @@ def start_dropbear(workdir: Path, client_key: Path) -> LoopbackServer:
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
          str(home), str(host_key), str(workdir / "dropbear.pid")],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
-    _wait_listening(port, process, log)
+    wait_listening(port, process, log)
     return LoopbackServer("dropbear", port, f"{public[0]} {public[1]}", client_key, workdir, process)
 
 
@@ -237,6 +238,11 @@ class FakeDevice:
     @property
     def health_dir(self) -> Path:
         return self.root / "health.d"
+
+    def calls(self) -> list[str]:
+        """The agent commands run so far (their arguments), oldest first."""
+        log = self.root / "calls.log"
+        return log.read_text().splitlines() if log.exists() else []
 
     def booted(self) -> str:
         return (self.root / "run" / "booted-slot").read_text().strip()
@@ -363,6 +369,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
     device.conf.write_text(
         f"STATE_DIR={device.state_dir}\nRUN_DIR={root}/run/ota\nKEYS_DIR={root}/etc/keys\n"
         f"COMPATIBLE_FILE={root}/etc/compatible\nVERSION_FILE={root}/etc/version\n"
+        f"SECURITY_VERSION_FILE={root}/etc/security-version\n"
         f"BOOTED_SLOT_FILE={root}/run/booted-slot\nHEALTH_DIR={device.health_dir}\n"
         f"HEALTH_TIMEOUT=10\nSSH_PORT={ssh_port}\nREBOOT_CMD={reboot}\nBOOT_DIR={device.boot_dir}\n"
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
@@ -371,7 +378,9 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
     )
     wrapper = root / "fleetforge-ota"
     wrapper.write_text(
-        "#!/bin/sh\n# The device's userland: busybox applets and openssl only.\n"
+        "#!/bin/sh\n# The device's userland: busybox applets and openssl only. Every call is\n"
+        "# listed in calls.log (tests count the commands a client runs).\n"
+        f'echo "$*" >> "{root}/calls.log"\n'
         f'export FLEETFORGE_OTA_CONF="{device.conf}" PATH="{root}/bin"\n'
         f'exec "{busybox}" sh "{AGENT_SCRIPT}" "$@"\n'
     )

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import re
+
 from fleetforge.errors import UserError
 
 from ota.chunking import Chunk
@@ -13,6 +15,11 @@ FORMAT = "fleetforge-ota-bundle/1"
 FORMAT_ARTIFACTS = "fleetforge-ota-bundle/2"
 FORMATS = (FORMAT, FORMAT_ARTIFACTS)
 ARTIFACT_KINDS = ("file", "tree")  # one file, or a file set (a tar unpacked into the directory)
+# An artifact's name and a file artifact's file name are one path component each (never . or ..):
+# the device builds paths from them, so a signed manifest is still checked (the agent checks the
+# same pattern).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9.+-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,16 @@ class Artifact:
 
     def render(self) -> str:
         return f"artifact {self.name} {self.kind} {self.size} {self.sha256} {self.filename}"
+
+    def check(self) -> None:
+        """Refuse names the device would turn into paths outside /persist/artifacts."""
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise ValueError(f"artifact name '{self.name}' must match {NAME_PATTERN.pattern}")
+        if self.kind == "file" and (not NAME_PATTERN.fullmatch(self.filename)):
+            raise ValueError(f"artifact {self.name}: file name '{self.filename}' must be one plain "
+                             f"name ({NAME_PATTERN.pattern})")
+        if self.kind == "tree" and self.filename != "-":
+            raise ValueError(f"artifact {self.name}: a file set has no file name")
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,9 @@ class Manifest:
     min_version: str = ""
     extra: tuple[tuple[str, str], ...] = field(default=())
     artifacts: tuple[Artifact, ...] = field(default=())
+    # Anti-rollback: a device refuses bundles below the highest security version it ever committed
+    # or ran (stored on /persist); unlike `version`, no option lowers it.
+    security_version: int = 0
     # The root filesystem's dm-verity record (images/verity.py, docs/ab-boot.md): the device stores
     # it for the slot at Activate and its boot chain refuses the slot unless the content matches.
     verity: str = ""
@@ -60,6 +80,8 @@ class Manifest:
         ]
         if self.min_version:
             lines.append(f"min_version {self.min_version}")
+        if self.security_version:
+            lines.append(f"security_version {self.security_version}")
         lines.append(f"build_id {self.build_id}")
         if self.rootfs_size:
             lines += [
@@ -94,14 +116,16 @@ class Manifest:
                 elif fields[0] == "artifact":
                     if len(fields) != 6 or fields[2] not in ARTIFACT_KINDS:
                         raise ValueError("expected: artifact NAME file|tree SIZE SHA256 FILENAME")
-                    artifacts.append(Artifact(fields[1], fields[2], int(fields[3]), fields[4],
-                                              fields[5]))
+                    artifact = Artifact(fields[1], fields[2], int(fields[3]), fields[4], fields[5])
+                    artifact.check()
+                    artifacts.append(artifact)
                 elif fields[0] == "chunk":
                     chunks.append(Chunk(int(fields[1]), int(fields[2]), fields[3]))
                 elif fields[0] == "verity":
                     single["verity"] = " ".join(fields[1:])
                 elif fields[0] in {"format", "compatible", "version", "min_version", "build_id",
-                                   "rootfs_size", "rootfs_sha256", "segment_size"}:
+                                   "rootfs_size", "rootfs_sha256", "segment_size",
+                                   "security_version"}:
                     single[fields[0]] = fields[1]
                 else:
                     extra.append((fields[0], " ".join(fields[1:])))
@@ -110,17 +134,25 @@ class Manifest:
         if single.get("format") not in FORMATS:
             raise UserError(f"not a {' or '.join(FORMATS)} manifest", where=where)
         try:
-            return cls(
+            manifest = cls(
                 compatible=single["compatible"], version=single["version"],
                 build_id=single["build_id"], rootfs_size=int(single.get("rootfs_size", "0")),
                 rootfs_sha256=single.get("rootfs_sha256", ""),
                 segment_size=int(single.get("segment_size", "0")),
                 segments=tuple(segments), chunks=tuple(chunks),
                 min_version=single.get("min_version", ""), extra=tuple(extra),
-                artifacts=tuple(artifacts), verity=single.get("verity", ""),
+                artifacts=tuple(artifacts),
+                security_version=int(single.get("security_version", "0")),
+                verity=single.get("verity", ""),
             )
         except KeyError as missing:
             raise UserError(f"manifest lacks {missing}", where=where) from None
+        except ValueError as error:
+            raise UserError(f"malformed manifest: {error}", where=where) from None
+        if not VERSION_PATTERN.fullmatch(manifest.version):
+            raise UserError(f"version '{manifest.version}' must match {VERSION_PATTERN.pattern}",
+                            where=where)
+        return manifest
 
     @property
     def segment_count(self) -> int:

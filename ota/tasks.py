@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetforge.errors import UserError, exit_on_user_error
-from fleetforge.paths import workspaces_dir
+from fleetforge.paths import keys_dir, workspaces_dir
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -24,7 +24,7 @@ SSH_HELP = {
 def _options(workspace: str, identity: str | None, known_hosts: str | None,
              trust_new_host: bool):  # type: ignore[no-untyped-def]
     from ota.client import SshOptions
-    from ota.connection import DEFAULT_KNOWN_HOSTS
+    from fleetforge.ssh import DEFAULT_KNOWN_HOSTS
 
     if identity:
         key = Path(identity)
@@ -38,7 +38,10 @@ def _options(workspace: str, identity: str | None, known_hosts: str | None,
 
 @task(iterable=["artifact"], help={
     "workspace": "workspace whose built root filesystem goes into the bundle",
-    "version": "bundle version (default: YYYY.MMDD.HHMMSS of the root filesystem, or of now)",
+    "version": "bundle version (default: the image's, from its build; artifacts only: now, "
+               "YYYY.MMDD.HHMMSS)",
+    "security_version": "anti-rollback level (default: the image's [image] security_version); "
+                        "devices refuse bundles below the highest level they ran",
     "min_version": "refuse to install on devices running an older version",
     "output": "bundle file (default: workspaces/NAME/bundles/NAME-VERSION.ffota)",
     "artifact": "NAME=PATH: also install PATH (a file, or a directory = a file set) under "
@@ -49,14 +52,15 @@ def _options(workspace: str, identity: str | None, known_hosts: str | None,
 })
 @exit_on_user_error
 def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=None,
-           artifact=None, no_rootfs=False, segment_mb=None):
+           artifact=None, no_rootfs=False, segment_mb=None, security_version=None):
     """Pack a built image's root filesystem (and artifacts: models, file sets) into a signed bundle."""
     import time
 
     from ota.artifacts import ArtifactSource
     from ota.bundle import SUFFIX, create_bundle, default_version
+    from ota import certs
     from ota.chunking import SEGMENT_SIZE
-    from ota.keys import load_private
+    from ota.signing import load_signer
     from images.manifest import load_manifest
     from images.verity import VerityRecord, check_hash_tree
     from images.workspace import Workspace
@@ -82,15 +86,24 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
     verity = manifest.extra.get("verity", "") if rootfs else ""
     if verity:  # the device's boot refuses a slot whose content does not match: catch it here
         check_hash_tree(rootfs, VerityRecord.parse(verity, where=str(ws.manifest_path)))
-    version = version or (default_version(rootfs) if rootfs else
+    version = version or (manifest.image_version or default_version(rootfs) if rootfs else
                           time.strftime("%Y.%m%d.%H%M%S", time.gmtime()))
+    try:
+        level = manifest.security_version if security_version is None else int(security_version)
+    except ValueError:
+        raise UserError(f"--security-version wants a whole number, got '{security_version}'") from None
     out = Path(output) if output else ws.root / "bundles" / f"{ws.name}-{version}{SUFFIX}"
     what = rootfs.name if rootfs else ", ".join(s.name for s in sources)
+    signer = load_signer()
+    cas = certs.trusted_cas(keys_dir()) if signer.chain else []
+    if cas:  # a certificate that expired (or another CA's) is refused before anything is signed
+        certs.verify_chain(list(signer.chain), cas)
     with stderr.status(f"chunking and signing {what}"):
         path = create_bundle(rootfs, out, compatible=manifest.board.compatible, version=version,
-                             min_version=min_version, signing_key=load_private(),
+                             min_version=min_version, signing_key=signer,
+                             certificates=signer.chain,
                              build_id=manifest.config_digest[:16], artifacts=sources,
-                             segment_size=segment_size, verity=verity)
+                             segment_size=segment_size, security_version=level, verity=verity)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, version {version}, "
                  f"for {manifest.board.compatible})")
 
@@ -144,7 +157,7 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
     """Update one device (--host) or a fleet (--hosts FILE) over SSH with a signed bundle."""
     from ota import client, fleet
     from ota.bundle import open_bundle
-    from ota.connection import Target
+    from fleetforge.ssh import Target
 
     if bool(host) == bool(hosts):
         raise UserError("give exactly one of --host HOST or --hosts FILE")
@@ -181,15 +194,87 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
         raise UserError(f"{len(failed)} of {len(results)} devices were not updated")
 
 
-@task(help={"force": "replace an existing signing key (devices trusting the old one refuse new bundles)"})
+@task(help={"force": "replace an existing signing key (devices trusting the old one refuse new bundles)",
+            "rotate": "a new signing key; the old public key stays trusted (keys/ota-signing-TIME.pem) "
+                      "until you revoke it (docs/ota.md, key rotation)",
+            "pkcs11_module": "make the key on a PKCS#11 token instead of a file: the token's "
+                             "library (e.g. /usr/lib/softhsm/libsofthsm2.so)",
+            "pkcs11_token": "the token's label", "pkcs11_key": "the key's label on the token",
+            "pkcs11_pin_env": "environment variable holding the token's user PIN"})
 @exit_on_user_error
-def keygen(c, force=False):
-    """Create the Ed25519 bundle signing key (keys/ota-signing.key) and its public key."""
-    from ota import keys
+def keygen(c, force=False, rotate=False, pkcs11_module=None, pkcs11_token=None,
+           pkcs11_key="ota-signing", pkcs11_pin_env="FLEETFORGE_PKCS11_PIN"):
+    """Create (or rotate) the Ed25519 bundle signing key: keys/ota-signing.key, or a key on a
+    PKCS#11 token (keys/ota-signing.p11 names it); its public key goes to keys/ota-signing.pem."""
+    from ota import keys, signing
 
-    path = keys.keygen(force=force)
+    kept = keys.retire() if rotate else None
+    if pkcs11_module or pkcs11_token:
+        if not (pkcs11_module and pkcs11_token):
+            raise UserError("a key on a token needs both --pkcs11-module and --pkcs11-token")
+        path = signing.keygen_on_token(signing.TokenConfig(pkcs11_module, pkcs11_token,
+                                                           pkcs11_key, pkcs11_pin_env))
+    else:
+        path = keys.keygen(force=force)
     stdout.print(f"signing key: {path}\npublic key (baked into images with feature/ota): "
                  f"{path.with_name(keys.PUBLIC_NAME)}")
+    if kept:
+        stdout.print(f"old public key still trusted: {kept}\nnext: build and deploy an image "
+                     f"trusting both, then: fleetforge ota.revoke {kept}")
+
+
+@task(help={"days": "how long the CA is valid"})
+@exit_on_user_error
+def ca(c, days=3650):
+    """Create a root CA for signing keys (keys/ca/ota-ca.key: keep it offline) and its certificate
+    keys/ota-ca.pem, which images then trust: any signing key it certifies, while valid."""
+    from ota import certs
+
+    path = certs.create_ca(keys_dir(), days=int(days))
+    stdout.print(f"CA certificate (baked into images with feature/ota): {path}\nnext: fleetforge "
+                 "ota.certify (certify the signing key), then build and deploy an image")
+
+
+@task(help={"days": "how long the signing key's certificate is valid"})
+@exit_on_user_error
+def certify(c, days=365):
+    """Certify the current signing key (file or token) with the CA: keys/ota-signing.crt, carried
+    in every bundle's signed manifest from now on."""
+    from ota import certs, signing
+
+    path = certs.certify(signing.load_signer().public_key(), keys_dir(), days=int(days))
+    stdout.print(f"certificate: {path} (valid {int(days)} days)")
+
+
+@task(help={"key": "a trusted public key (keys/NAME.pem) no bundle may be signed with any more"})
+@exit_on_user_error
+def revoke(c, key):
+    """Revoke a signing key: this host refuses its bundles now, images built from now on too, and
+    a device that ran such an image keeps refusing them (even after a rollback)."""
+    from ota import keys
+
+    moved = keys.revoke(Path(key))
+    stdout.print(f"revoked: {moved}\nnext: build and deploy an image: devices learn revocations "
+                 "from the images they run")
+
+
+@task(help={"bundle": "bundle file (default: the newest in workspaces/NAME/bundles/)",
+            "workspace": "workspace of the default bundle",
+            "to": "folder an HTTP(S) server serves (any static file server)",
+            "channel": "name of the channel file devices poll (default: the board's compatible)"})
+@exit_on_user_error
+def publish(c, to, bundle=None, workspace=DEFAULT_WORKSPACE, channel=None):
+    """Publish a bundle for devices that pull their updates (robots behind NAT): a folder any
+    HTTP(S) server can serve; devices fetch only the chunks they lack, resume, verify."""
+    from ota.bundle import open_bundle
+    from ota.publish import publish as publish_bundle
+
+    path = Path(bundle) if bundle else _default_bundle(workspace)
+    chosen = open_bundle(path)
+    name = channel or chosen.manifest.compatible
+    result = publish_bundle(chosen, Path(to), channel=name)
+    stdout.print(f"{result.channel} -> {result.release} ({result.new_bytes / 1e6:.2f} MB new in "
+                 f"{result.store}); devices: fleetforge-ota pull http://SERVER/.../{name}")
 
 
 @task(help={"host": "device as [user@]host[:port]", "workspace": "workspace of the SSH key",
@@ -199,7 +284,7 @@ def status(c, host, workspace=DEFAULT_WORKSPACE, identity=None, known_hosts=None
            trust_new_host=False):
     """Show a device's slots, versions, which slot is booted and committed, and the last update."""
     from ota import client
-    from ota.connection import Target
+    from fleetforge.ssh import Target
 
     s = client.status(Target.parse(host), _options(workspace, identity, known_hosts, trust_new_host))
     table = Table(title=f"{host} ({s.compatible})")
@@ -216,24 +301,46 @@ def status(c, host, workspace=DEFAULT_WORKSPACE, identity=None, known_hosts=None
         for item in s.artifacts:
             installed.add_row(item.name, item.version, item.sha256)
         stdout.print(installed)
-    stdout.print(f"update state: {s.state}   last result: {s.result or '-'}")
+    stdout.print(f"update state: {s.state}   last result: {s.result or '-'}   security floor: "
+                 f"{s.security_floor}")
+    if s.busy:
+        stdout.print(f"busy: {s.busy} (an update command is running)")
     if s.history:
         stdout.print(f"state chain: {' -> '.join(s.history)}")
 
 
 @task(help={"host": "device as [user@]host[:port]", "workspace": "workspace of the SSH key",
-            "reboot": "reboot into the other slot now (default)", **SSH_HELP})
+            "reboot": "reboot into the other slot now (default)",
+            "abort": "instead: cancel the update under way (a transfer still running is ended); "
+                     "the device keeps its committed slot and artifacts", **SSH_HELP})
 @exit_on_user_error
-def rollback(c, host, workspace=DEFAULT_WORKSPACE, reboot=True, identity=None, known_hosts=None,
-             trust_new_host=False):
-    """Boot the other slot (the previous release) next, or cancel a trial that is not booted yet."""
+def rollback(c, host, workspace=DEFAULT_WORKSPACE, reboot=True, abort=False, identity=None,
+             known_hosts=None, trust_new_host=False):
+    """Boot the other slot (the previous release) next, or cancel a trial that is not booted yet;
+    --abort cancels an update that is still being installed."""
     from ota import client
-    from ota.connection import Target
+    from fleetforge.ssh import Target
 
-    message = client.rollback(Target.parse(host),
-                              _options(workspace, identity, known_hosts, trust_new_host),
-                              reboot=reboot)
-    stdout.print(message)
+    options = _options(workspace, identity, known_hosts, trust_new_host)
+    if abort:
+        stdout.print(client.abort(Target.parse(host), options))
+        return
+    stdout.print(client.rollback(Target.parse(host), options, reboot=reboot))
+
+
+@task(help={"host": "device as [user@]host[:port]", "workspace": "workspace of the SSH key",
+            **SSH_HELP})
+@exit_on_user_error
+def recover(c, host, workspace=DEFAULT_WORKSPACE, identity=None, known_hosts=None,
+            trust_new_host=False):
+    """Bring a device whose update looks stuck back to a clean state: ends whatever holds its update
+    lock, cancels an update that has not booted, finishes an interrupted boot step (commit or roll
+    back, which may reboot it), and reports where it stands. Safe to run at any time."""
+    from ota import client
+    from fleetforge.ssh import Target
+
+    stdout.print(client.recover(Target.parse(host),
+                                _options(workspace, identity, known_hosts, trust_new_host)))
 
 
 ROOT_TASKS = (bundle, deploy)
@@ -241,3 +348,8 @@ namespace = Collection("ota")
 namespace.add_task(keygen)
 namespace.add_task(status)
 namespace.add_task(rollback)
+namespace.add_task(recover)
+namespace.add_task(revoke)
+namespace.add_task(publish)
+namespace.add_task(ca)
+namespace.add_task(certify)

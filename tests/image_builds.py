@@ -17,19 +17,22 @@ from pathlib import Path
 from images.build import BuildResult, build
 from images.workspace import Workspace
 
-_BUILDS: dict[tuple[str, str, Path], BuildResult] = {}
+_BUILDS: dict[tuple[str, str, Path, tuple[str, ...]], BuildResult] = {}
 
 
-def build_once(layers: str, name: str, base: Path, *, ota_keys: Path | None = None) -> BuildResult:
+def build_once(layers: str, name: str, base: Path, *, ota_keys: Path | None = None,
+               overrides: tuple[str, ...] = ()) -> BuildResult:
     """Build `layers` into workspace `name` under `base`, once per process. `ota_keys`: the
-    image trusts the OTA signing keys of this folder (FLEETFORGE_OTA_KEYS during the build only)."""
-    key = (layers, name, base)
+    image trusts the OTA signing keys of this folder (FLEETFORGE_OTA_KEYS during the build only);
+    `overrides`: --set SECTION.KEY=VALUE texts."""
+    key = (layers, name, base, overrides)
     if key not in _BUILDS:
         previous = os.environ.get("FLEETFORGE_OTA_KEYS")
         if ota_keys is not None:
             os.environ["FLEETFORGE_OTA_KEYS"] = str(ota_keys)
         try:
-            _BUILDS[key] = build(layers, workspace=Workspace.named(name, base=base))
+            _BUILDS[key] = build(layers, workspace=Workspace.named(name, base=base),
+                                 overrides=overrides)
         finally:
             if previous is None:
                 os.environ.pop("FLEETFORGE_OTA_KEYS", None)

@@ -40,14 +40,7 @@ def _partition_offset(disk: Path, name: str) -> int:
 
 
 def _ssh(machine: BootedMachine, command: str) -> str:
-    client = machine.ssh()
-    try:
-        _, stdout, stderr = client.exec_command(command, timeout=20)
-        out = stdout.read().decode()
-        assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
-        return out
-    finally:
-        client.close()
+    return machine.run(command)
 
 
 def test_slot_marked_bad_falls_back_to_b_and_persist_survives(built_image, tmp_path):

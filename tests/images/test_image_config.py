@@ -90,7 +90,7 @@ def test_gpt_layout_has_the_contract_partitions_in_order():
     assert tuple(p for p, _ in _partitions(text)) == PARTITIONS
     assert 'partition-table-type = "gpt"' in text
     assert text.count("size = 48M") == 2 and "size = 64M" in text and "size = 32M" in text
-    assert 'mountpoint = "/boot"' in text and "empty = true" in text
+    assert 'mountpoint = "/boot"' in text and 'mountpoint = "/persist"' in text
     assert "partition-type = " not in text  # MBR types only in MBR layouts
 
 

@@ -1,4 +1,4 @@
-"""End to end: build the default image for real, check its content, boot it, SSH in with paramiko."""
+"""End to end: build the default image for real, check its content, boot it, SSH in (host key pinned)."""
 from __future__ import annotations
 
 import gzip
@@ -6,13 +6,15 @@ import json
 import stat
 import struct
 
-import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fleetforge.errors import UserError
 from fleetforge.hashing import sha256_file
+from fleetforge.ssh import Connection, HostKey, PinnedKeys, Target
 from images.manifest import load_manifest
+from images.workspace import Workspace
 
 pytestmark = [pytest.mark.slow]
 
@@ -115,13 +117,11 @@ def test_boots_healthy_and_ssh_accepts_the_workspace_key(booted_machine):
     assert check.hostname == "robot"
     assert check.slot == "A"
     assert check.ssh_seconds < 120
-    client = booted_machine.ssh()
-    try:
+    with booted_machine.ssh() as conn:  # pinned to the host key the build created
         def run(command: str) -> str:
-            _, stdout, stderr = client.exec_command(command, timeout=20)
-            out = stdout.read().decode()
-            assert stdout.channel.recv_exit_status() == 0, stderr.read().decode()
-            return out
+            result = conn.run(["sh", "-c", command])
+            assert result.status == 0, result.stderr
+            return result.stdout
 
         assert run("cat /run/fleetforge/booted-slot").strip() == "A"
         assert run("hostname").strip() == "robot"
@@ -134,8 +134,6 @@ def test_boots_healthy_and_ssh_accepts_the_workspace_key(booted_machine):
         assert "BOOT_A_LEFT=3" in run("cat /boot/bootstate")
         assert run("cat /etc/fleetforge/release").count("COMPATIBLE=") == 1
         assert "inet addr:10.0.2.15" in run("ifconfig eth0")
-    finally:
-        client.close()
 
 
 @pytest.mark.qemu
@@ -144,10 +142,21 @@ def test_ssh_rejects_a_key_that_is_not_the_workspaces(booted_machine, tmp_path):
     stranger.write_bytes(Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption()))
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    with pytest.raises(paramiko.AuthenticationException):
-        client.connect("127.0.0.1", port=booted_machine.check.ssh_port, username="root",
-                       key_filename=str(stranger), look_for_keys=False, allow_agent=False,
-                       timeout=10)
-    client.close()
+    stranger.chmod(0o600)
+    pinned = PinnedKeys((HostKey.parse(booted_machine.workspace.device_host_key_pub.read_text()),))
+    with pytest.raises(UserError, match="the device refused key stranger for user root"):
+        Connection(Target("127.0.0.1", booted_machine.check.ssh_port), identity=stranger,
+                   host_keys=pinned, timeout=10)
+
+
+@pytest.mark.qemu
+def test_boot_check_refuses_a_guest_with_another_host_key(booted_machine, tmp_path):
+    # The build seeded the device's host key and the boot check pins it: a guest (or anything
+    # on its port) answering with another key is refused, and nothing records it.
+    other = Workspace("other", tmp_path / "other")
+    other.ensure_device_host_key()
+    with pytest.raises(UserError, match="HOST KEY CHANGED"):
+        Connection(Target("127.0.0.1", booted_machine.check.ssh_port),
+                   identity=booted_machine.workspace.ssh_key,
+                   host_keys=PinnedKeys((HostKey.parse(other.device_host_key_pub.read_text()),)),
+                   timeout=10)

@@ -25,7 +25,7 @@ from lowbit.pipeline import GOLDEN_OUTPUT, MODEL_FILE, write_model_dir
 from ota import client, keys
 from ota.bundle import open_bundle
 from ota.client import SshOptions
-from ota.connection import Target
+from fleetforge.ssh import Target
 
 from image_builds import build_once
 from lowbit_testlib import SMALL, make

@@ -24,28 +24,6 @@ def ota_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-QEMU_LAYERS = "qemu-aarch64,core/minimal,feature/ota"
-
-
-@pytest.fixture(scope="session")
-def ota_image(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path):
-    """The QEMU image with feature/ota, trusting this session's signing key: built once a session
-    for every module that boots it (test_ota_qemu.py, test_ota_boot_chain.py)."""
-    if shutil.which("qemu-system-aarch64") is None:
-        pytest.skip("qemu-system-aarch64 is not installed")
-    from image_builds import build_once
-
-    previous = os.environ.get("FLEETFORGE_OTA_KEYS")
-    os.environ["FLEETFORGE_OTA_KEYS"] = str(ota_keys)  # the image trusts this session's key
-    try:
-        return build_once(QEMU_LAYERS, "ota", tmp_path_factory.mktemp("qemu-ota-ws"))
-    finally:
-        if previous is None:
-            os.environ.pop("FLEETFORGE_OTA_KEYS", None)
-        else:
-            os.environ["FLEETFORGE_OTA_KEYS"] = previous
-
-
 @pytest.fixture(scope="session")
 def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return loopback.make_client_key(tmp_path_factory.mktemp("client") / "id_ed25519")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.tools import run_tool
-from ota import keys, loopback
+from ota import keys, loopback, protocol
 from ota.bundle import Bundle
 from ota.client import SshOptions
-from ota.connection import Target
+from fleetforge.ssh import Target
 
 COMPATIBLE = "fleetforge-test-board"
 SMALL_SEGMENT = 128 << 10
@@ -65,6 +65,20 @@ class SmallImages:
     v1: Path
     v2: Path
     v2_bundle: Bundle
+
+
+def install_stream(bundle: Bundle, *, manifest: bytes | None = None, signature: bytes | None = None,
+                   records: bytes = b"") -> bytes:
+    """The bytes a client sends to `fleetforge-ota install` (ota/protocol.py), to talk to the
+    agent directly: what a hostile or broken client could send."""
+    text = bundle.manifest_bytes if manifest is None else manifest
+    return (protocol.manifest_header(len(text)) + text
+            + (bundle.signature if signature is None else signature) + records + protocol.END)
+
+
+def run_install(rig: Rig, stream: bytes, *args: str):  # type: ignore[no-untyped-def]
+    with rig.options.connect(rig.target) as conn:
+        return conn.run([rig.options.agent, "install", *args], stdin=stream)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ota import client, keys
 from ota.artifacts import ArtifactSource
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.states import chain_is_valid
-from ota_testlib import COMPATIBLE, SQUASH_SEGMENT, Rig, SquashImages
+from ota_testlib import COMPATIBLE, SQUASH_SEGMENT, Rig, SquashImages, install_stream, run_install
 
 ROLLBACK_CHAIN = ["Download", "Verify", "Activate", "Reboot", "VerifyReboot", "Rollback",
                   "RollbackReboot", "VerifyRollback", "Failure", "Cleanup", "Idle"]
@@ -117,7 +117,7 @@ def test_rootfs_artifact_rolls_back_with_its_slot_then_commits_with_it(
     assert {a.name: a.version for a in status.artifacts} == {"model": "2.0.0", "labels": "1.5.0"}
     assert len(list((art / ".store").iterdir())) == 2  # model v1 is gone, labels stay
     with pytest.raises(UserError, match="artifact model: bundle version 1.5.0 is older than the "
-                                        "installed 2.0.0 \\(downgrade refused\\)"):
+                                        "installed 2.0.0 \\(downgrade refused; pass --allow-downgrade"):
         _install_v15(rig, bundles)
     assert (art / "model" / "model.tflite").read_bytes() == bundles.model_v2
 
@@ -136,15 +136,10 @@ def test_tampered_artifact_refused_with_nothing_written(
     item = bundle.artifacts[0]
     bad = bytearray(bundle.path.read_bytes()[item.offset:item.offset + item.artifact.size])
     bad[100] ^= 0xFF
-    with rig.options.connect(rig.target) as conn:
-        begin = conn.run([rig.options.agent, "begin", str(len(bundle.manifest_bytes))],
-                         stdin=bundle.manifest_bytes + bundle.signature)
-        assert begin.status == 0, begin.stderr
-        answer = conn.run([rig.options.agent, "receive-artifact", "model"], stdin=bytes(bad))
-        assert answer.status != 0
-        assert "artifact model does not match the signed manifest" in answer.stderr
-        activate = conn.run([rig.options.agent, "activate"])
-        assert activate.status != 0 and "artifact model not received" in activate.stderr
+    answer = run_install(rig, install_stream(bundle, records=f"ART model {len(bad)}\n".encode()
+                                             + bytes(bad)))
+    assert answer.status != 0
+    assert "artifact model does not match the signed manifest" in answer.stderr
     art = _artifacts(rig)
     assert not (art / "model").exists()
     assert list((art / ".store").iterdir()) == [] and list((art / ".incoming").iterdir()) == []

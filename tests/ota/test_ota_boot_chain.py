@@ -7,6 +7,7 @@ no power cycle (each test asserts QEMU was started once).
 """
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from images.assemble import pack_slot_image
 from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import Target
+from fleetforge.ssh import Target
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
+LAYERS = "qemu-aarch64,core/minimal,feature/ota"
 SEGMENT = 1 << 20
 HANG_WATCHDOG_S = 20  # the hanging release's own [image] watchdog_timeout
 TRIAL_FAILED = "rolled back: trial boot of slot B did not come up"
@@ -39,6 +41,17 @@ class ChainBundles:
     no_init: Bundle     # signed, verified, and without /sbin/init
     hangs: Bundle       # its first init script never returns; a 20 s watchdog
     new_kernel: Bundle  # the same root filesystem with another kernel binary
+
+
+@pytest.fixture(scope="module")
+def ota_image(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path):
+    """The QEMU image with feature/ota, trusting this session's signing key, version 1.0.0."""
+    if shutil.which("qemu-system-aarch64") is None:
+        pytest.skip("qemu-system-aarch64 is not installed")
+    from image_builds import build_once
+
+    return build_once(LAYERS, "boot-chain", tmp_path_factory.mktemp("boot-chain-ws"),
+                      ota_keys=ota_keys, overrides=("image.version=1.0.0",))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ steps at the trial's power-on (watchdog, verity, kernel).
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,13 +21,14 @@ import pytest
 
 from fleetforge.errors import UserError
 from ota import client
-from ota.connection import Connection
+from ota.bundle import Bundle
+from fleetforge.ssh import Connection
 from ota.loopback import BOOT_STEPS, LoopbackServer, start_openssh
 from ota.states import chain_is_valid, states
 from ota_testlib import ModelBundles, Rig, SmallImages, VerifiedImages, make_rig
 
 FAULTS = ("error", "kill", "hang")
-HANG_TIMEOUT = 1.0  # how long the client and the boot-step runner wait before calling it a hang
+HANG_TIMEOUT = 1.0  # how long the boot-step runner waits before calling it a hang
 FAILING_CHECK = "50-app-fails"
 V1_FAILED_CHECK = f"rolled back: health check {FAILING_CHECK} failed"
 
@@ -79,6 +82,30 @@ def test_fault_table_covers_every_state() -> None:
     assert set(TABLE) | set(ARTIFACT_TABLE) == set(states())
 
 
+def _deploy_through_fault(rig: Rig, bundle: Bundle, fault: str) -> None:
+    """Deploy (no reboot) while the armed fault fires. A hang is ended as a watchdog would end it:
+    once the fault has fired, the device's processes are killed (the power cycle that follows
+    does the same), so the client sees its link drop instead of waiting for its timeout."""
+    def deploy() -> None:
+        try:
+            client.deploy(rig.target, rig.options, bundle, reboot=False, show_progress=False)
+        except UserError:
+            pass  # the fault hit the update the client runs
+
+    worker = threading.Thread(target=deploy)
+    worker.start()
+    fired = rig.device.root / "fault"
+    deadline = time.monotonic() + 60
+    while worker.is_alive() and time.monotonic() < deadline:
+        if fault == "hang" and not fired.exists():
+            time.sleep(0.3)  # it hangs now
+            rig.device.kill_processes()
+            break
+        time.sleep(0.05)
+    worker.join(60)
+    assert not worker.is_alive(), "the client never returned"
+
+
 def _power_cycle(rig: Rig) -> None:
     try:
         rig.device.power_cycle(timeout=HANG_TIMEOUT)
@@ -113,10 +140,10 @@ def _power_cycle_until_settled(rig: Rig, conn: Connection, expect: Expect,
     assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
 
 
-def _retry_installs_v2(rig: Rig, conn: Connection, bundle, images: SmallImages | VerifiedImages) -> None:
+def _retry_installs_v2(rig: Rig, conn: Connection, bundle: Bundle,
+                       images: SmallImages | VerifiedImages) -> None:
     """A plain retry (with a healthy system) always gets the device to v2."""
-    retry = replace(rig.options, timeout=20, activate_timeout=20)
-    client.deploy(rig.target, retry, bundle, reboot=False, show_progress=False)
+    client.deploy(rig.target, rig.options, bundle, reboot=False, show_progress=False)
     _power_cycle(rig)
     final = client.read_status(conn, rig.options)
     assert final.result.startswith("committed 2.0.0"), final
@@ -137,19 +164,14 @@ def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: S
                         ota_keys: Path, client_key: Path, fault_server: LoopbackServer) -> None:
     expect = TABLE[state]
     rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
-                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server)
-    rig.options = replace(rig.options, activate_timeout=HANG_TIMEOUT)
-    conn = replace(rig.options, timeout=20).connect(rig.target)
+                   auto_reboot=False, server=fault_server)
+    conn = rig.options.connect(rig.target)
     try:
         check = rig.device.health_dir / FAILING_CHECK
         if expect.health_fails:
             check.write_text("exit 1\n")
         rig.device.set_fault(f"{state}:{fault}")
-        try:
-            client.deploy(rig.target, rig.options, small_images.v2_bundle, reboot=False,
-                          show_progress=False)
-        except UserError:
-            pass  # the fault hit a step the client runs
+        _deploy_through_fault(rig, small_images.v2_bundle, fault)
         _power_cycle_until_settled(rig, conn, expect, small_images, "fault")
         if fault != "kill":
             return  # the retry below is the same for every kind of fault; run it once per state
@@ -187,13 +209,12 @@ def test_fault_in_boot_chain_step(step: str, fault: str, fast_path: Path,
                                   fault_server: LoopbackServer) -> None:
     expect = BOOT_CHAIN_TABLE[step]
     rig = make_rig(fast_path, "openssh", verified_images.v1, ota_keys, client_key,
-                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server,
-                   verity=verified_images.v1_verity)
+                   auto_reboot=False, server=fault_server, verity=verified_images.v1_verity)
     rig.device.watchdog_s = HANG_TIMEOUT  # a power-on that hangs longer is reset
-    conn = replace(rig.options, timeout=20).connect(rig.target)
+    conn = rig.options.connect(rig.target)
     try:
-        installed = client.deploy(rig.target, replace(rig.options, timeout=20, activate_timeout=20),
-                                  verified_images.v2_bundle, reboot=False, show_progress=False)
+        installed = client.deploy(rig.target, rig.options, verified_images.v2_bundle, reboot=False,
+                                  show_progress=False)
         assert installed.message == "installed; trial boot on next reboot"
         rig.device.set_boot_fault(f"{step}:{fault}")
         _power_cycle_until_settled(rig, conn, expect, verified_images, "boot-fault")
@@ -236,20 +257,15 @@ def test_artifact_fault_in_state(state: str, fault: str, fast_path: Path, small_
                                  fault_server: LoopbackServer) -> None:
     expect = ARTIFACT_TABLE[state]
     rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
-                   auto_reboot=False, timeout=HANG_TIMEOUT, server=fault_server)
-    patient = replace(rig.options, timeout=20)
-    conn = patient.connect(rig.target)
+                   auto_reboot=False, server=fault_server)
+    conn = rig.options.connect(rig.target)
     try:
         log = _install_model_hooks(rig)
-        assert client.deploy(rig.target, patient, model_bundles.v1, show_progress=False).ok
+        assert client.deploy(rig.target, rig.options, model_bundles.v1, show_progress=False).ok
         _model_check(rig, fails=expect.check_fails)
         v1_dir = str((rig.device.persist / "artifacts" / "model").resolve())
         rig.device.set_fault(f"{state}:{fault}")
-        try:
-            client.deploy(rig.target, replace(rig.options, activate_timeout=HANG_TIMEOUT + 1),
-                          model_bundles.v2, show_progress=False)
-        except UserError:
-            pass  # the fault hit the activation the client runs
+        _deploy_through_fault(rig, model_bundles.v2, fault)
         _power_cycle(rig)
         settled = _settle(rig, conn)
 
@@ -266,7 +282,7 @@ def test_artifact_fault_in_state(state: str, fault: str, fast_path: Path, small_
         if fault != "kill":
             return
         _model_check(rig, fails=False)
-        retry = client.deploy(rig.target, patient, model_bundles.v2, show_progress=False)
+        retry = client.deploy(rig.target, rig.options, model_bundles.v2, show_progress=False)
         assert retry.ok and _model_version(rig) == "1.6.0", retry.message
     finally:
         conn.close()

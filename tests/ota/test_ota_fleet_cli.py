@@ -12,7 +12,7 @@ from rich.console import Console
 from fleetforge.errors import UserError
 from checkout import REPO_ROOT
 from ota import client, fleet
-from ota.connection import Target
+from fleetforge.ssh import Target
 from ota_testlib import Rig, SmallImages, make_rig
 
 

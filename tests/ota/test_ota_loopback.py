@@ -7,9 +7,9 @@ import pytest
 
 from fleetforge.errors import UserError
 from ota import client
-from ota.connection import ConnectionLost
+from fleetforge.ssh import ConnectionLost
 from ota.states import chain_is_valid
-from ota_testlib import Rig, SquashImages
+from ota_testlib import Rig, SquashImages, install_stream, run_install
 
 HAPPY_CHAIN = ["Download", "Verify", "Activate", "Reboot", "VerifyReboot", "Commit", "Idle"]
 
@@ -55,8 +55,13 @@ def test_dropped_connection_resumes_without_resending(squash_rig: Rig,
                                                       squash_images: SquashImages) -> None:
     rig, bundle = squash_rig, squash_images.v2_bundle
     half = bundle.manifest.rootfs_size // 2
+
+    def cut(sent: int) -> None:
+        if sent > half:
+            raise client.LinkCut()
+
     with pytest.raises(ConnectionLost):
-        client.deploy(rig.target, rig.options, bundle, show_progress=False, cut_after=half)
+        client.deploy(rig.target, rig.options, bundle, show_progress=False, on_progress=cut)
     rig.device.wait_unlocked()  # the cut-off agent finishes the segment it holds, then exits
     mid = client.status(rig.target, rig.options)
     assert mid.state == "Download" and 0 < mid.seg_done < bundle.manifest.segment_count
@@ -102,9 +107,7 @@ def test_bad_signature_refused_by_device(squash_rig: Rig, squash_images: SquashI
     # A client that skips its own check (or a forged manifest) must still be stopped on the device.
     rig, bundle = squash_rig, squash_images.v2_bundle
     forged = bundle.manifest_bytes.replace(b"version 2.0.0", b"version 9.0.0")
-    with rig.options.connect(rig.target) as conn:
-        answer = conn.run([rig.options.agent, "begin", str(len(forged))],
-                          stdin=forged + bundle.signature)
+    answer = run_install(rig, install_stream(bundle, manifest=forged))
     assert answer.status != 0
     assert "bundle signature does not verify against any trusted key" in answer.stderr
     _nothing_written(rig, squash_images.v1.read_bytes())
@@ -112,18 +115,18 @@ def test_bad_signature_refused_by_device(squash_rig: Rig, squash_images: SquashI
 
 def test_corrupted_segment_refused_by_device(squash_rig: Rig, squash_images: SquashImages) -> None:
     rig, bundle = squash_rig, squash_images.v2_bundle
-    with rig.options.connect(rig.target) as conn:
-        begin = conn.run([rig.options.agent, "begin", str(len(bundle.manifest_bytes))],
-                         stdin=bundle.manifest_bytes + bundle.signature)
-        assert begin.status == 0, begin.stderr
-        bad = bytearray(bundle.read(0, bundle.manifest.segment_size))
-        bad[1000] ^= 0xFF
-        stream = f"SEG 0 1\nL {len(bad)}\n".encode() + bytes(bad) + b"END\n"
-        answer = conn.run([rig.options.agent, "receive"], stdin=stream)
+    bad = bytearray(bundle.read(0, bundle.manifest.segment_size))
+    bad[1000] ^= 0xFF
+    answer = run_install(rig, install_stream(
+        bundle, records=f"SEG 0 1\nL {len(bad)}\n".encode() + bytes(bad)))
     assert answer.status != 0
     assert "segment 0 does not match the signed manifest" in answer.stderr
-    assert rig.device.slot_bytes("B", 8192) == squash_images.v1.read_bytes()[:8192]
-    assert client.status(rig.target, rig.options).seg_done == 0
+    # The bytes went to the inactive slot, marked bad before the first one: never counted, never
+    # booted, and activation is refused.
+    status = client.status(rig.target, rig.options)
+    assert (status.seg_done, status.boot_left["B"], status.boot_order) == (0, 0, "A B")
+    answer = run_install(rig, install_stream(bundle))
+    assert answer.status != 0 and "download incomplete (0 of" in answer.stderr
 
 
 def test_unknown_host_key_refused_then_trusted_on_request(squash_rig: Rig) -> None:
@@ -150,8 +153,8 @@ def test_changed_host_key_refused_even_with_tofu(squash_rig: Rig) -> None:
 def test_remote_arguments_are_quoted(squash_rig: Rig) -> None:
     rig = squash_rig
     with rig.options.connect(rig.target) as conn:
-        answer = conn.run([rig.options.agent, "begin", "1; touch /tmp/ff-ota-injected"])
-    assert answer.status != 0 and "manifest size missing" in answer.stderr
+        answer = conn.run([rig.options.agent, "install", "1; touch /tmp/ff-ota-injected"])
+    assert answer.status != 0 and "unknown option '1; touch /tmp/ff-ota-injected'" in answer.stderr
     assert not Path("/tmp/ff-ota-injected").exists()
 
 
@@ -182,19 +185,18 @@ def test_stalled_transfer_is_ended_so_a_new_client_can_resume(squash_rig: Rig,
         conf.write("STALL_TIMEOUT=2\n")
     stalled = rig.options.connect(rig.target)
     try:
-        begin = stalled.run([rig.options.agent, "begin", str(len(bundle.manifest_bytes))],
-                            stdin=bundle.manifest_bytes + bundle.signature)
-        assert begin.status == 0, begin.stderr
-        channel = stalled.open_command([rig.options.agent, "receive"])
+        process = stalled.start([rig.options.agent, "install"])
         size = bundle.manifest.segment_length(0)
-        channel.sendall(f"SEG 0 1\nL {size}\n".encode() + bundle.read(0, size // 2))
-        time.sleep(3.5)  # the blocked receive's heartbeat is now older than STALL_TIMEOUT
+        process.write(install_stream(bundle)[:-len(b"END\n")]
+                      + f"SEG 0 1\nL {size}\n".encode() + bundle.read(0, size // 2), 10)
+        time.sleep(3.5)  # the blocked install's heartbeat is now older than STALL_TIMEOUT
 
         result = client.deploy(rig.target, rig.options, bundle, show_progress=False,
                                boot_timeout=30)
         assert result.ok, result.message
         log = (rig.device.state_dir / "log").read_text()
         assert "no progress for over 2 s" in log
+        process.kill()
     finally:
         stalled.close()
     assert rig.device.slot_bytes("B", bundle.manifest.rootfs_size) == squash_images.v2.read_bytes()

@@ -22,7 +22,7 @@ from fleetforge.tools import run_tool
 from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
-from ota.connection import ConnectionLost, Target
+from fleetforge.ssh import ConnectionLost, Target
 from images.assemble import pack_slot_image
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
@@ -34,6 +34,16 @@ SEGMENT = 1 << 20  # small segments so "half the transfer" spans several verifie
 MODEL_BYTES = 6 << 20
 
 
+def _usable() -> str | None:
+    if shutil.which("qemu-system-aarch64") is None:
+        return "qemu-system-aarch64 is not installed"
+    try:
+        import images.build  # noqa: F401
+    except ImportError:
+        return "the image backend (images/) is not in this checkout"
+    return None
+
+
 @dataclass(frozen=True)
 class QemuBundles:
     v1: Bundle
@@ -43,6 +53,8 @@ class QemuBundles:
     big2: Bundle
     foreign: Bundle     # for another board (wrong compatible)
     rogue: Bundle       # signed by a key the device does not trust
+    revoked: Bundle     # signed by a key the image trusts and revokes
+    older: Bundle       # older than the factory image (1.0.0)
     compatible: str
 
 
@@ -55,12 +67,26 @@ def _squash(tree: Path, out: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path, ota_image) -> Iterator[tuple[QemuBundles, object]]:
+def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> Iterator[tuple[QemuBundles, object]]:
+    reason = _usable()
+    if reason:
+        pytest.skip(reason)
+    from image_builds import build_once
+
     base = tmp_path_factory.mktemp("qemu-ota")
-    built = ota_image
+    # The image trusts this session's key, and an old key that is also revoked (keys/revoked/):
+    # the build must ship the revocation, the device must honour it.
+    image_keys = base / "image-keys"
+    shutil.copytree(ota_keys, image_keys)
+    old_keys = base / "old-keys"
+    keys.keygen(old_keys)
+    (image_keys / "old.pem").write_bytes((old_keys / keys.PUBLIC_NAME).read_bytes())
+    keys.revoke(image_keys / "old.pem", image_keys)
+    (image_keys / "old.pem").write_bytes((old_keys / keys.PUBLIC_NAME).read_bytes())
+    built = build_once(LAYERS, "ota", base / "ws", ota_keys=image_keys,
+                       overrides=("image.version=1.0.0",))
     compatible = built.manifest.board.compatible
     v1_path = built.workspace.images_dir / "rootfs.squashfs"
-    v1_verity = built.manifest.extra["verity"]
     tree = base / "tree"
     run_tool(["unsquashfs", "-q", "-d", tree, v1_path], debian_package="squashfs-tools")
     (tree / "etc/fleetforge/version").write_text("2.0.0\n")
@@ -88,12 +114,15 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path, ota_i
         return open_bundle(out, trusted_keys_dir=trusted)
 
     bundles = QemuBundles(
-        v1=make("v1", (v1_path, v1_verity), "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
+        v1=make("v1", (v1_path, built.manifest.extra["verity"]), "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
         v3_unhealthy=make("v3", v3_path, "2.5.0"),
         big=make("big", big_path, "3.0.0"), big2=make("big2", big2_path, "4.0.0"),
         foreign=make("foreign", v2_path, "2.0.0", compatible_="fleetforge-qemu-x86_64"),
         rogue=make("rogue", v2_path, "2.0.0", signer=keys.load_private(rogue_keys),
                    trusted=rogue_keys),
+        revoked=make("revoked", v2_path, "2.0.0", signer=keys.load_private(old_keys),
+                     trusted=old_keys),
+        older=make("older", v2_path, "0.9.0"),
         compatible=compatible,
     )
     yield bundles, built.workspace
@@ -142,6 +171,15 @@ def test_qemu_refusals_write_nothing(vm: Vm, qemu_bundles, tmp_path: Path, ota_k
         client.deploy(vm.target, vm.options, bundles.foreign, show_progress=False)
     with pytest.raises(UserError, match="bundle signature does not verify against any trusted key"):
         client.deploy(vm.target, vm.options, bundles.rogue, show_progress=False)
+    # The image shipped keys/revoked/ and records its version (before: no revocation in the image,
+    # and a factory device read its version as 0.0.0, so any older release went in).
+    with pytest.raises(UserError, match=r"bundle is signed by a revoked key \(old.pem\)"):
+        client.deploy(vm.target, vm.options, bundles.revoked, show_progress=False)
+    with pytest.raises(UserError, match=r"bundle version 0.9.0 is older than the running 1.0.0 "
+                                        r"\(downgrade refused"):
+        client.deploy(vm.target, vm.options, bundles.older, show_progress=False)
+    assert _shell(vm, "cat /etc/fleetforge/version") == "1.0.0\n"
+    assert before.slot_versions["A"] == "1.0.0"
     corrupted = tmp_path / "corrupted.ffota"
     data = bytearray(bundles.v2.path.read_bytes())
     data[bundles.v2.rootfs_offset + 5000] ^= 0x40
@@ -189,9 +227,13 @@ def test_qemu_failing_health_check_rolls_back(vm: Vm, qemu_bundles) -> None:
 def test_qemu_dropped_connection_resumes(vm: Vm, qemu_bundles) -> None:
     bundles, _ = qemu_bundles
     bundle = bundles.big
+    def cut(sent: int) -> None:
+        if sent > MODEL_BYTES // 2:
+            raise client.LinkCut()
+
     with pytest.raises(ConnectionLost):
         client.deploy(vm.target, vm.options, bundle, reboot=False, show_progress=False,
-                      cut_after=MODEL_BYTES // 2)
+                      on_progress=cut)
     deadline = time.monotonic() + 60
     while True:  # the cut-off agent writes what it already holds, then exits
         mid = client.status(vm.target, vm.options)
@@ -262,6 +304,7 @@ def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path, t
     path = workspace.root / "bundles" / f"{workspace.name}-7.1.0.ffota"
     bundle = open_bundle(path, trusted_keys_dir=ota_keys)
     built = load_manifest(workspace.manifest_path)
+    assert (built.image_version, built.security_version) == ("1.0.0", 0)  # --set image.version
     rootfs = built.artifact("rootfs.squashfs")
     assert bundle.manifest.compatible == built.board.compatible
     assert (bundle.manifest.rootfs_size, bundle.manifest.rootfs_sha256) == (rootfs.size, rootfs.sha256)

@@ -1,23 +1,21 @@
 #!/bin/sh
-# feature/ota post-build: bake the trusted OTA signing keys and the board's compatible string
-# into the root filesystem ($1). Creates the signing key pair on first use (keys/, not committed).
+# feature/ota post-build: bake the trusted OTA signing keys, the revoked ones, and the board's
+# compatible string into the root filesystem ($1). The signing key pair is created on first use
+# by FleetForge's one key generator (ota/keys.py; keys/ is never committed).
 set -eu
 target=$1
 keys=${FLEETFORGE_OTA_KEYS:-${FLEETFORGE_PROJECT_DIR:-.}/keys}
-if ! ls "$keys"/*.pem >/dev/null 2>&1; then
-  echo "feature/ota: no OTA signing key in $keys; creating one (see: fleetforge ota.keygen)" >&2
-  mkdir -p "$keys"; chmod 700 "$keys"
-  (umask 077; openssl genpkey -algorithm ed25519 -out "$keys/ota-signing.key")
-  openssl pkey -in "$keys/ota-signing.key" -pubout -out "$keys/ota-signing.pem"
-fi
+"${FLEETFORGE_PYTHON:-python3}" -m ota.keys create "$keys"
 mkdir -p "$target/etc/fleetforge/ota/keys"
 for pub in "$keys"/*.pem; do
   cp "$pub" "$target/etc/fleetforge/ota/keys/"
 done
+if ls "$keys"/revoked/*.pem >/dev/null 2>&1; then
+  mkdir -p "$target/etc/fleetforge/ota/keys/revoked"
+  cp "$keys"/revoked/*.pem "$target/etc/fleetforge/ota/keys/revoked/"
+fi
 if [ -n "${FLEETFORGE_COMPATIBLE:-}" ]; then
   printf '%s\n' "$FLEETFORGE_COMPATIBLE" > "$target/etc/fleetforge/compatible"
 fi
-if [ -n "${FLEETFORGE_VERSION:-}" ]; then
-  printf '%s\n' "$FLEETFORGE_VERSION" > "$target/etc/fleetforge/version"
-fi
-chmod 755 "$target/usr/sbin/fleetforge-ota" "$target/etc/init.d/S97fleetforge-ota"
+chmod 755 "$target/usr/sbin/fleetforge-ota" "$target/etc/init.d/S97fleetforge-ota" \
+  "$target/etc/init.d/S98fleetforge-pull"

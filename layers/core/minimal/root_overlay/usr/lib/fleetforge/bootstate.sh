@@ -44,13 +44,15 @@ bootstate_read() {
     return 0
 }
 
-# Atomic rewrite: a power cut leaves the old or the new file, never a mix.
+# Atomic rewrite: a power cut leaves the old or the new file, never a mix. The new file, then its
+# folder (the rename) are fsynced (`sync FILE`); a whole-system sync only where sync takes no
+# file (it costs as much as everything the system has left to write).
 bootstate_write() {
     printf 'BOOT_ORDER=%s\nBOOT_A_LEFT=%s\nBOOT_B_LEFT=%s\n' \
         "$BOOT_ORDER" "$BOOT_A_LEFT" "$BOOT_B_LEFT" > "$1.tmp" || return 1
-    sync
+    sync "$1.tmp" 2>/dev/null || sync
     mv -f "$1.tmp" "$1" || return 1
-    sync
+    sync "${1%/*}" 2>/dev/null || sync
 }
 
 bootstate_select() {
