@@ -99,8 +99,10 @@ def _symbol_text(config: MergedConfig, symbol: str) -> str:
 
 def image_version(config: MergedConfig) -> str:
     """The image's release version: [image] version, else the build time (it grows with every
-    build, as OTA's downgrade check expects)."""
-    return config.image.version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime())
+    build, as OTA's downgrade check expects; SOURCE_DATE_EPOCH when set, for reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    when = int(epoch) if epoch.isdigit() else None
+    return config.image.version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime(when))
 
 
 # What every image records about itself (the OTA agent reads both; the manifest repeats them).
@@ -210,9 +212,11 @@ def pack_rootfs(tree: Path, output: Path, fmt: str, size: int, log_file: Path) -
     reproducibly."""
     output.unlink(missing_ok=True)
     if fmt == "squashfs":
+        # mksquashfs refuses SOURCE_DATE_EPOCH next to its own time options (these fix every time).
+        env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
         run_tool(["mksquashfs", tree, output, "-noappend", "-all-root", "-comp", "xz",
                   "-no-progress", "-mkfs-time", "0", "-all-time", "0", "-processors", "2"],
-                 debian_package="squashfs-tools", log_file=log_file)
+                 debian_package="squashfs-tools", log_file=log_file, env=env)
     elif fmt == "ext4":
         run_tool(["mkfs.ext4", "-q", "-F", "-d", tree, "-L", "rootfs", "-E", "root_owner=0:0",
                   output, f"{size // 1024}k"], debian_package="e2fsprogs", log_file=log_file)
