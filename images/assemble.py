@@ -3,9 +3,9 @@ boot state, A/B disk image and manifest; also what FleetForge adds to every root
 
 Both backends end here (the offline build directly, Buildroot through its post-build and
 post-image scripts), so the boot partition, the hook environment, the release file and the
-manifest have one definition. Each step is its own function: the slot's content and the boot
-partition's content are built apart, so either can grow (a kernel inside the slot, dm-verity)
-without touching the other.
+manifest have one definition. Each step is its own function: the slot's content (root filesystem,
+its own kernel and initramfs, its dm-verity hash tree) and the boot partition's content (the
+chooser, the boot state, each slot's verity record) are built apart (docs/ab-boot.md).
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from images.kernel import Module, read_module_lists
 from images.layers import MergedConfig
 from images.manifest import Manifest, describe_artifacts, write_manifest
 from images.parts import ImageParts
+from images.slot_boot import install_slot_boot
+from images.verity import VerityRecord, append_hash_tree, data_capacity
 from images.workspace import Workspace
 
 # docs/ab-boot.md: a fresh image boots slot A first, three tries per slot.
@@ -97,8 +99,10 @@ def _symbol_text(config: MergedConfig, symbol: str) -> str:
 
 def image_version(config: MergedConfig) -> str:
     """The image's release version: [image] version, else the build time (it grows with every
-    build, as OTA's downgrade check expects)."""
-    return config.image.version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime())
+    build, as OTA's downgrade check expects; SOURCE_DATE_EPOCH when set, for reproducible builds)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    when = int(epoch) if epoch.isdigit() else None
+    return config.image.version or time.strftime("%Y.%m%d.%H%M%S", time.gmtime(when))
 
 
 # What every image records about itself (the OTA agent reads both; the manifest repeats them).
@@ -144,13 +148,29 @@ def finish_rootfs(config: MergedConfig, workspace: Workspace, tree: Path, dirs: 
 # The image, step by step
 
 
-def write_initramfs(config: MergedConfig, parts: ImageParts, dirs: AssemblyDirs) -> list[Module]:
-    """initramfs.img: busybox, the boot modules the layers list (with dependencies), their /init."""
+def write_initramfs(config: MergedConfig, parts: ImageParts, dirs: AssemblyDirs) -> tuple[list[Module], str]:
+    """initramfs.img: busybox, the boot modules the layers list (with dependencies), the programs
+    they list (from the root filesystem), their /init; returns the modules and the boot-id of the
+    initramfs with the kernel and its command line (images/slot_boot.py)."""
     layer_overlays = config.initramfs_overlays
     modules = parts.kernel.module_closure(read_module_lists(layer_overlays))
-    build_initramfs(busybox=parts.busybox, kernel_version=parts.kernel.version, modules=modules,
-                    overlays=(*parts.initramfs_overlays, *layer_overlays),
-                    tree=dirs.work / "initramfs", output=dirs.out / "initramfs.img")
+    identity = build_initramfs(busybox=parts.busybox, kernel_version=parts.kernel.version,
+                               modules=modules, overlays=(*parts.initramfs_overlays, *layer_overlays),
+                               tree=dirs.work / "initramfs", output=dirs.out / "initramfs.img",
+                               programs_root=parts.rootfs_tree, kernel_image=parts.kernel.image,
+                               slot_cmdline=kernel_cmdline(config))
+    return modules, identity
+
+
+def install_boot_chain(config: MergedConfig, parts: ImageParts, dirs: AssemblyDirs) -> list[Module]:
+    """The slot's own boot files in the root filesystem tree (kernel, initramfs, command line,
+    boot-id, watchdog timeout), so an update can change the kernel and roll it back
+    (docs/ab-boot.md). Runs before the tree is packed: the engine packs it next, or a backend that
+    packs it itself calls this from its post-build step. Returns the initramfs's modules."""
+    modules, identity = write_initramfs(config, parts, dirs)
+    install_slot_boot(parts.rootfs_tree, kernel_image=parts.kernel.image,
+                      initramfs=dirs.out / "initramfs.img", cmdline=kernel_cmdline(config),
+                      identity=identity, watchdog_timeout=config.image.watchdog_timeout)
     return modules
 
 
@@ -158,19 +178,33 @@ def slot_image_name(config: MergedConfig) -> str:
     return f"rootfs.{config.image.rootfs_format}"
 
 
-def write_slot_image(config: MergedConfig, parts: ImageParts, dirs: AssemblyDirs) -> Path:
-    """What each root slot (A and B) holds: the packed root filesystem."""
+def write_slot_image(config: MergedConfig, parts: ImageParts, dirs: AssemblyDirs) -> VerityRecord:
+    """What each root slot (A and B) holds: the packed root filesystem and its dm-verity hash tree."""
     image = config.image
     output = dirs.out / slot_image_name(config)
-    if parts.rootfs_image is not None:
-        shutil.copy2(parts.rootfs_image, output)
-    else:
-        pack_rootfs(parts.rootfs_tree, output, image.rootfs_format, image.rootfs_size, dirs.log)
+    if parts.rootfs_image is None:
+        return pack_slot_image(parts.rootfs_tree, output, rootfs_format=image.rootfs_format,
+                               rootfs_size=image.rootfs_size, log_file=dirs.log)
+    shutil.copy2(parts.rootfs_image, output)
+    return _append_checked_hash_tree(output, image.rootfs_size, dirs.log)
+
+
+def pack_slot_image(tree: Path, output: Path, *, rootfs_format: str, rootfs_size: int,
+                    log_file: Path) -> VerityRecord:
+    """A root filesystem tree packed as a slot image (file system, then its dm-verity hash tree);
+    returns the slot's verity record. An ext4 file system is made small enough for its tree."""
+    pack_rootfs(tree, output, rootfs_format, data_capacity(rootfs_size), log_file)
+    return _append_checked_hash_tree(output, rootfs_size, log_file)
+
+
+def _append_checked_hash_tree(output: Path, rootfs_size: int, log_file: Path) -> VerityRecord:
+    record = append_hash_tree(output, log_file)
     size = output.stat().st_size
-    if size > image.rootfs_size:
-        raise UserError(f"root filesystem is {size >> 20} MiB, larger than the rootfs partition "
-                        f"({image.rootfs_size >> 20} MiB): raise [image] rootfs_size")
-    return output
+    if size > rootfs_size:
+        raise UserError(f"the slot image (root filesystem and its dm-verity hash tree) is "
+                        f"{size >> 20} MiB, larger than the rootfs partition "
+                        f"({rootfs_size >> 20} MiB): raise [image] rootfs_size")
+    return record
 
 
 def pack_rootfs(tree: Path, output: Path, fmt: str, size: int, log_file: Path) -> None:
@@ -178,9 +212,11 @@ def pack_rootfs(tree: Path, output: Path, fmt: str, size: int, log_file: Path) -
     reproducibly."""
     output.unlink(missing_ok=True)
     if fmt == "squashfs":
+        # mksquashfs refuses SOURCE_DATE_EPOCH next to its own time options (these fix every time).
+        env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
         run_tool(["mksquashfs", tree, output, "-noappend", "-all-root", "-comp", "xz",
                   "-no-progress", "-mkfs-time", "0", "-all-time", "0", "-processors", "2"],
-                 debian_package="squashfs-tools", log_file=log_file)
+                 debian_package="squashfs-tools", log_file=log_file, env=env)
     elif fmt == "ext4":
         run_tool(["mkfs.ext4", "-q", "-F", "-d", tree, "-L", "rootfs", "-E", "root_owner=0:0",
                   output, f"{size // 1024}k"], debian_package="e2fsprogs", log_file=log_file)
@@ -219,10 +255,12 @@ def render_template(source: Path, variables: Mapping[str, str]) -> str:
     return _VARIABLE.sub(value, source.read_text())
 
 
-def boot_partition_content(config: MergedConfig, parts: ImageParts,
-                           initramfs: Path) -> dict[str, Path | str]:
+def boot_partition_content(config: MergedConfig, parts: ImageParts, initramfs: Path,
+                           verity: VerityRecord) -> dict[str, Path | str]:
     """Every file of the boot partition: its name there -> a source file or its text.
 
+    The kernel and initramfs here are the chooser (docs/ab-boot.md); both slots hold the same
+    image in a fresh disk, so both verity records are the slot image's.
     Later entries win: the backend's boot files (device trees), the board's bootloader files
     for the boot partition (e.g. the Pi's firmware), then the layers' resources/boot/ (a board's
     own files, e.g. the Pi's config.txt; `NAME.in` is rendered to NAME), in layer order.
@@ -231,6 +269,8 @@ def boot_partition_content(config: MergedConfig, parts: ImageParts,
         "vmlinuz": parts.kernel.image,
         "initramfs.img": initramfs,
         "bootstate": INITIAL_BOOTSTATE,
+        "slot-A.verity": verity.render() + "\n",
+        "slot-B.verity": verity.render() + "\n",
     }
     for boot_file in parts.boot_files:
         content[boot_file.name] = boot_file.source
@@ -309,7 +349,7 @@ def _first_word(path: Path) -> str:
 
 
 def image_manifest(config: MergedConfig, parts: ImageParts, workspace: Workspace,
-                   dirs: AssemblyDirs, modules: list[Module]) -> Manifest:
+                   dirs: AssemblyDirs, modules: list[Module], verity: VerityRecord) -> Manifest:
     """The manifest of the finished images (written by assemble_image)."""
     names = sorted(p.name for p in dirs.out.iterdir() if p.is_file() and p.name != MANIFEST_NAME)
     return Manifest(
@@ -325,7 +365,8 @@ def image_manifest(config: MergedConfig, parts: ImageParts, workspace: Workspace
         image_version=_first_word(parts.rootfs_tree / VERSION_FILE),
         security_version=int(_first_word(parts.rootfs_tree / SECURITY_VERSION_FILE) or 0),
         extra={"initramfs_modules": " ".join(m.name for m in modules),
-               "kernel_config_unmet": "; ".join(parts.kernel_warnings)},
+               "kernel_config_unmet": "; ".join(parts.kernel_warnings),
+               "verity": verity.render()},  # the slot image's; `fleetforge bundle` signs it
     )
 
 
@@ -333,18 +374,22 @@ def assemble_image(config: MergedConfig, parts: ImageParts, workspace: Workspace
                    dirs: AssemblyDirs, *, stage: Stage = _run) -> Manifest:
     """Every image file from `parts` into dirs.out, ending with its manifest.json."""
     dirs.out.mkdir(parents=True, exist_ok=True)
-    modules = stage("initramfs", lambda: write_initramfs(config, parts, dirs))
-    stage("root slot image", lambda: write_slot_image(config, parts, dirs))
+    if parts.rootfs_image is None:  # packed here: its boot files go into the tree first
+        modules = stage("initramfs", lambda: install_boot_chain(config, parts, dirs))
+    else:  # packed by the backend, after its post-build step ran install_boot_chain
+        modules = stage("initramfs", lambda: write_initramfs(config, parts, dirs)[0])
+    verity = stage("root slot image", lambda: write_slot_image(config, parts, dirs))
 
     def boot_partition() -> Path:
         shutil.copy2(parts.kernel.image, dirs.out / "vmlinuz")  # QEMU boots it directly
-        content = boot_partition_content(config, parts, dirs.out / "initramfs.img")
+        content = boot_partition_content(config, parts, dirs.out / "initramfs.img", verity)
         return write_boot_tree(content, dirs.work / "boot")
 
     boot = stage("boot partition", boot_partition)
     stage("disk image", lambda: write_disk(config, parts, boot, dirs, workspace))
     stage("post-image hooks", lambda: run_post_image_hooks(config, workspace, dirs))
-    manifest = stage("manifest", lambda: image_manifest(config, parts, workspace, dirs, modules))
+    manifest = stage("manifest", lambda: image_manifest(config, parts, workspace, dirs, modules,
+                                                         verity))
     write_manifest(manifest, dirs.out / MANIFEST_NAME)
     return manifest
 

@@ -1,4 +1,5 @@
-"""Build the initramfs: static busybox, the boot modules, and the layers' /init (A/B selection)."""
+"""Build the initramfs: busybox, the boot modules, the programs the boot chain needs (from the root
+filesystem, with their libraries) and the layers' /init (the boot chain of docs/ab-boot.md)."""
 from __future__ import annotations
 
 import shutil
@@ -9,13 +10,22 @@ from images.busybox import install_busybox
 from images.cpio import write_initramfs
 from images.kernel import Module
 from images.overlay import copy_overlay
+from images.programs import copy_programs, read_program_lists
+from images.slot_boot import BOOT_ID_FILE, boot_id
 
 SKELETON = ("dev", "proc", "sys", "mnt/boot", "newroot", "run", "tmp", "etc/fleetforge")
 
 
 def build_initramfs(*, busybox: Path, kernel_version: str, modules: list[Module],
-                    overlays: tuple[Path, ...], tree: Path, output: Path) -> None:
-    """Assemble `tree` and archive it to `output` (gzip newc cpio)."""
+                    overlays: tuple[Path, ...], tree: Path, output: Path,
+                    programs_root: Path | None = None, kernel_image: Path | None = None,
+                    slot_cmdline: str = "") -> str:
+    """Assemble `tree` and archive it to `output` (gzip newc cpio).
+
+    The programs the overlays list (etc/fleetforge/programs.d) are copied from `programs_root`, the
+    root filesystem tree. With `kernel_image`, the initramfs records the boot-id of itself with
+    that kernel and `slot_cmdline` (images/slot_boot.py), and returns it ("" otherwise).
+    """
     shutil.rmtree(tree, ignore_errors=True)
     for d in SKELETON:
         (tree / d).mkdir(parents=True, exist_ok=True)
@@ -32,8 +42,19 @@ def build_initramfs(*, busybox: Path, kernel_version: str, modules: list[Module]
     )
     for overlay in overlays:
         copy_overlay(overlay, tree)
+    programs = read_program_lists(overlays)
+    if programs:
+        if programs_root is None:
+            raise UserError("the layers' initramfs needs programs "
+                            f"({', '.join(programs)}) but this backend gives no root filesystem")
+        copy_programs(programs, programs_root, tree)
     init = tree / "init"
     if not init.is_file():
         raise UserError("no /init in any layer's initramfs_overlay/ (core/minimal ships one)")
     init.chmod(0o755)
+    identity = ""
+    if kernel_image is not None:
+        identity = boot_id(kernel_image, slot_cmdline, tree)
+        (tree / BOOT_ID_FILE).write_text(identity + "\n")
     write_initramfs(tree, output)
+    return identity

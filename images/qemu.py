@@ -43,8 +43,12 @@ def free_port() -> int:
 
 
 def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
-                 headless: bool) -> list[str]:
-    """The QEMU command line for the board in the manifest (direct kernel boot, virtio disk/net)."""
+                 headless: bool, guest_reboots: bool = False) -> list[str]:
+    """The QEMU command line for the board in the manifest (direct kernel boot, virtio disk/net).
+
+    A headless QEMU exits when the guest resets, unless `guest_reboots`: then a reboot (or the
+    watchdog) restarts the guest in the same QEMU, from the chooser on, as a board does.
+    """
     board = manifest.board
     if not board.qemu_system:
         raise UserError(f"board {board.name} cannot boot in QEMU (it has no qemu_system)")
@@ -57,6 +61,8 @@ def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-device", "virtio-rng-pci"]
+    for device in board.qemu_devices:
+        args += ["-device", device]
     if board.arch == "x86_64" and kvm_works(board.qemu_system, board.qemu_machine):
         args += ["-accel", "kvm", "-cpu", "host"]
     elif board.qemu_cpu:
@@ -64,7 +70,8 @@ def qemu_command(manifest: Manifest, images_dir: Path, *, ssh_port: int,
     if headless:
         # A headless run ends when the guest reboots or panics (panic=5), so a check or test
         # sees it; the caller starts QEMU again to follow a reboot.
-        args += ["-no-reboot", "-display", "none", "-serial", "stdio", "-monitor", "none"]
+        args += ([] if guest_reboots else ["-no-reboot"])
+        args += ["-display", "none", "-serial", "stdio", "-monitor", "none"]
     else:
         # Interactive: a reboot reboots, as on the robot (an OTA trial boot or a fallback needs it).
         args += ["-nographic", "-serial", "mon:stdio"]

@@ -83,6 +83,13 @@ def one_of(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def parse_seconds(value: Any) -> int:
+    """seconds, 0 to 3600"""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3600:
+        return value
+    raise ValueError(f"expected a whole number of seconds from 0 to 3600, got {value!r}")
+
+
 def parse_target(value: Any) -> str:
     """a Linux target of toolchains/targets.toml"""
     known = [t.name for t in toolchains.targets().values() if not t.bare_metal]
@@ -241,6 +248,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "QEMU system emulator (empty: not boot-testable)"),
     SettingSpec("board", "qemu_machine", parse_str, "", "QEMU -M machine"),
     SettingSpec("board", "qemu_cpu", parse_str, "", "QEMU -cpu model"),
+    SettingSpec("board", "qemu_devices", parse_str_list, (),
+                "extra QEMU -device models the board has, e.g. [\"i6300esb\"] (the watchdog the "
+                "boot chain arms, docs/ab-boot.md)"),
     SettingSpec("board", "console", parse_str, "ttyS0",
                 "kernel console device (and getty port), e.g. ttyS2,1500000",
                 BuildrootSymbols("BR2_TARGET_GENERIC_GETTY_PORT", _getty_port)),
@@ -273,6 +283,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                                  _rootfs_format)),
     SettingSpec("image", "rootfs_size", parse_size, 64 << 20, "size of each root slot (A and B)"),
     SettingSpec("image", "persist_size", parse_size, 32 << 20, "persistent data partition size"),
+    SettingSpec("image", "watchdog_timeout", parse_seconds, 120,
+                "seconds a boot may take, from the initramfs arming the board's watchdog to the "
+                "boot's commit decision, before the watchdog resets the board and the previous "
+                "slot boots (0: the watchdog is fed from the initramfs on; docs/ab-boot.md)"),
     SettingSpec("image", "boot_offset", parse_size, 0,
                 "where the boot partition (the first A/B partition) starts on the disk; 0: right "
                 "after the board's bootloader images, 1 MiB aligned"),

@@ -60,11 +60,12 @@ def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: s
                   build_id: str = "", segment_size: int = SEGMENT_SIZE,
                   artifacts: tuple[ArtifactSource, ...] = (),
                   extra: tuple[tuple[str, str], ...] = (), security_version: int = 0,
-                  certificates: tuple[bytes, ...] = ()) -> Path:
+                  certificates: tuple[bytes, ...] = (), verity: str = "") -> Path:
     """Sign and write a bundle; `rootfs` None makes an artifact-only bundle (slots untouched).
     `extra`: more signed `KEY VALUE` manifest lines (e.g. a model's provenance); agents ignore
     keys they do not know. `security_version`: the anti-rollback floor it raises devices to.
-    `certificates`: the signer's chain (DER, leaf first), carried as signed `cert` lines."""
+    `certificates`: the signer's chain (DER, leaf first), carried as signed `cert` lines.
+    `verity`: the slot image's dm-verity record (images/verity.py)."""
     extra = extra + tuple(tuple(line.split(" ", 1)) for line in manifest_lines(certificates))
     if rootfs is None and not artifacts:
         raise UserError("a bundle needs a root filesystem or at least one artifact")
@@ -82,6 +83,7 @@ def create_bundle(rootfs: Path | None, out: Path, *, compatible: str, version: s
         chunks=tuple(content_chunks(image)) if rootfs else (),
         min_version=min_version, artifacts=tuple(p.artifact for p in payloads), extra=extra,
         security_version=security_version,
+        verity=verity if rootfs else "",
     )
     text = manifest.render()
     signature = signing_key.sign(text)

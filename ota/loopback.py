@@ -150,13 +150,58 @@ def remove(server: LoopbackServer) -> None:
 HEALTH_DIR = AGENT_SCRIPT.parent.parent.parent / "etc/fleetforge/health.d"
 # The image's own A/B boot rules (what its initramfs runs at power-on), not a copy of them.
 BOOTSTATE_LIB = SHIPPED_LAYERS_DIR / "core/minimal/root_overlay/usr/lib/fleetforge/bootstate.sh"
-# Power-on of a loopback device: the initramfs's slot choice, with the shipped functions.
-BOOT_SELECT = '. "$1" && slot=$(bootstate_select "$2/bootstate") && echo "$slot" > "$3"'
+BOOTCHAIN_LIB = BOOTSTATE_LIB.with_name("bootchain.sh")
+# Power-on of a loopback device: the initramfs's boot chain, run by the shipped functions
+# (bootstate.sh, bootchain.sh); only its hardware steps are played here. A device with verity
+# records on its boot "partition" checks the chosen slot file with `veritysetup verify`
+# (dm-verity's check, in user space) and starts the slot by recording it as booted; without
+# records it only chooses. A one-shot boot fault ("STEP:error|kill|hang", STEP = watchdog, verity
+# or kernel) stops the power-on at that step, as a failure, a power cut or a hang there would.
+BOOT_STEPS = ("watchdog", "verity", "kernel")
+POWER_ON = r"""
+. "$1"; . "$2"; boot=$3; booted=$4; fault=$5; slots=$6
+at_step() {
+    [ -f "$fault" ] || return 0
+    case $(cat "$fault") in
+        "$1":error) rm -f "$fault"; return 1 ;;
+        "$1":kill) rm -f "$fault"; kill -9 $$ ;;
+        "$1":hang) rm -f "$fault"; while :; do sleep 1; done ;;
+    esac
+}
+chain_verify() {
+    at_step verity || return 1
+    image=$slots/rootfs_$(echo "$1" | tr AB ab)
+    set -- $2
+    veritysetup verify "$image" "$image" "$7" --no-superblock --data-block-size="$2" \
+        --hash-block-size="$3" --data-blocks="$4" --hash-offset=$(($5 * $3)) --hash="$6" \
+        --salt="$8" > /dev/null 2>&1
+}
+chain_boot() {
+    at_step kernel || { CHAIN_REASON="its kernel cannot be started"; return 1; }
+    echo "$1" > "$booted"
+    exit 0
+}
+at_step watchdog || echo "no watchdog"
+if [ -f "$boot/slot-A.verity" ] || [ -f "$boot/slot-B.verity" ]; then
+    bootchain_choose "$boot"
+    exit 1
+fi
+slot=$(bootstate_select "$boot/bootstate") && echo "$slot" > "$booted"
+"""
 
 
-def boot_select_command(busybox: str, boot_dir: Path, booted_slot_file: Path) -> list[str]:
-    return [busybox, "sh", "-c", BOOT_SELECT, "sh", str(BOOTSTATE_LIB), str(boot_dir),
-            str(booted_slot_file)]
+def power_on_command(busybox: str, root: Path) -> list[str]:
+    """The loopback device under `root` at power-on, up to the slot started (see POWER_ON)."""
+    return [busybox, "sh", "-c", POWER_ON, "sh", str(BOOTSTATE_LIB), str(BOOTCHAIN_LIB),
+            str(root / "boot"), str(root / "run" / "booted-slot"), str(root / "boot-fault"),
+            str(root / "slots")]
+
+
+def _arm_one_shot(path: Path, fault: str | None) -> None:
+    if fault:
+        path.write_text(fault + "\n")
+    else:
+        path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -165,6 +210,7 @@ class FakeDevice:
 
     root: Path
     slot_size: int
+    watchdog_s: float = 10.0  # a power-on that hangs longer is reset, and the device powers on again
 
     @property
     def agent(self) -> str:
@@ -207,11 +253,7 @@ class FakeDevice:
 
     def set_fault(self, fault: str | None) -> None:
         """Arm a one-shot fault: `STATE:kill|hang|error` fires when the agent next enters STATE."""
-        path = self.root / "fault"
-        if fault:
-            path.write_text(fault + "\n")
-        else:
-            path.unlink(missing_ok=True)
+        _arm_one_shot(self.root / "fault", fault)
 
     def run_agent(self, *args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         """Run the agent locally (as the device's init scripts do), not over SSH."""
@@ -249,11 +291,29 @@ class FakeDevice:
         self.kill_processes()
         shutil.rmtree(self.root / "run" / "ota", ignore_errors=True)
         (self.root / "reboot-requested").unlink(missing_ok=True)
-        subprocess.run(boot_select_command("busybox", self.boot_dir, self.root / "run" / "booted-slot"),
-                       check=True, capture_output=True)
+        self.power_on()
         if run_boot_step:
             return self.run_agent("boot", timeout=timeout)
         return None
+
+    def power_on(self) -> None:
+        """The initramfs at power-on. One that dies (a power cut) or hangs past `watchdog_s` (the
+        watchdog resets the board) is followed by another power-on."""
+        for _ in range(3):
+            try:
+                done = subprocess.run(power_on_command("busybox", self.root), capture_output=True,
+                                      timeout=self.watchdog_s)
+            except subprocess.TimeoutExpired:
+                continue
+            if done.returncode == 0:
+                return
+            if done.returncode != -signal.SIGKILL:
+                raise RuntimeError(f"no slot could be booted: {done.stdout.decode(errors='replace')}")
+        raise RuntimeError("the device did not finish a boot in three power-ons")
+
+    def set_boot_fault(self, fault: str | None) -> None:
+        """Arm a one-shot fault for the next power-on: `STEP:error|kill|hang` (BOOT_STEPS)."""
+        _arm_one_shot(self.root / "boot-fault", fault)
 
     @property
     def reboot_requested(self) -> bool:
@@ -262,8 +322,11 @@ class FakeDevice:
 
 def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys: list[Path],
                      slot_size: int | None = None, ssh_port: int = 22, version: str = "1.0.0",
-                     auto_reboot: bool = False) -> FakeDevice:
+                     auto_reboot: bool = False, verity: str = "") -> FakeDevice:
     """Lay out a device whose slots A and B both hold `rootfs` (a fresh image), booted from A.
+
+    With `verity` (the record of `rootfs`, a slot image with its hash tree), the device boots
+    verified slots: the boot partition holds both slots' records, as a built image's does.
 
     With `auto_reboot`, the agent's reboot command power-cycles the device in the background (as a
     real reboot would, the SSH session that asked for it is not waited for).
@@ -284,6 +347,10 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         if not link.exists():
             link.symlink_to(busybox)
     (root / "bin" / "openssl").symlink_to(require_tool("openssl", "openssl"))
+    if verity:  # dm-verity's check for the power-on (the kernel's job on a device)
+        (root / "bin" / "veritysetup").symlink_to(require_tool("veritysetup", "cryptsetup-bin"))
+        for name in "AB":
+            (device.boot_dir / f"slot-{name}.verity").write_text(verity + "\n")
     (root / "etc" / "compatible").write_text(compatible + "\n")
     (root / "etc" / "version").write_text(version + "\n")
     for key in trusted_keys:
@@ -292,8 +359,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
     (root / "run" / "booted-slot").write_text("A\n")
     (device.persist / "user-data.txt").write_text("robot calibration\n")
     reboot = root / "reboot"
-    boot_step = (shlex.join(boot_select_command(busybox, device.boot_dir, root / "run" / "booted-slot"))
-                 + f' && "{device.agent}" boot')
+    boot_step = shlex.join(power_on_command(busybox, root)) + f' && "{device.agent}" boot'
     reboot.write_text(
         "#!/bin/sh\n"
         f': > "{root}/reboot-requested"\n'

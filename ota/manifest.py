@@ -64,6 +64,9 @@ class Manifest:
     # Anti-rollback: a device refuses bundles below the highest security version it ever committed
     # or ran (stored on /persist); unlike `version`, no option lowers it.
     security_version: int = 0
+    # The root filesystem's dm-verity record (images/verity.py, docs/ab-boot.md): the device stores
+    # it for the slot at Activate and its boot chain refuses the slot unless the content matches.
+    verity: str = ""
 
     @property
     def format(self) -> str:
@@ -86,6 +89,8 @@ class Manifest:
                 f"rootfs_sha256 {self.rootfs_sha256}",
                 f"segment_size {self.segment_size}",
             ]
+            if self.verity:
+                lines.append(f"verity {self.verity}")
         lines += [f"{key} {value}" for key, value in self.extra]
         lines += [a.render() for a in self.artifacts]
         lines += [f"seg {i} {digest}" for i, digest in enumerate(self.segments)]
@@ -116,6 +121,8 @@ class Manifest:
                     artifacts.append(artifact)
                 elif fields[0] == "chunk":
                     chunks.append(Chunk(int(fields[1]), int(fields[2]), fields[3]))
+                elif fields[0] == "verity":
+                    single["verity"] = " ".join(fields[1:])
                 elif fields[0] in {"format", "compatible", "version", "min_version", "build_id",
                                    "rootfs_size", "rootfs_sha256", "segment_size",
                                    "security_version"}:
@@ -136,6 +143,7 @@ class Manifest:
                 min_version=single.get("min_version", ""), extra=tuple(extra),
                 artifacts=tuple(artifacts),
                 security_version=int(single.get("security_version", "0")),
+                verity=single.get("verity", ""),
             )
         except KeyError as missing:
             raise UserError(f"manifest lacks {missing}", where=where) from None

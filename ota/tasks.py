@@ -62,6 +62,7 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
     from ota.chunking import SEGMENT_SIZE
     from ota.signing import load_signer
     from images.manifest import load_manifest
+    from images.verity import VerityRecord, check_hash_tree
     from images.workspace import Workspace
 
     sources = tuple(ArtifactSource.parse(a) for a in artifact or [])
@@ -82,6 +83,9 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
         if rootfs is None or not rootfs.is_file():
             raise UserError("the workspace has no root filesystem image (run: fleetforge build)",
                             where=str(ws.images_dir))
+    verity = manifest.extra.get("verity", "") if rootfs else ""
+    if verity:  # the device's boot refuses a slot whose content does not match: catch it here
+        check_hash_tree(rootfs, VerityRecord.parse(verity, where=str(ws.manifest_path)))
     version = version or (manifest.image_version or default_version(rootfs) if rootfs else
                           time.strftime("%Y.%m%d.%H%M%S", time.gmtime()))
     try:
@@ -99,7 +103,7 @@ def bundle(c, workspace=DEFAULT_WORKSPACE, version=None, min_version="", output=
                              min_version=min_version, signing_key=signer,
                              certificates=signer.chain,
                              build_id=manifest.config_digest[:16], artifacts=sources,
-                             segment_size=segment_size, security_version=level)
+                             segment_size=segment_size, security_version=level, verity=verity)
     stdout.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, version {version}, "
                  f"for {manifest.board.compatible})")
 

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from fleetforge.errors import exit_on_user_error
-from images.assemble import AssemblyDirs, assemble_image, finish_rootfs
+from images.assemble import AssemblyDirs, assemble_image, finish_rootfs, install_boot_chain
 from images.buildroot.parts import buildroot_parts
 from images.layers import MergedConfig, load_config
 from images.workspace import Workspace
@@ -30,8 +30,12 @@ def assembly_dirs(workspace: Workspace, base_dir: Path, binaries: Path, step: st
 
 def post_build(config: MergedConfig, workspace: Workspace, target: Path, base_dir: Path,
                binaries: Path) -> None:
-    finish_rootfs(config, workspace, target, assembly_dirs(workspace, base_dir, binaries,
-                                                           "post-build"))
+    """FleetForge's files, then the slot's own kernel and initramfs, into the target tree before
+    Buildroot packs it (the kernel is built by then)."""
+    dirs = assembly_dirs(workspace, base_dir, binaries, "post-build")
+    finish_rootfs(config, workspace, target, dirs)
+    install_boot_chain(config, buildroot_parts(config, binaries, target, base_dir, packed=False),
+                       dirs)
 
 
 def post_image(config: MergedConfig, workspace: Workspace, binaries: Path, target: Path,

@@ -2,13 +2,10 @@
 post-image scripts (the generated files, run as Buildroot runs them) and the offline backend's
 assembly give the same root filesystem additions, boot partition, disk layout and manifest.
 
-The Buildroot output tree is synthetic (no Buildroot tree is needed): a kernel image, a static
-"busybox" and kernel modules compiled here with the host's gcc (the engine reads only their ELF
-applet table and .modinfo), placed where Buildroot puts them.
+The Buildroot output tree is synthetic (synthetic_buildroot.py: no Buildroot tree is needed).
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -21,7 +18,6 @@ from checkout import LAYERS_DIR
 from images.assemble import AssemblyDirs, assemble_image, finish_rootfs, pack_rootfs
 from images.buildroot.defconfig import compose_defconfig
 from images.buildroot.external import render_external_tree, write_external_tree
-from images.buildroot.parts import SHOW_INFO_FILE
 from images.buildroot.post_scripts import IMAGES_SUBDIR
 from images.buildroot.toolchain import choose_toolchain
 from images.debian import DebPackage
@@ -30,56 +26,16 @@ from images.layers import load_config
 from images.manifest import Manifest, PackageRecord, load_manifest
 from images.parts import BootFile, ImageParts
 from images.workspace import Workspace
+from synthetic_buildroot import RELEASE, SHOW_INFO, buildroot_output
 
-RELEASE = "6.1.0-test-arm64"
-# name -> its dependencies; what the qemu boards' modules-load.d lists, plus a dependency chain.
-MODULES = {"virtio": "", "virtio_ring": "virtio", "virtio_pci": "virtio,virtio_ring",
-           "virtio_blk": "virtio,virtio_ring", "virtio_net": "virtio,virtio_ring",
-           "virtio_rng": "virtio,virtio_ring", "squashfs": ""}
-# Built into the synthetic kernel, so the initramfs skips them (the pi4 list is long).
-BUILTIN = ("fixed", "gpio-regulator", "sdhci_iproc", "mmc_block", "bcm2835-dma", "vfat",
-           "nls_cp437", "nls_ascii", "nls_iso8859_1", "ext4", "crc32c_generic",
-           "mdio-bcm-unimac", "broadcom", "genet")
-SHOW_INFO = {"busybox": "1.36.1", "dropbear": "2022.83", "linux": "6.1.0"}
 VIRTIO = ["virtio", "virtio_ring", "virtio_pci", "virtio_blk", "virtio_net", "virtio_rng"]
+DM_VERITY = ["dm_mod", "dm_bufio", "dm_verity"]
 BOARDS = {  # device trees in BINARIES_DIR, partition table, the initramfs's modules in load order
-    "qemu-aarch64": ((), "gpt", [*VIRTIO, "squashfs"]),
+    "qemu-aarch64": ((), "gpt", [*VIRTIO, "i6300esb", "squashfs", *DM_VERITY]),
     # The Pi's device tree and (its bootloader entries) firmware as Buildroot leaves them; its SD
     # modules are built into the synthetic kernel.
-    "pi4": (("bcm2711-rpi-4-b.dtb",), "mbr", ["squashfs"]),
+    "pi4": (("bcm2711-rpi-4-b.dtb",), "mbr", ["squashfs", *DM_VERITY]),
 }
-
-
-def _gcc(source: str, output: Path, *flags: str) -> None:
-    c = output.with_suffix(".c")
-    c.write_text(source)
-    subprocess.run(["gcc", *flags, "-o", str(output), str(c)], check=True, capture_output=True)
-    c.unlink()
-
-
-def _buildroot_output(root: Path, boot_files: tuple[str, ...], config) -> tuple[Path, Path, Path]:
-    """BASE_DIR with images/ (BINARIES_DIR) and target/ (TARGET_DIR) as Buildroot leaves them
-    before the post-image script runs (the rootfs image is packed later, from the finished tree)."""
-    base, binaries, target = root / "output", root / "output/images", root / "output/target"
-    binaries.mkdir(parents=True)
-    (binaries / "Image").write_bytes(b"ARM64 kernel image " * 1000)
-    for name in (*boot_files, *(e.buildroot_path for e in config.board.bootloader)):
-        (binaries / name).parent.mkdir(parents=True, exist_ok=True)
-        (binaries / name).write_bytes(f"firmware {name}".encode() * 100)
-    (target / "bin").mkdir(parents=True)
-    _gcc('const char applets[] = "[\\0[[\\0ash\\0cat\\0init\\0mount\\0sh\\0switch_root\\0";\n'
-         "int main(void) { return applets[0] == 0; }\n", target / "bin/busybox", "-static", "-Os")
-    modules = target / "lib/modules" / RELEASE
-    (modules / "kernel").mkdir(parents=True)
-    for name, depends in MODULES.items():
-        _gcc(f'const char modinfo[] __attribute__((section(".modinfo"))) = '
-             f'"license=GPL\\0depends={depends}\\0name={name}";\n',
-             modules / "kernel" / f"{name}.ko", "-c")
-    (modules / "modules.builtin").write_text("".join(f"kernel/{n}.ko\n" for n in BUILTIN))
-    (target / "etc").mkdir()
-    (base / SHOW_INFO_FILE).write_text(json.dumps(
-        {name: {"type": "target", "version": version} for name, version in SHOW_INFO.items()}))
-    return base, binaries, target
 
 
 def _offline_parts(binaries: Path, target: Path, tree: Path, config, boot_files) -> ImageParts:
@@ -112,11 +68,14 @@ def _partitions(disk: Path, table: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
-def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path):
+def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path, monkeypatch):
+    # One build time for both assemblies (the image's version is its build time), however long
+    # the first one takes.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764460800")
     boot_names, table, modules = BOARDS[board]
     config = load_config(f"{board},core/minimal", layers_dir=LAYERS_DIR)
     workspace = Workspace("parity", tmp_path / "workspaces/parity")
-    base, binaries, target = _buildroot_output(tmp_path / "buildroot", boot_names, config)
+    base, binaries, target = buildroot_output(tmp_path / "buildroot", boot_names, config)
     defconfig = compose_defconfig(config, choose_toolchain(config.board.target))
     external = write_external_tree(render_external_tree(config, defconfig, workspace.root),
                                    tmp_path / "external")
@@ -149,8 +108,14 @@ def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path):
     # The boot partition: the same files, byte for byte (the initramfs is reproducible).
     boot = _tree(base / "fleetforge/boot")
     assert boot == _tree(dirs.work / "boot")
-    assert {"vmlinuz", "initramfs.img", "bootstate"} | {Path(n).name for n in boot_names} | \
+    assert {"vmlinuz", "initramfs.img", "bootstate", "slot-A.verity", "slot-B.verity"} | \
+        {Path(n).name for n in boot_names} | \
         {e.file for e in config.board.bootloader if e.partition == "boot"} <= set(boot)
+    # The slot carries its own kernel and initramfs (docs/ab-boot.md), installed before packing.
+    slot_boot = target / "usr/lib/fleetforge/boot"
+    assert (slot_boot / "initramfs.img").read_bytes() == boot["initramfs.img"]
+    assert (slot_boot / "boot-id").read_text().strip()
+    assert (slot_boot / "cmdline.txt").read_text() == f"console={config.board.console} quiet panic=5\n"
     # The disk: the same genimage configuration and partition table.
     assert (base / "fleetforge/genimage/genimage.cfg").read_text() == \
         (dirs.work / "genimage/genimage.cfg").read_text()

@@ -19,6 +19,7 @@ from images.buildroot.defconfig import compose_defconfig
 from images.buildroot.external import render_external_tree, write_external_tree
 from images.buildroot.toolchain import choose_toolchain
 from images.layers import load_all_layers, load_config
+from synthetic_buildroot import buildroot_output
 
 EXPECTED = Path(__file__).parent / "data" / "expected"
 TOY_LAYERS = Path(__file__).parent / "data" / "layers"
@@ -103,12 +104,12 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     out = write_external_tree(tree, tmp_path / "ext")
     script = out / "board" / "fleetforge" / "post-build.sh"
     assert os.access(script, os.X_OK)
-    target = tmp_path / "target"
-    (target / "etc").mkdir(parents=True)  # as Buildroot's skeleton leaves it
+    # Buildroot's output when it runs the script: the kernel built, the skeleton's /etc.
+    base, binaries, target = buildroot_output(tmp_path / "buildroot", ())
     import subprocess
     env = {k: v for k, v in os.environ.items() if k != "FLEETFORGE_LAYER_PATH"}
     subprocess.run(["sh", str(script), str(target)], check=True,
-                   env={**env, "BASE_DIR": str(tmp_path)})
+                   env={**env, "BASE_DIR": str(base), "BINARIES_DIR": str(binaries)})
     assert (target / "extra-ran").exists()
     assert (target / "etc" / "resolv.conf").is_symlink()  # core/minimal's hook ran first
     release = (target / "etc" / "fleetforge" / "release").read_text().splitlines()
@@ -116,6 +117,7 @@ def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     assert f"CONFIG_DIGEST={config.digest()}" in release
     key = (workspace / "ssh" / "id_ed25519.pub").read_text()
     assert (target / "root" / ".ssh" / "authorized_keys").read_text() == key
+    assert (target / "usr/lib/fleetforge/boot/initramfs.img").is_file()  # the slot's own boot files
 
 
 def test_writing_replaces_an_old_tree_whole(tmp_path):

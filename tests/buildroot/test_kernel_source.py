@@ -77,7 +77,8 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     """
     import shutil
 
-    from images.buildroot.parts import busybox_library_overlay, needed_libraries
+    from images.buildroot.parts import busybox_library_overlay
+    from images.programs import needed_libraries
 
     target = tmp_path / "target"
     (target / "bin").mkdir(parents=True)
@@ -94,5 +95,5 @@ def test_initramfs_gets_the_libraries_a_dynamic_busybox_needs(tmp_path):
     assert interpreter.is_file() and not interpreter.is_symlink()
     assert interpreter.read_bytes() == (overlay / "lib" / "ld-linux-x86-64.so.2").read_bytes()
     (target / "lib" / "libc.so.6").unlink()
-    with pytest.raises(Exception, match="needs libc.so.6, which is not in the target root"):
+    with pytest.raises(Exception, match="needs libc.so.6, which is not in the root filesystem"):
         needed_libraries(target / "bin" / "busybox", target)

@@ -16,8 +16,9 @@ def test_x86_64_builds_boots_and_answers_ssh(build_workspace):
     result = build_workspace("qemu-x86_64,core/minimal", "x86")
     manifest = result.manifest
     assert manifest.board.arch == "x86_64"
-    assert manifest.kernel_version.endswith("-cloud-amd64")
-    assert {p.arch for p in manifest.packages} == {"amd64"}
+    # Debian's generic kernel: the cloud one has no driver for the i6300esb watchdog.
+    assert manifest.kernel_version.endswith("-amd64") and "cloud" not in manifest.kernel_version
+    assert {p.arch for p in manifest.packages} == {"amd64", "all"}  # debconf (kexec-tools') is "all"
     machine = BootedMachine.start(result.workspace, timeout=240)
     try:
         assert machine.check.slot == "A"

@@ -1,10 +1,13 @@
-"""Real boots of copies of the built image: A/B fallback across reboots, and a broken disk."""
+"""Real boots of copies of the built image: A/B fallback across reboots, a slot whose content was
+changed behind its verity root hash, and a broken disk."""
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,19 @@ def _copy_workspace(built_image, base, name: str) -> Workspace:
     shutil.copytree(source.images_dir, copy.images_dir)
     shutil.copytree(source.ssh_key.parent, copy.ssh_key.parent)
     return copy
+
+
+def _partition_offset(disk: Path, name: str) -> int:
+    """Byte offset of the GPT partition called `name` (docs/ab-boot.md's names)."""
+    with open(disk, "rb") as handle:
+        handle.seek(512)
+        entry_lba, count, size = struct.unpack_from("<QII", handle.read(92), 72)
+        handle.seek(entry_lba * 512)
+        for _ in range(count):
+            entry = handle.read(size)
+            if entry[56:128].decode("utf-16-le").rstrip("\0") == name:
+                return struct.unpack_from("<Q", entry, 32)[0] * 512
+    raise AssertionError(f"no partition {name} in {disk}")
 
 
 def _ssh(machine: BootedMachine, command: str) -> str:
@@ -50,6 +66,27 @@ def test_slot_marked_bad_falls_back_to_b_and_persist_survives(built_image, tmp_p
         assert _ssh(second, "cat /persist/dropbear/dropbear_ed25519_host_key | sha256sum") == host_key
     finally:
         second.stop(power_off=True)
+
+
+def test_a_slot_changed_behind_its_root_hash_is_refused_and_the_other_slot_boots(built_image, tmp_path):
+    ws = _copy_workspace(built_image, tmp_path, "corrupted")
+    at = _partition_offset(ws.disk_image, "rootfs_a") + (1 << 20) + 123  # inside the file system
+    with open(ws.disk_image, "r+b") as disk:
+        disk.seek(at)
+        data = disk.read(16)
+        disk.seek(at)
+        disk.write(bytes(b ^ 0xFF for b in data))
+    machine = BootedMachine.start(ws, timeout=180)
+    try:
+        assert machine.check.slot == "B"
+        console = machine.check.console_log.read_text(errors="replace")
+        assert "FLEETFORGE_SLOT_REFUSED slot=A: content does not match its verity root hash" in console
+        machine.wait_settled()
+        assert "BOOT_A_LEFT=0" in _ssh(machine, "cat /boot/bootstate")  # refused for good
+        # The running root is read through dm-verity too.
+        assert _ssh(machine, "grep ' / ' /proc/mounts").startswith("/dev/mapper/root / ")
+    finally:
+        machine.stop(power_off=True)
 
 
 def test_check_fails_fast_and_clearly_on_a_disk_without_partitions(built_image, tmp_path):

@@ -109,9 +109,12 @@ def test_mark_bad_and_invalid_slot(shell, tmp_path):
 
 
 def test_init_uses_the_shared_library():
-    # The initramfs copy is a link to the root filesystem's, so both sides agree on the format.
-    initramfs_copy = LAYERS_DIR / "core/minimal/initramfs_overlay/usr/lib/fleetforge/bootstate.sh"
-    assert initramfs_copy.resolve() == LIBRARY.resolve()
+    # The initramfs copies are links to the root filesystem's, so both sides agree on the format;
+    # the boot chain (bootchain.sh, tested in test_image_bootchain.py) selects with bootstate_select.
+    for name in ("bootstate.sh", "bootchain.sh"):
+        initramfs_copy = LAYERS_DIR / "core/minimal/initramfs_overlay/usr/lib/fleetforge" / name
+        assert initramfs_copy.resolve() == LIBRARY.with_name(name).resolve()
     init = (LAYERS_DIR / "core/minimal/initramfs_overlay/init").read_text()
     assert ". /usr/lib/fleetforge/bootstate.sh" in init
-    assert "bootstate_select /mnt/boot/bootstate" in init
+    assert "bootchain_choose /mnt/boot" in init
+    assert "bootstate_select \"$1/bootstate\"" in LIBRARY.with_name("bootchain.sh").read_text()

@@ -14,7 +14,7 @@ from ota import keys, loopback
 from ota.bundle import create_bundle, open_bundle
 from ota.artifacts import ArtifactSource
 from ota_testlib import (COMPATIBLE, SMALL_SEGMENT, SQUASH_SEGMENT, ModelBundles, Rig, SmallImages,
-                         SquashImages, make_rig, make_tree, small_image, squash)
+                         SquashImages, VerifiedImages, make_rig, make_tree, small_image, squash)
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +70,25 @@ def model_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> M
                              artifacts=(ArtifactSource("model", tree),))
         made.append(open_bundle(path, trusted_keys_dir=ota_keys))
     return ModelBundles(*made)
+
+
+@pytest.fixture(scope="session")
+def verified_images(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path,
+                    small_images: SmallImages) -> VerifiedImages:
+    """The small images as slot images (each with its dm-verity hash tree), for the boot chain's
+    rows of the fault table."""
+    from images.verity import append_hash_tree
+
+    base = tmp_path_factory.mktemp("verified")
+    records = {}
+    for name, source in (("v1", small_images.v1), ("v2", small_images.v2)):
+        shutil.copyfile(source, base / f"{name}.img")
+        records[name] = append_hash_tree(base / f"{name}.img", base / "verity.log").render()
+    bundle = create_bundle(base / "v2.img", base / "v2.ffota", compatible=COMPATIBLE, version="2.0.0",
+                           signing_key=keys.load_private(ota_keys), segment_size=SMALL_SEGMENT,
+                           verity=records["v2"])
+    return VerifiedImages(base / "v1.img", base / "v2.img",
+                          open_bundle(bundle, trusted_keys_dir=ota_keys), records["v1"])
 
 
 @pytest.fixture

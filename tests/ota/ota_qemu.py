@@ -16,7 +16,11 @@ from images.workspace import Workspace
 
 
 class QemuDevice:
-    def __init__(self, workspace: Workspace, workdir: Path) -> None:
+    def __init__(self, workspace: Workspace, workdir: Path, *, guest_reboots: bool = False) -> None:
+        # guest_reboots: a reboot or a watchdog reset restarts the guest inside the same QEMU
+        # process (no power cycle); `starts` counts QEMU processes (power-ons).
+        self.guest_reboots = guest_reboots
+        self.starts = 0
         self.manifest = load_manifest(workspace.manifest_path)
         self.images = workdir / "images"
         self.images.mkdir(parents=True, exist_ok=True)
@@ -36,9 +40,11 @@ class QemuDevice:
         self._stopping = False
 
     def start(self) -> None:
-        args = qemu_command(self.manifest, self.images, ssh_port=self.port, headless=True)
+        args = qemu_command(self.manifest, self.images, ssh_port=self.port, headless=True,
+                            guest_reboots=self.guest_reboots)
         args[0] = require_tool(args[0], "qemu-system-arm")
         self._ready.clear()
+        self.starts += 1
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT)
         threading.Thread(target=self._watch, args=(self.process,), daemon=True).start()

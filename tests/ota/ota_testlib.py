@@ -87,6 +87,16 @@ class ModelBundles:
     v2: Bundle  # the same with other weights, version 1.6.0
 
 
+@dataclass(frozen=True)
+class VerifiedImages:
+    """Slot images with their dm-verity hash trees, for a device that boots verified slots."""
+
+    v1: Path
+    v2: Path
+    v2_bundle: Bundle  # carries v2's verity record
+    v1_verity: str     # v1's record, on the device's boot partition for both slots
+
+
 @dataclass
 class Rig:
     """One loopback device: its files, the SSH server in front of it, and client options."""
@@ -99,13 +109,14 @@ class Rig:
 
 def make_rig(tmp: Path, kind: str, image: Path, ota_keys: Path, client_key: Path, *,
              auto_reboot: bool = True, timeout: float = 20.0,
-             server: loopback.LoopbackServer | None = None) -> Rig:
+             server: loopback.LoopbackServer | None = None, verity: str = "") -> Rig:
     if server is None:
         start = loopback.start_openssh if kind == "openssh" else loopback.start_dropbear
         server = start(tmp / "server", client_key)
     device = loopback.make_fake_device(tmp / "device", image, compatible=COMPATIBLE,
                                        trusted_keys=[ota_keys / keys.PUBLIC_NAME],
-                                       ssh_port=server.port, auto_reboot=auto_reboot)
+                                       ssh_port=server.port, auto_reboot=auto_reboot,
+                                       verity=verity)
     known_hosts = tmp / "known_hosts"
     known_hosts.write_text(server.known_hosts_line())
     options = SshOptions(identity=client_key, known_hosts=known_hosts, agent=device.agent,

@@ -5,7 +5,8 @@ the loopback device until it settles. It asserts the outcome the state table pro
 runs, the final state, the reported result), that the chain of states is one the table allows,
 that the running slot's bytes are intact and /persist survived, and that a plain retry then
 installs v2. The states of an artifact-only update (Switch, Check, Revert, and its Commit) have a
-table of their own: the artifact's link, the hooks that ran, and a retry.
+table of their own: the artifact's link, the hooks that ran, and a retry; so do the boot chain's
+steps at the trial's power-on (watchdog, verity, kernel).
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from fleetforge.errors import UserError
 from ota import client
 from ota.bundle import Bundle
 from fleetforge.ssh import Connection
-from ota.loopback import LoopbackServer, start_openssh
+from ota.loopback import BOOT_STEPS, LoopbackServer, start_openssh
 from ota.states import chain_is_valid, states
-from ota_testlib import ModelBundles, Rig, SmallImages, make_rig
+from ota_testlib import ModelBundles, Rig, SmallImages, VerifiedImages, make_rig
 
 FAULTS = ("error", "kill", "hang")
 HANG_TIMEOUT = 1.0  # how long the boot-step runner waits before calling it a hang
@@ -122,9 +123,32 @@ def _settle(rig: Rig, conn: Connection) -> client.DeviceStatus:
     return status
 
 
-def _version_of_running_slot(rig: Rig, images: SmallImages) -> str:
+def _version_of_running_slot(rig: Rig, images: SmallImages | VerifiedImages) -> str:
     data = rig.device.slot_bytes(rig.device.booted(), images.v1.stat().st_size)
     return {images.v1.read_bytes(): "1.0.0", images.v2.read_bytes(): "2.0.0"}.get(data, "corrupt")
+
+
+def _power_cycle_until_settled(rig: Rig, conn: Connection, expect: Expect,
+                               images: SmallImages | VerifiedImages, fault_file: str) -> None:
+    """Power the device on until it settles; assert what the table promises."""
+    _power_cycle(rig)
+    settled = _settle(rig, conn)
+    assert not (rig.device.root / fault_file).exists(), "the fault never fired"
+    assert (settled.state, _version_of_running_slot(rig, images)) == (expect.state, expect.running)
+    assert expect.result in settled.result
+    assert chain_is_valid(settled.history), settled.history
+    assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
+
+
+def _retry_installs_v2(rig: Rig, conn: Connection, bundle: Bundle,
+                       images: SmallImages | VerifiedImages) -> None:
+    """A plain retry (with a healthy system) always gets the device to v2."""
+    client.deploy(rig.target, rig.options, bundle, reboot=False, show_progress=False)
+    _power_cycle(rig)
+    final = client.read_status(conn, rig.options)
+    assert final.result.startswith("committed 2.0.0"), final
+    assert _version_of_running_slot(rig, images) == "2.0.0"
+    assert final.booted == final.committed
 
 
 @pytest.fixture(scope="module")
@@ -148,28 +172,54 @@ def test_fault_in_state(state: str, fault: str, fast_path: Path, small_images: S
             check.write_text("exit 1\n")
         rig.device.set_fault(f"{state}:{fault}")
         _deploy_through_fault(rig, small_images.v2_bundle, fault)
-        _power_cycle(rig)
-        settled = _settle(rig, conn)
-
-        assert not (rig.device.root / "fault").exists(), "the fault never fired"
-        assert (settled.state, _version_of_running_slot(rig, small_images)) == \
-            (expect.state, expect.running)
-        assert expect.result in settled.result
-        assert chain_is_valid(settled.history), settled.history
-        assert (rig.device.persist / "user-data.txt").read_text() == "robot calibration\n"
+        _power_cycle_until_settled(rig, conn, expect, small_images, "fault")
         if fault != "kill":
             return  # the retry below is the same for every kind of fault; run it once per state
-
-        # A plain retry (with a healthy system) always gets the device to v2.
         check.unlink(missing_ok=True)
         if expect.running != "2.0.0":
-            client.deploy(rig.target, rig.options, small_images.v2_bundle, reboot=False,
-                          show_progress=False)
-            _power_cycle(rig)
+            _retry_installs_v2(rig, conn, small_images.v2_bundle, small_images)
         final = client.read_status(conn, rig.options)
         assert final.result.startswith("committed 2.0.0"), final
-        assert _version_of_running_slot(rig, small_images) == "2.0.0"
         assert final.booted == final.committed
+    finally:
+        conn.close()
+        rig.device.kill_processes()
+
+
+# The boot chain's steps at the trial boot's power-on (docs/ab-boot.md), on a device that boots
+# verified slots: the loopback device runs the shipped bootchain.sh, and a fault stops the power-on
+# at a step (ota/loopback.py POWER_ON). Arming the watchdog comes before the slot is chosen, so
+# the trial keeps its try; after that, the trial's one try is spent and the old slot comes back.
+TRIAL_DID_NOT_COME_UP = "rolled back: trial boot of slot B did not come up"
+BOOT_CHAIN_TABLE = {
+    "watchdog": Expect(False, "2.0.0", "Idle", "committed 2.0.0 on slot B"),
+    "verity": Expect(False, "1.0.0", "Idle", TRIAL_DID_NOT_COME_UP),
+    "kernel": Expect(False, "1.0.0", "Idle", TRIAL_DID_NOT_COME_UP),
+}
+
+
+def test_boot_chain_table_covers_every_step() -> None:
+    assert tuple(BOOT_CHAIN_TABLE) == BOOT_STEPS
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("step", list(BOOT_CHAIN_TABLE))
+def test_fault_in_boot_chain_step(step: str, fault: str, fast_path: Path,
+                                  verified_images: VerifiedImages, ota_keys: Path, client_key: Path,
+                                  fault_server: LoopbackServer) -> None:
+    expect = BOOT_CHAIN_TABLE[step]
+    rig = make_rig(fast_path, "openssh", verified_images.v1, ota_keys, client_key,
+                   auto_reboot=False, server=fault_server, verity=verified_images.v1_verity)
+    rig.device.watchdog_s = HANG_TIMEOUT  # a power-on that hangs longer is reset
+    conn = rig.options.connect(rig.target)
+    try:
+        installed = client.deploy(rig.target, rig.options, verified_images.v2_bundle, reboot=False,
+                                  show_progress=False)
+        assert installed.message == "installed; trial boot on next reboot"
+        rig.device.set_boot_fault(f"{step}:{fault}")
+        _power_cycle_until_settled(rig, conn, expect, verified_images, "boot-fault")
+        if fault == "kill" and expect.running != "2.0.0":  # the refused slot is rewritten
+            _retry_installs_v2(rig, conn, verified_images.v2_bundle, verified_images)
     finally:
         conn.close()
         rig.device.kill_processes()

@@ -23,11 +23,15 @@ from ota import client, keys
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
 from fleetforge.ssh import ConnectionLost, Target
+from images.assemble import pack_slot_image
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow]
 
 LAYERS = "qemu-aarch64,core/minimal,feature/ota"
 SEGMENT = 1 << 20  # small segments so "half the transfer" spans several verified segments
+# The random model the big bundles add: what their delta transfers send (the rest of the slot,
+# kernel included, is copied from the booted slot), so the cuts below fall inside it.
+MODEL_BYTES = 6 << 20
 
 
 def _usable() -> str | None:
@@ -54,11 +58,12 @@ class QemuBundles:
     compatible: str
 
 
-def _squash(tree: Path, out: Path) -> Path:
-    # The image backend's own settings (images/rootfs.py), so unchanged files compress the same.
-    run_tool(["mksquashfs", tree, out, "-noappend", "-all-root", "-comp", "xz", "-no-progress",
-              "-mkfs-time", "0", "-all-time", "0", "-quiet"], debian_package="squashfs-tools")
-    return out
+def _squash(tree: Path, out: Path) -> tuple[Path, str]:
+    """A slot image of `tree` (as the build packs one: file system + dm-verity hash tree) and its
+    verity record, which the bundle must carry for a device that boots verified slots."""
+    record = pack_slot_image(tree, out, rootfs_format="squashfs", rootfs_size=64 << 20,
+                             log_file=out.with_suffix(".log"))
+    return out, record.render()
 
 
 @pytest.fixture(scope="module")
@@ -90,25 +95,26 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
     v3_path = _squash(tree, base / "v3.squashfs")
     (tree / "etc/fleetforge/health.d/50-app-starts").unlink()
     (tree / "etc/fleetforge/version").write_text("3.0.0\n")
-    (tree / "usr/share/model.bin").write_bytes(random.Random(5).randbytes(6 << 20))
+    (tree / "usr/share/model.bin").write_bytes(random.Random(5).randbytes(MODEL_BYTES))
     big_path = _squash(tree, base / "big.squashfs")
     (tree / "etc/fleetforge/version").write_text("4.0.0\n")
-    (tree / "usr/share/model.bin").write_bytes(random.Random(6).randbytes(6 << 20))
+    (tree / "usr/share/model.bin").write_bytes(random.Random(6).randbytes(MODEL_BYTES))
     big2_path = _squash(tree, base / "big2.squashfs")
 
     key = keys.load_private(ota_keys)
     rogue_keys = base / "rogue-keys"
     keys.keygen(rogue_keys)
 
-    def make(name: str, rootfs: Path, version: str, *, compatible_: str = compatible, signer=key,
-             trusted: Path = ota_keys) -> Bundle:
+    def make(name: str, slot: tuple[Path, str], version: str, *, compatible_: str = compatible,
+             signer=key, trusted: Path = ota_keys) -> Bundle:
+        rootfs, verity = slot
         out = create_bundle(rootfs, base / f"{name}.ffota",
                             compatible=compatible_, version=version, signing_key=signer,
-                            segment_size=SEGMENT)
+                            segment_size=SEGMENT, verity=verity)
         return open_bundle(out, trusted_keys_dir=trusted)
 
     bundles = QemuBundles(
-        v1=make("v1", v1_path, "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
+        v1=make("v1", (v1_path, built.manifest.extra["verity"]), "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
         v3_unhealthy=make("v3", v3_path, "2.5.0"),
         big=make("big", big_path, "3.0.0"), big2=make("big2", big2_path, "4.0.0"),
         foreign=make("foreign", v2_path, "2.0.0", compatible_="fleetforge-qemu-x86_64"),
@@ -222,7 +228,7 @@ def test_qemu_dropped_connection_resumes(vm: Vm, qemu_bundles) -> None:
     bundles, _ = qemu_bundles
     bundle = bundles.big
     def cut(sent: int) -> None:
-        if sent > bundle.manifest.rootfs_size // 2:
+        if sent > MODEL_BYTES // 2:
             raise client.LinkCut()
 
     with pytest.raises(ConnectionLost):
@@ -258,7 +264,7 @@ def test_qemu_power_cut_during_slot_write(vm: Vm, qemu_bundles) -> None:
     cut = {"done": False}
 
     def pull_the_plug(sent: int) -> None:
-        if not cut["done"] and sent > bundle.manifest.rootfs_size // 3:
+        if not cut["done"] and sent > MODEL_BYTES // 3:
             cut["done"] = True
             vm.device.power_cut()
 

@@ -1,0 +1,1 @@
+../../../../root_overlay/usr/lib/fleetforge/bootchain.sh
