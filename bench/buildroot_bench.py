@@ -110,9 +110,11 @@ def main() -> None:
         before = client.status(target, options)
         signer = keys.load_private(work / "keys")
         compatible = load_manifest(offline_ws.manifest_path).board.compatible
+        # The device checks the slot against its dm-verity record at boot (docs/ab-boot.md).
+        verity = load_manifest(br_ws.manifest_path).extra.get("verity", "")
         bundle = open_bundle(create_bundle(br_ws.images_dir / "rootfs.squashfs",
                                            work / "buildroot.ffota", compatible=compatible,
-                                           version="2.0.0", signing_key=signer),
+                                           version="2.0.0", signing_key=signer, verity=verity),
                              trusted_keys_dir=work / "keys")
         # The offline image records its build time as version: this bundle (2.0.0) is "older".
         update = client.deploy(target, options, bundle, show_progress=False, boot_timeout=300,
