@@ -232,3 +232,32 @@ def test_artifact_hooks_activate_check_and_switch_back(
     finally:
         rig.device.kill_processes()
         rig.server.stop()
+
+
+def test_time_stamped_versions_compare_as_numbers(
+        fast_path: Path, small_images, ota_keys: Path, client_key: Path, tmp_path: Path) -> None:
+    """App and model versions are build times (`2026.1130.032553`): a component with a leading
+    zero is a decimal number, not octal (busybox awk reads "032553" as 13675, so a newer build
+    made before 10:00 UTC was refused as a downgrade)."""
+    from ota_testlib import make_rig
+    rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
+    try:
+        key = keys.load_private(ota_keys)
+        for version in ("2026.1130.032549", "2026.1130.032553", "2026.1130.100000"):
+            (tmp_path / version).mkdir()
+            (tmp_path / version / "model.bin").write_bytes(version.encode())
+            bundle = open_bundle(create_bundle(None, tmp_path / f"{version}.ffota", compatible=COMPATIBLE,
+                                               version=version, signing_key=key,
+                                               artifacts=(ArtifactSource("model", tmp_path / version),)),
+                                 trusted_keys_dir=ota_keys)
+            result = client.deploy(rig.target, rig.options, bundle, show_progress=False)
+            assert result.ok, f"{version}: {result.message}"
+        older = open_bundle(create_bundle(None, tmp_path / "older.ffota", compatible=COMPATIBLE,
+                                          version="2026.1130.099999", signing_key=key,
+                                          artifacts=(ArtifactSource("model", tmp_path / version),)),
+                            trusted_keys_dir=ota_keys)
+        with pytest.raises(UserError, match="older than the installed 2026.1130.100000"):
+            client.deploy(rig.target, rig.options, older, show_progress=False)
+    finally:
+        rig.device.kill_processes()
+        rig.server.stop()

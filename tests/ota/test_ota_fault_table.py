@@ -69,7 +69,7 @@ class ExpectArtifact:
     result: str
 
 
-V2_CHECK_FAILED = "rolled back: artifact model check failed (exit 1, for 1 s)"
+V2_CHECK_FAILED = "rolled back: artifact model check failed (exit 1)"  # final at once (contract A.1)
 ARTIFACT_TABLE = {
     "Switch": ExpectArtifact(False, "1.5.0", "rolled back: interrupted in Switch"),
     "Check": ExpectArtifact(False, "1.5.0", "rolled back: interrupted in Check"),
