@@ -21,7 +21,9 @@ def _library() -> ctypes.CDLL:
     lib.lb_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.lb_kernels.restype = ctypes.c_char_p
     lib.lb_kernels.argtypes = [ctypes.c_void_p]
-    lib.lb_use_portable.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.lb_use_kernels.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.lb_kernel_families.restype = ctypes.c_char_p
+    lib.lb_kernel_families.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     lib.lb_profile.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.lb_node_count.restype = ctypes.c_size_t
     lib.lb_node_count.argtypes = [ctypes.c_void_p]
@@ -33,7 +35,8 @@ def _library() -> ctypes.CDLL:
 class Runtime:
     """A loaded artifact: run(codes) -> int32 outputs, exactly as lowbit-run computes them."""
 
-    def __init__(self, blob: bytes, *, portable: bool = False, where: str = "model") -> None:
+    def __init__(self, blob: bytes, *, kernels: str | None = None, where: str = "model") -> None:
+        """kernels: a family of `families` (default: the best this CPU runs)."""
         self._handle = None
         lib = _library()
         err = ctypes.create_string_buffer(256)
@@ -41,13 +44,25 @@ class Runtime:
         if not handle:
             raise UserError(err.value.decode(errors="replace"), where=where)
         self._lib, self._handle = lib, handle
-        lib.lb_use_portable(handle, int(portable))
+        if kernels is not None and lib.lb_use_kernels(handle, kernels.encode()):
+            families = ", ".join(self.families)
+            self.close()
+            raise UserError(f"this CPU cannot run the {kernels!r} kernels (it runs: {families})",
+                            where=where)
         self.input_bytes = lib.lb_input_bytes(handle)
         self.output_count = lib.lb_output_count(handle)
 
     @property
     def kernels(self) -> str:
         return self._lib.lb_kernels(self._handle).decode()
+
+    @property
+    def families(self) -> list[str]:
+        """The kernel families this CPU runs, worst to best."""
+        names = []
+        while (name := self._lib.lb_kernel_families(self._handle, len(names))) is not None:
+            names.append(name.decode())
+        return names
 
     def run(self, codes: np.ndarray) -> np.ndarray:
         data = np.ascontiguousarray(codes)

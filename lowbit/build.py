@@ -18,8 +18,8 @@ from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
-LIBRARY_SOURCES = ("lowbit.c", "kernels_x86.c", "kernels_neon.c")
-HEADERS = ("lowbit.h", "lowbit_internal.h")
+LIBRARY_SOURCES = ("lowbit.c", "kernels_x86.c", "kernels_x86_lut.c", "kernels_neon.c")
+HEADERS = ("lowbit.h", "lowbit_internal.h", "epilogue_x86.h")
 RUNNER_SOURCE = "runner.c"
 # Optimisation and warnings for every target; SIMD is chosen inside the sources (x86-64: AVX-512
 # functions picked at load time, so one binary runs on any x86-64; aarch64: NEON is baseline).

@@ -6,7 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "lowbit_internal.h"
+#include "epilogue_x86.h"
 
 int lb_avx512_available(void) {
     __builtin_cpu_init();
@@ -219,10 +219,7 @@ void lb_conv_int8_avx512(const lb_conv *c) {
                     for (int h = 0; h < 2; h++) {
                         int o0 = ob * 32 + h * 16;
                         if (o0 >= c->oc) break;
-                        long pixel = (long)oy * c->ow + ox0 + p;
-                        store8(c, pixel, o0, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc[p][h])));
-                        if (o0 + 8 < c->oc)
-                            store8(c, pixel, o0 + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc[p][h], 1)));
+                        lb_store16(c, (long)oy * c->ow + ox0 + p, o0, acc[p][h]);
                     }
             }
         }

@@ -35,8 +35,17 @@ struct lb_model {
     lb_tensor *tensors;
     lb_node *nodes;
     uint64_t *zeros;
-    int portable, simd, profile;
+    uint8_t *lut_zero;          /* a zero pixel of tables */
+    uint8_t (*lut_sub)[64][64]; /* lb_lut_subtables */
+    uint8_t *lut_ring;          /* the table rows of the conv running (the largest any needs) */
+    size_t lut_ring_bytes;
+    unsigned available;         /* kernel families this CPU runs (bits of FAMILY_*) */
+    int family, profile;        /* the family in use */
 };
+
+/* Kernel families, best last: the loader picks the best the CPU has; lb_use_kernels changes it. */
+enum { FAMILY_PORTABLE, FAMILY_NEON, FAMILY_AVX512, FAMILY_AVX512_LUT, FAMILY_COUNT };
+static const char *const FAMILY_NAMES[FAMILY_COUNT] = {"portable", "neon", "avx512", "avx512-lut"};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     va_list ap;
@@ -263,6 +272,30 @@ static int prepare_conv(lb_model *m, lb_node *n, int index, char *err, size_t er
     }
 #endif
 #if defined(__x86_64__)
+    if (bitserial && (m->available & (1u << FAMILY_AVX512_LUT))) {
+        int groups = (c->c + 5) / 6, opv = 64 / lb_lut_lanes(c->wbits);
+        uint8_t *dst = xalloc((size_t)(c->oc + opv - 1) / opv * kk * groups * 64);
+        if (!dst) return fail(err, errlen, "out of memory");
+        lb_lut_pack_weights(c->weight, dst, c->oc, (int)kk, c->c, c->wbits);
+        c->lut_weight = dst;
+        /* the codes that the bit-packing node producing this conv's planes reads */
+        for (int i = index - 1; i >= 0 && !c->lut_codes; i--)
+            if (m->nodes[i].op == OP_BITPACK && m->nodes[i].out[0] == n->in[0])
+                c->lut_codes = m->tensors[m->nodes[i].in[0]].data;
+        if (!c->lut_codes) return fail(err, errlen, "node %d: bit-serial conv without a bit-packing node", index);
+        c->lut_zero = m->lut_zero;
+        c->lut_sub = (const uint8_t(*)[64][64])m->lut_sub;
+        c->lut_groups = groups;
+        size_t ring = (size_t)c->kh * c->w * groups * 64;
+        if (ring > m->lut_ring_bytes) m->lut_ring_bytes = ring;
+        /* a table entry is at most 6 * (2^A - 1); bytes hold 255; 16-bit lanes 32767 over a
+         * byte flush weighed by the planes' coefficients (at most 1, 2, 4, 8 for W = 1..4) */
+        int tmax = 6 * ((1 << c->abits) - 1), coef = c->wbits == 1 ? 1 : 1 << (c->wbits - 1);
+        c->lut_flush8 = 255 / tmax;
+        c->lut_flush16 = 32767 / (c->lut_flush8 * tmax * coef);
+    }
+#endif
+#if defined(__x86_64__)
     if (!bitserial && c->groups == 1) {
         long k = kk * c->c, k4 = (k + 3) / 4;
         long blocks = (c->oc + 31) / 32;
@@ -345,7 +378,7 @@ static int parse(lb_model *m, char *err, size_t errlen) {
     m->tensors = calloc(m->n_tensors, sizeof(lb_tensor));
     m->nodes = calloc(m->n_nodes ? m->n_nodes : 1, sizeof(lb_node));
     if (!m->tensors || !m->nodes) return fail(err, errlen, "out of memory");
-    size_t max_pixel = 64;
+    size_t max_pixel = 64, max_tables = 64;
     for (uint32_t i = 0; i < m->n_tensors; i++, cursor += TENSOR_SIZE) {
         lb_tensor *t = &m->tensors[i];
         const uint8_t *r = b + cursor;
@@ -362,12 +395,15 @@ static int parse(lb_model *m, char *err, size_t errlen) {
                 return fail(err, errlen, "corrupted low-bit model (tensor %u)", i);
             t->data = xalloc(tensor_bytes(t));
             if (!t->data) return fail(err, errlen, "out of memory");
+            size_t tables = (size_t)(t->dims[2] + 5) / 6 * 64;
+            if (t->dtype == DT_PLANES && tables > max_tables) max_tables = tables;
             size_t pixel = (size_t)8 * t->dims[2] + 512; /* >= one pixel of any tensor, as planes */
             if (pixel > max_pixel) max_pixel = pixel;
         }
     }
     m->zeros = xalloc(max_pixel);
-    if (!m->zeros) return fail(err, errlen, "out of memory");
+    m->lut_zero = xalloc(max_tables);
+    if (!m->zeros || !m->lut_zero) return fail(err, errlen, "out of memory");
     cursor = (cursor + 7) / 8 * 8;
     size_t graph_end = cursor + graph_len;
     if (graph_end > data_offset) return fail(err, errlen, "corrupted low-bit model (graph)");
@@ -421,6 +457,11 @@ static int parse(lb_model *m, char *err, size_t errlen) {
             return fail(err, errlen, "node %u: unknown operator %d (a newer compiler?)", i, n->op);
         }
     }
+    if (m->lut_ring_bytes) {
+        m->lut_ring = xalloc(m->lut_ring_bytes);
+        if (!m->lut_ring) return fail(err, errlen, "out of memory");
+        for (uint32_t i = 0; i < m->n_nodes; i++) m->nodes[i].conv.lut_ring = m->lut_ring;
+    }
     lb_tensor *in = &m->tensors[m->input], *out = &m->tensors[m->output];
     if (in->is_const || (in->dtype != DT_U8 && in->dtype != DT_I8) || out->is_const || out->dtype != DT_I32)
         return fail(err, errlen, "corrupted low-bit model (input/output)");
@@ -434,11 +475,20 @@ lb_model *lb_load(const uint8_t *blob, size_t size, char *err, size_t errlen) {
     if (!m->blob) { fail(err, errlen, "out of memory"); free(m); return NULL; }
     memcpy(m->blob, blob, size);
     m->size = size;
+    m->available = 1u << FAMILY_PORTABLE;
 #if defined(__x86_64__)
-    m->simd = lb_avx512_available();
+    if (lb_avx512_available()) m->available |= 1u << FAMILY_AVX512;
+    if (lb_avx512_available() && lb_lut_available()) {
+        m->available |= 1u << FAMILY_AVX512_LUT;
+        m->lut_sub = xalloc(sizeof(uint8_t[2][64][64]));
+        if (!m->lut_sub) { fail(err, errlen, "out of memory"); lb_free(m); return NULL; }
+        lb_lut_subtables(m->lut_sub);
+    }
 #elif defined(__aarch64__)
-    m->simd = 1;
+    m->available |= 1u << FAMILY_NEON;
 #endif
+    for (int f = 0; f < FAMILY_COUNT; f++)
+        if (m->available & (1u << f)) m->family = f;
     if (parse(m, err, errlen)) { lb_free(m); return NULL; }
     return m;
 }
@@ -449,13 +499,29 @@ void lb_free(lb_model *m) {
         for (uint32_t i = 0; i < m->n_tensors; i++)
             if (!m->tensors[i].is_const) free(m->tensors[i].data);
     if (m->nodes)
-        for (uint32_t i = 0; i < m->n_nodes; i++) free(m->nodes[i].conv.packed);
-    free(m->tensors); free(m->nodes); free(m->zeros); free(m->blob); free(m);
+        for (uint32_t i = 0; i < m->n_nodes; i++) {
+            free(m->nodes[i].conv.packed);
+            free((void *)m->nodes[i].conv.lut_weight);
+        }
+    free(m->tensors); free(m->nodes); free(m->zeros); free(m->lut_zero); free(m->lut_sub); free(m->lut_ring);
+    free(m->blob); free(m);
 }
 
 size_t lb_input_bytes(const lb_model *m) { return tensor_bytes(&m->tensors[m->input]); }
 size_t lb_output_count(const lb_model *m) { return tensor_bytes(&m->tensors[m->output]) / 4; }
-void lb_use_portable(lb_model *m, int portable) { m->portable = portable; }
+int lb_use_kernels(lb_model *m, const char *family) {
+    for (int f = 0; f < FAMILY_COUNT; f++)
+        if (!strcmp(family, FAMILY_NAMES[f]) && (m->available & (1u << f))) {
+            m->family = f;
+            return 0;
+        }
+    return -1;
+}
+const char *lb_kernel_families(const lb_model *m, size_t index) {
+    for (int f = 0; f < FAMILY_COUNT; f++)
+        if ((m->available & (1u << f)) && index-- == 0) return FAMILY_NAMES[f];
+    return NULL;
+}
 void lb_profile(lb_model *m, int enable) { m->profile = enable; }
 size_t lb_node_count(const lb_model *m) { return m->n_nodes; }
 double lb_node_ms(const lb_model *m, size_t i, int *op) {
@@ -463,27 +529,20 @@ double lb_node_ms(const lb_model *m, size_t i, int *op) {
     if (op) *op = m->nodes[i].op;
     return m->nodes[i].ms;
 }
+/* Profiles count this thread's CPU time: on a shared machine, wall time would charge each node
+ * with whatever else ran meanwhile. */
 static double now_ms(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-const char *lb_kernels(const lb_model *m) {
-    if (m->portable || !m->simd) return "portable";
-#if defined(__x86_64__)
-    return "avx512";
-#elif defined(__aarch64__)
-    return "neon";
-#else
-    return "portable";
-#endif
-}
+const char *lb_kernels(const lb_model *m) { return FAMILY_NAMES[m->family]; }
 
 int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
     lb_tensor *in = &m->tensors[m->input];
     memcpy(in->data, input, tensor_bytes(in));
-    int simd = m->simd && !m->portable;
+    const int family = m->family;
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         lb_node *n = &m->nodes[i];
         lb_tensor *src = &m->tensors[n->in[0]], *dst = &m->tensors[n->out[0]];
@@ -493,7 +552,8 @@ int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
             long pixels = (long)src->dims[0] * src->dims[1];
             int words = (src->dims[2] + 63) / 64;
 #if defined(__x86_64__)
-            if (simd) { lb_bitpack_avx512(src->data, dst->data, pixels, src->dims[2], dst->bits, words); break; }
+            if (family == FAMILY_AVX512_LUT) break; /* the table-lookup convs read the codes */
+            if (family == FAMILY_AVX512) { lb_bitpack_avx512(src->data, dst->data, pixels, src->dims[2], dst->bits, words); break; }
 #endif
             lb_bitpack_portable(src->data, dst->data, pixels, src->dims[2], dst->bits, words);
             break;
@@ -502,10 +562,11 @@ int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
             lb_conv *c = &n->conv;
             int bitserial = n->params[11];
 #if defined(__x86_64__)
-            if (simd && bitserial) { lb_conv_bitserial_avx512(c); break; }
-            if (simd && c->packed && !c->in_signed) { lb_conv_int8_avx512(c); break; }
+            if (family == FAMILY_AVX512_LUT && bitserial) { lb_conv_lut_avx512(c); break; }
+            if (family >= FAMILY_AVX512 && bitserial) { lb_conv_bitserial_avx512(c); break; }
+            if (family >= FAMILY_AVX512 && c->packed && !c->in_signed) { lb_conv_int8_avx512(c); break; }
 #elif defined(__aarch64__)
-            if (simd && bitserial && (long)c->kh * c->kw * c->words < 4096) { lb_conv_bitserial_neon(c); break; }
+            if (family == FAMILY_NEON && bitserial && (long)c->kh * c->kw * c->words < 4096) { lb_conv_bitserial_neon(c); break; }
 #endif
             if (bitserial) lb_conv_bitserial_portable(c);
             else lb_conv_int8_portable(c);

@@ -24,14 +24,19 @@ size_t lb_input_bytes(const lb_model *model);
 size_t lb_output_count(const lb_model *model);
 /* Run one inference: input codes -> int32 outputs. Returns 0. */
 int lb_run(lb_model *model, const uint8_t *input, int32_t *output);
-/* The kernel family in use: "avx512", "neon" or "portable". */
+/* The kernel family in use: "avx512-lut" (x86-64 with AVX-512 VBMI: table lookups for low-bit
+ * convs, VNNI for int8), "avx512" (VPOPCNTQ bit-serial, VNNI), "neon" or "portable". The loader
+ * picks the best one the CPU runs. */
 const char *lb_kernels(const lb_model *model);
+/* The families this CPU runs, index 0, 1, ...; NULL past the last. */
+const char *lb_kernel_families(const lb_model *model, size_t index);
+/* Use another family (tests compare every family against the reference; benches compare them).
+ * Returns 0, or -1 when this CPU cannot run it. */
+int lb_use_kernels(lb_model *model, const char *family);
 /* Per-node timing (off by default): enable, then read each node's milliseconds of the last run. */
 void lb_profile(lb_model *model, int enable);
 size_t lb_node_count(const lb_model *model);
 double lb_node_ms(const lb_model *model, size_t node, int *op);
-/* Force the portable kernels (tests compare every family against the reference). */
-void lb_use_portable(lb_model *model, int portable);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,14 @@ typedef struct {
     const void *weight;
     void *packed; int lanes; int k_padded;
     const uint64_t *zeros; /* a zero pixel (planes) or zero row for padding */
+    /* table-lookup kernels (kernels_x86_lut.c): the input codes (what bit-packing reads), weights
+     * in lookup layout, a zero pixel of tables, the tables of kh input rows (built from the codes
+     * as the conv reaches them; shared scratch), the subtables that build them, groups of 6
+     * channels, lookups per byte flush, byte flushes per 16-bit flush */
+    const uint8_t *lut_codes, *lut_weight, *lut_zero;
+    uint8_t *lut_ring;
+    const uint8_t (*lut_sub)[64][64];
+    int lut_groups, lut_flush8, lut_flush16;
 } lb_conv;
 
 /* The epilogue of one accumulator (scalar form; SIMD kernels have their own with the same
@@ -66,6 +74,13 @@ int lb_avx512_available(void);
 void lb_bitpack_avx512(const uint8_t *codes, uint64_t *planes, long pixels, int c, int bits, int words);
 void lb_conv_bitserial_avx512(const lb_conv *c);
 void lb_conv_int8_avx512(const lb_conv *c);
+int lb_lut_available(void);
+int lb_lut_lanes(int wbits);
+void lb_lut_subtables(uint8_t sub[2][64][64]);
+void lb_lutpack_avx512(const uint8_t *codes, uint8_t *tables, long pixels, int c, int bits,
+                       const uint8_t sub[2][64][64]);
+void lb_lut_pack_weights(const uint64_t *src, uint8_t *dst, int oc, int kk, int c, int wbits);
+void lb_conv_lut_avx512(const lb_conv *c);
 #define LB_SIMD_LANES 8
 #define LB_SIMD_INT8_LANES 16
 #elif defined(__aarch64__)

@@ -1,5 +1,6 @@
-"""The C runtime: bit-exact against the numpy integer reference, on this machine's kernels
-(AVX-512 where the CPU has it), the portable ones, and the aarch64 build under qemu-user."""
+"""The C runtime: bit-exact against the numpy integer reference, on every kernel family this
+machine runs (AVX-512 table lookups and popcount where the CPU has them, the portable ones), and
+the aarch64 build under qemu-user."""
 from __future__ import annotations
 
 import subprocess
@@ -29,15 +30,26 @@ def reference_outputs(compiled, count: int = 2, seed: int = 3) -> tuple[np.ndarr
     return codes, np.stack([reference.run(model.graph, c).reshape(-1) for c in codes]).astype("<i4")
 
 
-@pytest.mark.parametrize("portable", [False, True])
+def families(blob: bytes) -> list[str]:
+    return Runtime(blob).families
+
+
 @pytest.mark.parametrize("name", ["digits", "resnet", "yolo"])
-def test_runtime_matches_reference(small_models, name: str, portable: bool) -> None:
+def test_runtime_matches_reference(small_models, name: str) -> None:
     compiled = small_models[name]
     codes, expected = reference_outputs(compiled)
-    runtime = Runtime(compiled.blob, portable=portable)
-    assert runtime.kernels == "portable" or not portable
-    for c, e in zip(codes, expected):
-        assert np.array_equal(runtime.run(c), e)
+    best = Runtime(compiled.blob)
+    assert best.kernels == best.families[-1] and best.families[0] == "portable"
+    for family in best.families:
+        runtime = Runtime(compiled.blob, kernels=family)
+        assert runtime.kernels == family
+        for c, e in zip(codes, expected):
+            assert np.array_equal(runtime.run(c), e), family
+
+
+def test_unknown_kernel_family_is_one_clear_error(small_models) -> None:
+    with pytest.raises(UserError, match="cannot run the 'sparc' kernels .*it runs: portable"):
+        Runtime(small_models["digits"].blob, kernels="sparc")
 
 
 @pytest.mark.parametrize("bits", BITS)
@@ -51,10 +63,10 @@ def test_every_width_and_odd_shapes(bits: int) -> None:
     kinds = [n.attrs["kind"] for n in compiled.model.graph.nodes if n.op == "conv"]
     assert kinds == ["int8", "bitserial", "bitserial", "int8"]
     codes, expected = reference_outputs(compiled)
-    for portable in (False, True):
-        runtime = Runtime(compiled.blob, portable=portable)
+    for family in families(compiled.blob):
+        runtime = Runtime(compiled.blob, kernels=family)
         for c, e in zip(codes, expected):
-            assert np.array_equal(runtime.run(c), e)
+            assert np.array_equal(runtime.run(c), e), family
 
 
 def test_runtime_refuses_a_corrupted_model(small_models) -> None:
