@@ -105,8 +105,11 @@ def main() -> None:
     try:
         device.wait_ready(300)
         target = Target("127.0.0.1", device.port)
+        # A fresh VM of a fresh build has a new host key: recorded once, here. It lives on
+        # /persist, so after the update the Buildroot root filesystem answers with the same key.
+        (work / "vm" / "known_hosts").unlink(missing_ok=True)
         options = SshOptions(identity=offline_ws.ssh_key, known_hosts=work / "vm" / "known_hosts",
-                             timeout=30, activate_timeout=300)
+                             timeout=30, activate_timeout=300, trust_new_host=True)
         before = client.status(target, options)
         signer = keys.load_private(work / "keys")
         compatible = load_manifest(offline_ws.manifest_path).board.compatible

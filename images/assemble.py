@@ -42,6 +42,8 @@ T = TypeVar("T")
 Stage = Callable[[str, Callable[[], T]], T]  # runs one named step (the offline build times them)
 
 
+SHARED_MOUNT_POINTS = ("boot", "persist")  # the boot and persist partitions, in every slot
+
 def _run(name: str, step: Callable[[], T]) -> T:
     return step()
 
@@ -119,6 +121,10 @@ def finish_rootfs(config: MergedConfig, workspace: Workspace, tree: Path, dirs: 
     and security-version, and /etc/fleetforge/network (S40network's DHCP interface, from
     BR2_SYSTEM_DHCP).
     """
+    # The shared partitions' mount points (S01mount mounts them; the root is read-only, so they
+    # must exist in the image: Buildroot's skeleton has neither).
+    for mount_point in SHARED_MOUNT_POINTS:
+        (tree / mount_point).mkdir(mode=0o755, exist_ok=True)
     key = workspace.ensure_ssh_key()
     ssh = tree / "root" / ".ssh"
     ssh.mkdir(parents=True, exist_ok=True)

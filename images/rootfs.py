@@ -24,7 +24,7 @@ PRUNE_GLOBS = (
     "etc/default", "usr/lib/systemd", "lib/systemd", "etc/systemd",
 )
 SKELETON = {"dev": 0o755, "proc": 0o555, "sys": 0o555, "run": 0o755, "tmp": 0o1777, "var": 0o755,
-            "boot": 0o755, "persist": 0o755, "mnt": 0o755, "root": 0o700, "root/.ssh": 0o700,
+            "mnt": 0o755, "root": 0o700, "root/.ssh": 0o700,
             "etc": 0o755, "home": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755}
 
 

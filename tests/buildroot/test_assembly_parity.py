@@ -103,6 +103,8 @@ def test_buildroot_post_scripts_and_offline_assembly_agree(board, tmp_path, monk
 
     # The root filesystem: the same files added (SSH key, release, network, the layers' hooks).
     assert _tree(target) == _tree(offline_tree)
+    # S01mount's mount points exist in both (Buildroot's skeleton has neither).
+    assert (target / "boot").is_dir() and (target / "persist").is_dir()
     assert b"COMPATIBLE=" + config.board.compatible.encode() in \
         (target / "etc/fleetforge/release").read_bytes()
     # The boot partition: the same files, byte for byte (the initramfs is reproducible).
