@@ -253,12 +253,17 @@ def run_evaluation(target: str, budget: int = 45, workers: int = 2, out_dir: Pat
             "machine": machine_line(), "held_out": sorted({p.project for p in chosen}),
             "eval_seconds": round(time.time() - start, 1),
             "model": model.meta if model else None}
-    (out_dir / f"ml_tuner_{target}.json").write_text(json.dumps(
-        {"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
-    report = out_dir / f"ml_tuner_{target}.md"
-    report.write_text(markdown(target, rows, budget, meta))
-    return report
+    return write_results(out_dir / f"ml_tuner_{target}", meta, rows,
+                         markdown(target, rows, budget, meta))
 
+
+
+def write_results(stem: Path, meta: dict, rows: list, report: str) -> Path:
+    """A bench's rows as STEM.json (with their meta) and its report as STEM.md; returns the .md."""
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]},
+                                                    indent=1))
+    stem.with_suffix(".md").write_text(report)
+    return stem.with_suffix(".md")
 
 # --- Units: speed (uncached, start-up included), the unit-level ceiling, the paper's setting ---
 
@@ -431,11 +436,8 @@ def run_unit_evaluation(target: str, per_project: int = 5, budget: int = 45, wor
             progress.advance(task)
     meta = {"target": target, "budget": budget, "workers": workers, "machine": machine_line(),
             "projects": sorted(groups), "eval_seconds": round(time.time() - start, 1)}
-    (out_dir / f"ml_tuner_units_{target}.json").write_text(json.dumps(
-        {"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
-    report = out_dir / f"ml_tuner_units_{target}.md"
-    report.write_text(units_markdown(target, rows, budget, meta))
-    return report
+    return write_results(out_dir / f"ml_tuner_units_{target}", meta, rows,
+                         units_markdown(target, rows, budget, meta))
 
 
 # --- Where the bytes are -------------------------------------------------------------------------
