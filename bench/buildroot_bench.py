@@ -133,6 +133,10 @@ def main() -> None:
         # The offline image records its build time as version: this bundle (2.0.0) is "older".
         update = client.deploy(target, options, bundle, show_progress=False, boot_timeout=300,
                                allow_downgrade=True)
+        if not update.ok:  # the device rolled back by itself: say why, with the agent's log
+            _wait_settled(options, target)
+            raise SystemExit(f"OTA offline -> Buildroot failed: {update.message}\n"
+                             + _shell(options, target, "tail -n 30 /persist/ota/log"))
         after = client.status(target, options)
         userland = _shell(options, target, "busybox | head -1")
         boots = len(device.boots)
