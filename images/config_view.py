@@ -40,6 +40,7 @@ def print_config(config: MergedConfig, console: Console, *, show_all: bool) -> N
         for title, settings in (
             ("Buildroot configuration", config.buildroot),
             ("Kernel configuration", config.kernel),
+            ("Busybox configuration (Buildroot backend)", config.busybox),
         ):
             console.print(f"\n# {title}", highlight=False)
             for setting in settings.values():

@@ -81,7 +81,7 @@ class Setting:
 class Override:
     """A later layer replaced a value an earlier one had set."""
 
-    kind: str  # "buildroot", "kernel" or "setting"
+    kind: str  # "buildroot", "kernel", "busybox" or "setting"
     name: str
     previous: Setting
     setting: Setting
@@ -129,6 +129,10 @@ class Layer:
     def kernel_fragments(self) -> tuple[Path, ...]:
         return tuple(sorted((self.path / "kernel").glob("*.conf")))
 
+    @property
+    def busybox_fragments(self) -> tuple[Path, ...]:
+        return tuple(sorted((self.path / "busybox").glob("*.conf")))
+
     def _optional_dir(self, name: str) -> Path | None:
         path = self.path / name
         return path if path.is_dir() else None
@@ -167,6 +171,9 @@ class MergedConfig:
     buildroot: Mapping[str, Setting]
     kernel: Mapping[str, Setting]
     settings: Mapping[str, Setting]  # "section.key" -> the value set and where (unset: default)
+    # The busybox applets and features the layers' scripts need (built by the Buildroot backend;
+    # Debian's busybox has them all).
+    busybox: Mapping[str, Setting] = field(default_factory=dict)
     overrides: tuple[Override, ...] = field(default=())
     layer_path: tuple[Path, ...] = ()  # the folders the layers were found in (search order)
     assignments: tuple[str, ...] = ()  # the --set SECTION.KEY=VALUE it was made with
@@ -486,6 +493,12 @@ def merge_layers(layers: Sequence[Layer], *, strict: bool = False,
          for s in parse_fragment(f, layer.name, "CONFIG_")),
         overrides,
     )
+    busybox = _merge(
+        "busybox",
+        (s for layer in layers for f in layer.busybox_fragments
+         for s in parse_fragment(f, layer.name, "CONFIG_")),
+        overrides,
+    )
     # [board] comes from the one board layer only (checked above); [image] from every layer.
     settings = _merge("setting", (*_layer_settings(layers), *_command_line_settings(assignments)),
                       overrides)
@@ -499,6 +512,7 @@ def merge_layers(layers: Sequence[Layer], *, strict: bool = False,
         image=ImageLayout(**values["image"]),
         buildroot=buildroot,
         kernel=kernel,
+        busybox=busybox,
         settings=settings,
         overrides=tuple(overrides),
         assignments=tuple(a.text for a in assignments),

@@ -19,6 +19,7 @@ EXTERNAL_NAME = "FLEETFORGE"
 EXTERNAL_PATH_VAR = f"$(BR2_EXTERNAL_{EXTERNAL_NAME}_PATH)"
 DEFCONFIG_NAME = "fleetforge_defconfig"
 KERNEL_FRAGMENT = "board/fleetforge/linux.fragment"
+BUSYBOX_FRAGMENT = "board/fleetforge/busybox.fragment"
 POST_BUILD_SCRIPT = "board/fleetforge/post-build.sh"
 POST_IMAGE_SCRIPT = "board/fleetforge/post-image.sh"
 
@@ -61,6 +62,10 @@ def generated_settings(config: MergedConfig, toolchain: ToolchainChoice,
         settings.append(_generated("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES",
                                    _quoted(f"{EXTERNAL_PATH_VAR}/{KERNEL_FRAGMENT}"),
                                    "kernel fragments"))
+    if config.busybox:
+        settings.append(_generated("BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES",
+                                   _quoted(f"{EXTERNAL_PATH_VAR}/{BUSYBOX_FRAGMENT}"),
+                                   "busybox fragments"))
     return settings
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fleetforge.paths import display_path, project_dir
 from images.buildroot.defconfig import (
+    BUSYBOX_FRAGMENT,
     DEFCONFIG_NAME,
     EXTERNAL_NAME,
     KERNEL_FRAGMENT,
@@ -17,7 +18,7 @@ from images.buildroot.defconfig import (
     POST_IMAGE_SCRIPT,
     BuildrootDefconfig,
 )
-from images.layers import MergedConfig
+from images.layers import MergedConfig, Setting
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,11 @@ def _post_image_script(config: MergedConfig, workspace: Path) -> str:
                         "# hooks/post-image.sh.\n")
 
 
-def _kernel_fragment(config: MergedConfig) -> str:
+def _fragment(config: MergedConfig, settings: Mapping[str, Setting], what: str) -> str:
     lines = [_header(config).rstrip("\n"),
-             "# The layers' kernel fragments merged per option (later layers win)."]
+             f"# The layers' {what} fragments merged per option (later layers win)."]
     source: tuple[str, Path] | None = None
-    for setting in config.kernel.values():
+    for setting in settings.values():
         key = (setting.origin.layer, setting.origin.path)
         if key != source:
             source = key
@@ -105,7 +106,9 @@ def render_external_tree(
         POST_IMAGE_SCRIPT: ExternalFile(_post_image_script(config, workspace), executable=True),
     }
     if "BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES" in defconfig.settings:
-        files[KERNEL_FRAGMENT] = ExternalFile(_kernel_fragment(config))
+        files[KERNEL_FRAGMENT] = ExternalFile(_fragment(config, config.kernel, "kernel"))
+    if "BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES" in defconfig.settings:
+        files[BUSYBOX_FRAGMENT] = ExternalFile(_fragment(config, config.busybox, "busybox"))
     return ExternalTree(dict(sorted(files.items())))
 
 

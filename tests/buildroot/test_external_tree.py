@@ -67,6 +67,19 @@ def test_defconfig_lists_each_symbol_once_with_layers_after_generated_ones():
     assert text.splitlines()[0].endswith("DO NOT EDIT.")
 
 
+def test_busybox_applets_the_agent_needs_are_built_by_buildroot():
+    """Buildroot's default busybox lacks applets the OTA agent runs (timeout, stat, blockdev):
+    its first Buildroot image rolled back every update ("timeout: not found")."""
+    _, defconfig, tree = _render("qemu/aarch64,core/minimal")
+    assert "BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES" not in defconfig.settings  # none asked for
+    _, defconfig, tree = _render("qemu/aarch64,core/minimal,feature/ota")
+    assert defconfig.settings["BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES"].value.endswith(
+        '/board/fleetforge/busybox.fragment"')
+    fragment = tree.files["board/fleetforge/busybox.fragment"].text.splitlines()
+    assert {"CONFIG_TIMEOUT=y", "CONFIG_STAT=y", "CONFIG_BLOCKDEV=y"} <= set(fragment)
+    assert "# feature/ota: layers/feature/ota/busybox/agent.conf" in fragment
+
+
 def test_layer_overlays_hooks_and_values_flow_into_the_tree(tmp_path):
     # A copy of the shipped layers plus one layer with every part FleetForge wires into Buildroot.
     layers = tmp_path / "layers"
