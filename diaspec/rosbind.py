@@ -38,9 +38,14 @@ class Bindings:
     reading_fields: dict[str, str] = field(default_factory=dict)  # message type -> its reading field
 
 
+# Where a binding sends or reads, and the part of its type that carries the fields.
+ENDPOINTS = {"topic": "", "service": "/Request", "action_server": "/Goal"}
+
+
 def message_table(design_file: str) -> dict[str, dict[str, Any]]:
     """The shipped table, with the user's entries (beside the design) added or replacing. A
-    service's request is listed as a message named `<service>/Request`."""
+    service's request is listed as a message named `<service>/Request`, an action's goal as
+    `<action>/Goal`."""
     tables = [tomllib.loads(MESSAGE_TABLE.read_text(encoding="utf-8"))]
     user = Path(os.path.dirname(design_file) or ".") / USER_TABLE
     if user.exists():
@@ -53,6 +58,8 @@ def message_table(design_file: str) -> dict[str, dict[str, Any]]:
         table.update(data.get("message", {}))
         for service, entry in data.get("service", {}).items():
             table[f"{service}/Request"] = {"fields": dict(entry.get("request", {})), "service": True}
+        for action, entry in data.get("action", {}).items():
+            table[f"{action}/Goal"] = {"fields": dict(entry.get("goal", {})), "action": True}
     return table
 
 
@@ -160,15 +167,17 @@ class _Checker:
             return  # the deployment check of the app reports unknown types
         for count, binding in enumerate(ros, 1):
             label = f"{label_device}: ros binding #{count}"
-            service = isinstance(binding, dict) and "service" in binding
-            if not isinstance(binding, dict) or ("topic" not in binding and not service) or "type" not in binding:
-                self.problems.append(f"{label}: needs topic = \"...\" (or service = \"...\" for an action) and "
-                                     "type = \"pkg/msg/Type\"")
+            ends = [k for k in ENDPOINTS if isinstance(binding, dict) and k in binding]
+            if not isinstance(binding, dict) or len(ends) != 1 or "type" not in binding:
+                self.problems.append(f"{label}: needs one of topic = \"...\" (or, for an action, service = \"...\" "
+                                     "or action_server = \"...\") and type = \"pkg/msg/Type\"")
                 continue
-            if service and "action" not in binding:
-                self.problems.append(f"{label}: only an action can be bound to a service (a source reads a topic)")
+            if ends[0] != "topic" and "action" not in binding:
+                self.problems.append(f"{label}: only an action can be bound to "
+                                     f"{'a service' if ends[0] == 'service' else 'an action server'} "
+                                     "(a source reads a topic)")
                 continue
-            message = binding["type"] + ("/Request" if service else "")
+            message = binding["type"] + ENDPOINTS[ends[0]]
             if message not in self.table:
                 self.problems.append(f"{label}: unknown message type '{message}' (add it to {USER_TABLE} beside the design)"
                                      + did_you_mean(message, self.table))

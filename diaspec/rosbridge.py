@@ -39,10 +39,12 @@ class SourceBinding:
 class ActionBinding:
     device: str
     action: str
-    topic: str  # the topic, or the service's name
-    message: str  # the message type, or the service type
+    topic: str  # the topic, the service's or the action server's name
+    message: str  # the message type, the service type or the action type
     methods: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)  # method -> {msg path: param path}
-    service: bool = False  # each order is a request to a service (sent without waiting for the reply)
+    # "topic"; "service": each order is a request; "action_server": each order is a goal (both
+    # sent without waiting: an order has no reply, the executor handles responses)
+    kind: str = "topic"
 
 
 def message_class(name: str) -> type:
@@ -63,8 +65,8 @@ def read_bindings(deployment: Mapping[str, Any], reading_fields: Mapping[str, st
     actions: list[ActionBinding] = []
     for entry in deployment.get("device", []):
         for binding in entry.get("ros", []):
-            common = {"device": entry["id"], "topic": binding.get("topic") or binding.get("service"),
-                      "message": binding["type"]}
+            common = {"device": entry["id"], "message": binding["type"],
+                      "topic": binding.get("topic") or binding.get("service") or binding.get("action_server")}
             if "source" in binding:
                 field = binding.get("field") or reading_fields.get(binding["type"], "")
                 sources.append(SourceBinding(source=_snake(binding["source"]), field=field,
@@ -72,8 +74,8 @@ def read_bindings(deployment: Mapping[str, Any], reading_fields: Mapping[str, st
                                              **common))
             else:
                 methods = {_snake(m): dict(paths) for m, paths in binding.get("methods", {}).items()}
-                actions.append(ActionBinding(action=binding["action"], methods=methods, service="service" in binding,
-                                             **common))
+                kind = next((k for k in ("service", "action_server") if k in binding), "topic")
+                actions.append(ActionBinding(action=binding["action"], methods=methods, kind=kind, **common))
     return sources, actions
 
 
@@ -175,17 +177,22 @@ class RosBridge:
         return on_message
 
     def connect_orders(self, create_publisher: Callable[[str, type], Any],
-                       create_client: Callable[[str, type], Any] | None = None) -> None:
+                       create_client: Callable[[str, type], Any] | None = None,
+                       create_action_client: Callable[[str, type], Any] | None = None) -> None:
         """Bind each bound action of a device instance to a publisher (an order the app gives to
-        that device becomes a message on the topic) or to a service client (a request)."""
+        that device becomes a message on the topic), a service client (a request) or an action
+        client (a goal)."""
         for binding in self.actions:
             device = self.app.device(binding.device)
             cls = self.load_class(binding.message)
-            if binding.service:
+            if binding.kind == "service":
                 assert create_client is not None, "a service binding needs the node's create_client"
-                client = create_client(binding.topic, cls)
-                publisher = _Requests(client)
+                publisher = _Requests(create_client(binding.topic, cls))
                 cls = cls.Request
+            elif binding.kind == "action_server":
+                assert create_action_client is not None, "an action server binding needs an action client"
+                publisher = _Goals(create_action_client(binding.topic, cls))
+                cls = cls.Goal
             else:
                 publisher = create_publisher(binding.topic, cls)
             spec = self.app.tables.devices[device.DEVICE]
@@ -223,6 +230,17 @@ class _Requests:
 
     def publish(self, request: Any) -> None:
         self.client.call_async(request)
+
+
+class _Goals:
+    """An action client seen as a publisher: each order is one goal, sent asynchronously (the
+    executor receives the server's feedback and result; the app's order has no reply)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def publish(self, goal: Any) -> None:
+        self.client.send_goal_async(goal)
 
 
 def float32_digits(value: Any) -> Any:

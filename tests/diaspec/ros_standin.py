@@ -61,6 +61,7 @@ class StandInRos:
         self.subscriptions: dict[str, list[Any]] = {}
         self.published: list[tuple[str, Any]] = []
         self.requests: list[tuple[str, Any]] = []
+        self.goals: list[tuple[str, Any]] = []  # (action server, goal) sent by action clients
         self.log: list[str] = []
 
     # ---- messages --------------------------------------------------------------------------
@@ -69,7 +70,11 @@ class StandInRos:
             if name not in self.classes:
                 self.classes[name] = type(name.split("/")[-1], (), {"Request": self.message_class(name + "/Request")})
             return self.classes[name]
-        if "/msg/" not in name and "/srv/" not in name:
+        if "/action/" in name and not name.endswith("/Goal"):
+            if name not in self.classes:
+                self.classes[name] = type(name.split("/")[-1], (), {"Goal": self.message_class(name + "/Goal")})
+            return self.classes[name]
+        if "/msg/" not in name and "/srv/" not in name and "/action/" not in name:
             name = name.replace("/", "/msg/", 1)
         if name in self.classes:
             return self.classes[name]
@@ -107,7 +112,8 @@ class StandInRos:
         namespace["__init__"] = init
         namespace["__repr__"] = lambda self: f"{name.split('/')[-1]}({', '.join(f'{f}={getattr(self, f)!r}' for f in fields)})"
         namespace["get_fields_and_field_types"] = classmethod(lambda cls: {f: rosidl_type(k) for f, k in fields.items()})
-        cls = type(name.split("/")[-2] + "_Request" if name.endswith("/Request") else name.split("/")[-1], (), namespace)
+        cls = type(name.split("/")[-2] + "_" + name.split("/")[-1] if name.endswith(("/Request", "/Goal"))
+                   else name.split("/")[-1], (), namespace)
         self.classes[name] = cls
         return cls
 
@@ -175,8 +181,19 @@ class StandInRos:
         node.Node = Node
         executors = types.ModuleType("rclpy.executors")
         executors.SingleThreadedExecutor = type("SingleThreadedExecutor", (), {})
-        rclpy.node, rclpy.executors = node, executors
-        modules = {"rclpy": rclpy, "rclpy.node": node, "rclpy.executors": executors}
+
+        class ActionClient:  # rclpy.action.ActionClient(node, action_type, action_name)
+            def __init__(self, node: Any, cls: type, server: str) -> None:
+                self.cls, self.server = cls, server
+
+            def send_goal_async(self, goal: Any) -> None:
+                assert isinstance(goal, self.cls.Goal), f"{self.server}: a {type(goal).__name__} goal"
+                ros.goals.append((self.server, goal))
+
+        action = types.ModuleType("rclpy.action")
+        action.ActionClient = ActionClient
+        rclpy.node, rclpy.executors, rclpy.action = node, executors, action
+        modules = {"rclpy": rclpy, "rclpy.node": node, "rclpy.executors": executors, "rclpy.action": action}
         for name in list(self.fields):
             package, kind, type_name = name.split("/")[:3]
             modules.setdefault(package, types.ModuleType(package))

@@ -200,3 +200,71 @@ def test_the_node_and_the_python_runtime_give_the_same_trace(tmp_path, monkeypat
     first = next((i for i, (a, b) in enumerate(zip(python_lines, ros.log)) if a != b), None)
     assert first is None, f"line {first + 1}: python {python_lines[first]!r} != node {ros.log[first]!r}"
     assert ros.log == python_lines
+
+
+GRIPPER_DESIGN = """\
+device Hand { source closing as Float; }
+context Target as Float { when provided closing from Hand always publish; }
+action Grip { close(width as Float); }
+device Gripper { action Grip; }
+controller Hold { when provided Target do Grip on Gripper; }
+"""
+GRIPPER_DEPLOYMENT = """\
+[[device]]
+id = "hand_1"
+type = "Hand"
+
+[[device.ros]]
+source = "closing"
+topic = "hand/closing"
+type = "std_msgs/msg/Float32"
+
+[[device]]
+id = "gripper_1"
+type = "Gripper"
+
+[[device.ros]]                # an action bound to a ROS 2 action server: each order is one goal
+action = "Grip"
+action_server = "gripper/command"
+type = "control_msgs/action/GripperCommand"
+methods = { close = { "command.position" = "width" } }
+"""
+
+
+def _gripper_packages(tmp_path: Path, deployment: str):
+    spec = write(tmp_path, "grip.diaspec", GRIPPER_DESIGN)
+    packages = generate_ros2(check_spec(spec), tmp_path / "ws")  # the first run writes the starter app
+    app = packages.app_dir
+    (app / "deployment.toml").write_text(deployment)
+    (app / "components" / "target.py").write_text((app / "components" / "target.py").read_text()
+                                                  .replace("return 0.0", "return event.value"))
+    (app / "components" / "hold.py").write_text((app / "components" / "hold.py").read_text()
+                                                .replace("        pass", "        discover.gripper.close(value)"))
+    return spec, generate_ros2(check_spec(spec), tmp_path / "ws")  # checks the bindings
+
+
+def test_an_action_bound_to_an_action_server_sends_goals(tmp_path, monkeypatch):
+    spec, packages = _gripper_packages(tmp_path, GRIPPER_DEPLOYMENT)
+    assert "control_msgs" in {d.name for d in parse_package_string(
+        (packages.node_dir / "package.xml").read_text()).exec_depends}
+    ros = StandInRos(message_table(str(spec)))
+    ros.install(monkeypatch)
+    import_app(packages.node_dir, "grip_ros.grip_app")
+    node = __import__("grip_ros.node", fromlist=["AppNode"]).AppNode()
+    ros.deliver("hand/closing", ros.message_class("std_msgs/msg/Float32")(data=0.25), "std_msgs/msg/Float32")
+    assert [(server, type(goal).__name__, goal.command.position) for server, goal in ros.goals] == \
+        [("gripper/command", "GripperCommand_Goal", 0.25)]
+    # the goal went to the action server, not to a topic (only the context value is published)
+    assert node.app.failures == [] and [topic for topic, _ in ros.published] == ["~/target"]
+    for name in [m for m in sys.modules if m.startswith("grip_ros")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_action_server_bindings_are_checked(tmp_path):
+    bad = (GRIPPER_DEPLOYMENT.replace("command.position", "command.width")
+           .replace('source = "closing"\ntopic = "hand/closing"', 'source = "closing"\naction_server = "hand"'))
+    with pytest.raises(UserError) as caught:
+        _gripper_packages(tmp_path, bad)
+    message = str(caught.value)
+    assert "device #1 'hand_1': ros binding #1: only an action can be bound to an action server" in message
+    assert "device #2 'gripper_1': ros binding #1: close: control_msgs/msg/GripperCommand has no field 'width'" in message
