@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.ssh import Target
+from images.verity import append_hash_tree
 from ota import client, keys, loopback
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.client import SshOptions
@@ -190,9 +191,10 @@ def main() -> None:
             blob.write_bytes(random.Random(1).randbytes(size_mb << 20))
             return blob
 
-        def bundle_for(blob: Path, compatible: str, keys_dir: Path | None = None) -> Bundle:
+        def bundle_for(blob: Path, compatible: str, keys_dir: Path | None = None, verity: str = "") -> Bundle:
             path = create_bundle(blob, base / f"{compatible}.ffota", compatible=compatible,
-                                 version="9999.0.0", signing_key=keys.load_private(keys_dir))
+                                 version="9999.0.0", signing_key=keys.load_private(keys_dir),
+                                 verity=verity)
             return open_bundle(path, trusted_keys_dir=keys_dir)
 
         if not args.no_loopback:
@@ -201,7 +203,10 @@ def main() -> None:
                            args.loopback_mb, args.repeat)
         if not args.no_qemu:
             blob = blob_of(args.qemu_mb)
-            qemu_bench(args.workspace, base, blob, lambda c: bundle_for(blob, c), args.qemu_mb,
+            # The image boots verified slots only: the blob gets its dm-verity hash tree, and the
+            # baseline copies the same bytes.
+            record = append_hash_tree(blob, base / "verity.log").render()
+            qemu_bench(args.workspace, base, blob, lambda c: bundle_for(blob, c, verity=record), args.qemu_mb,
                        args.repeat)
     finally:
         shutil.rmtree(base, ignore_errors=True)
