@@ -174,7 +174,7 @@ chain_verify() {
     set -- $2
     veritysetup verify "$image" "$image" "$7" --no-superblock --data-block-size="$2" \
         --hash-block-size="$3" --data-blocks="$4" --hash-offset=$(($5 * $3)) --hash="$6" \
-        --salt="$8" > /dev/null 2>&1
+        --salt="$8" > /dev/null 2>&1 || return 1  # any failure here is the slot's content
 }
 chain_boot() {
     at_step kernel || { CHAIN_REASON="its kernel cannot be started"; return 1; }

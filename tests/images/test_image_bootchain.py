@@ -21,7 +21,10 @@ RECORD = "1 4096 4096 1200 1200 sha256 " + "ab" * 32 + " " + "cd" * 32
 
 # Stand-ins for the initramfs's hardware steps: slot X's fate is the word in tmp/fate-X.
 HARDWARE = """
-chain_verify() { echo "verify $1" >> "$T/calls"; [ "$(cat "$T/fate-$1")" != corrupt ]; }
+chain_verify() {
+    echo "verify $1" >> "$T/calls"
+    case $(cat "$T/fate-$1") in corrupt) return 1 ;; no-dm-verity) return 2 ;; esac
+}
 chain_boot() {
     echo "boot $1 $2" >> "$T/calls"
     if [ "$(cat "$T/fate-$1")" = no-init ]; then CHAIN_REASON="it has no /sbin/init"; return 1; fi
@@ -77,6 +80,17 @@ def test_a_corrupted_trial_slot_is_refused_and_the_old_slot_boots_in_the_same_po
     assert result.stdout.strip().endswith("BOOTED A")
     assert calls(tmp_path) == ["verify B", "verify A", f"boot A {RECORD}"]
     assert state(boot) == {"BOOT_ORDER": "B A", "BOOT_A_LEFT": "2", "BOOT_B_LEFT": "0"}
+
+
+def test_a_kernel_that_cannot_set_up_dm_verity_is_named_not_blamed_on_the_slot(shell, tmp_path):
+    """The first Buildroot-built kernel lacked dm-verity's hash: the table could not be loaded, and
+    the console blamed both slots' content."""
+    boot = device(tmp_path, "B A", 3, 1, b="no-dm-verity")
+    result = run(shell, tmp_path, f"bootchain_choose {boot}")
+    assert ("FLEETFORGE_SLOT_REFUSED slot=B: cannot be checked: dm-verity could not be set up "
+            "(does the kernel have DM_VERITY and CRYPTO_SHA256? see dmesg)") in result.stdout
+    assert "does not match" not in result.stdout
+    assert result.stdout.strip().endswith("BOOTED A")
 
 
 def test_a_committed_slot_that_fails_its_check_is_marked_bad_not_retried(shell, tmp_path):

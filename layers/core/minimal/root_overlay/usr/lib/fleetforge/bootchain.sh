@@ -12,7 +12,8 @@
 #                                            FILE's number (a slot's watchdog-timeout), else
 #                                            fleetforge.watchdog= on the command line, else 120
 # bootchain_choose needs two functions from its caller, the hardware steps:
-#   chain_verify SLOT RECORD   0 when the whole slot matches RECORD (dm-verity, every block read)
+#   chain_verify SLOT RECORD   0 when the whole slot matches RECORD (dm-verity, every block read),
+#                              1 when it does not, 2 when dm-verity cannot be set up at all
 #   chain_boot SLOT RECORD     boot the verified slot; returns only when it cannot, with the
 #                              reason in CHAIN_REASON
 #
@@ -80,12 +81,15 @@ bootchain_choose() { # BOOTDIR
         _bc_tried="$_bc_tried$_bc_slot "
         if ! _bc_rec=$(bootchain_record "$1" "$_bc_slot"); then
             bootchain_refuse "$1" "$_bc_slot" "no valid verity record (slot-$_bc_slot.verity)"
-        elif ! chain_verify "$_bc_slot" "$_bc_rec"; then
-            bootchain_refuse "$1" "$_bc_slot" "content does not match its verity root hash"
         else
-            CHAIN_REASON="it could not be started"
-            chain_boot "$_bc_slot" "$_bc_rec"
-            bootchain_refuse "$1" "$_bc_slot" "$CHAIN_REASON"
+            chain_verify "$_bc_slot" "$_bc_rec"
+            case $? in
+                0)  CHAIN_REASON="it could not be started"
+                    chain_boot "$_bc_slot" "$_bc_rec"
+                    bootchain_refuse "$1" "$_bc_slot" "$CHAIN_REASON" ;;
+                2)  bootchain_refuse "$1" "$_bc_slot" "cannot be checked: dm-verity could not be set up (does the kernel have DM_VERITY and CRYPTO_SHA256? see dmesg)" ;;
+                *)  bootchain_refuse "$1" "$_bc_slot" "content does not match its verity root hash" ;;
+            esac
         fi
     done
 }
