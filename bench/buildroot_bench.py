@@ -55,16 +55,6 @@ def _shell(options: SshOptions, target: Target, command: str) -> str:
     return result.stdout.strip()
 
 
-def _wait_settled(options: SshOptions, target: Target, timeout: float = 180) -> None:
-    """Until the boot's commit decision is made (docs/ab-boot.md: boot-settled); an update is
-    refused while the agent's boot step runs."""
-    deadline = time.monotonic() + timeout
-    while _shell(options, target, "test -e /run/fleetforge/boot-settled && echo settled || true") != "settled":
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the device's boot did not settle within {timeout:.0f} s")
-        time.sleep(1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildroot-dir", default=os.environ.get("BUILDROOT_DIR"),
@@ -120,7 +110,7 @@ def main() -> None:
         (work / "vm" / "known_hosts").unlink(missing_ok=True)
         options = SshOptions(identity=offline_ws.ssh_key, known_hosts=work / "vm" / "known_hosts",
                              timeout=30, activate_timeout=300, trust_new_host=True)
-        _wait_settled(options, target)
+        device.wait_settled(offline_ws.ssh_key)
         before = client.status(target, options)
         signer = keys.load_private(work / "keys")
         compatible = load_manifest(offline_ws.manifest_path).board.compatible
@@ -134,7 +124,7 @@ def main() -> None:
         update = client.deploy(target, options, bundle, show_progress=False, boot_timeout=300,
                                allow_downgrade=True)
         if not update.ok:  # the device rolled back by itself: say why, with the agent's log
-            _wait_settled(options, target)
+            device.wait_settled(offline_ws.ssh_key)
             raise SystemExit(f"OTA offline -> Buildroot failed: {update.message}\n"
                              + _shell(options, target, "tail -n 30 /persist/ota/log"))
         after = client.status(target, options)
@@ -143,7 +133,7 @@ def main() -> None:
         message = client.rollback(target, options, reboot=True)
         device.wait_boots(boots + 1, timeout=300)
         device.wait_ready(300)
-        _wait_settled(options, target)
+        device.wait_settled(offline_ws.ssh_key)
         back = client.status(target, options)
         userland_back = _shell(options, target, "busybox | head -1")
     finally:

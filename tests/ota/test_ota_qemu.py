@@ -144,6 +144,7 @@ def vm(qemu_bundles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     device = QemuDevice(workspace, workdir)
     device.start()
     device.wait_ready()
+    device.wait_settled(workspace.ssh_key)
     options = SshOptions(identity=workspace.ssh_key, known_hosts=workdir / "known_hosts",
                          timeout=30, activate_timeout=300)
     yield Vm(device, options, Target("127.0.0.1", device.port))
