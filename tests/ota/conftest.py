@@ -104,6 +104,15 @@ def fast_path(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def rig(fast_path: Path, small_images: SmallImages, ota_keys: Path, client_key: Path) -> Iterator[Rig]:
+    """A loopback device on OpenSSH running the small image v1, the agent under busybox sh."""
+    made = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
+    yield made
+    made.device.kill_processes()
+    made.server.stop()
+
+
 @pytest.fixture(params=["openssh", "dropbear"])
 def squash_rig(request: pytest.FixtureRequest, tmp_path: Path, squash_images: SquashImages,
                ota_keys: Path, client_key: Path) -> Iterator[Rig]:

@@ -164,100 +164,85 @@ def _app_tree(base: Path, log: Path, *, weights: bytes, check_tail: str) -> Path
     return tree
 
 
-def test_artifact_hooks_activate_check_and_switch_back(
-        fast_path: Path, small_images, ota_keys: Path, client_key: Path, tmp_path: Path) -> None:
-    from ota_testlib import make_rig
-    rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
-    try:
-        log = rig.device.root / "hooks.log"
-        with open(rig.device.conf, "a") as conf:
-            conf.write("HEALTH_TIMEOUT=30\n")
-        image_hooks = rig.device.root / "etc" / "artifacts.d" / "extra"
-        image_hooks.mkdir(parents=True)
-        (image_hooks / "activate").write_text(HOOK.format(hook="image-activate", log=log, tail=""))
-        (image_hooks / "activate").chmod(0o755)
-        key = keys.load_private(ota_keys)
-        # v1: its check says "not yet" (exit 75, EX_TEMPFAIL) once, then passes: a service that
-        # needs a moment to start is retried (contract A.1).
-        counter = rig.device.root / "checks"
-        v1 = _app_tree(tmp_path / "v1", log, weights=b"v1" * 1000,
-                       check_tail=f'echo x >> {counter}; [ "$(wc -l < {counter})" -ge 2 ] || exit 75\n')
-        b1 = open_bundle(create_bundle(None, tmp_path / "v1.ffota", compatible=COMPATIBLE,
-                                       version="1.0.0", signing_key=key,
-                                       artifacts=(ArtifactSource("app", v1),)),
-                         trusted_keys_dir=ota_keys)
-        first = client.deploy(rig.target, rig.options, b1, show_progress=False)
-        assert first.ok, first.message
-        art = rig.device.persist / "artifacts"
-        v1_dir = str(art / (art / "app").readlink())
-        assert log.read_text().splitlines() == [f"activate app {v1_dir} -", f"check app {v1_dir} -",
-                                                f"check app {v1_dir} -"]
-        log.write_text("")
+def test_artifact_hooks_activate_check_and_switch_back(rig: Rig, ota_keys: Path, tmp_path: Path) -> None:
+    log = rig.device.root / "hooks.log"
+    with open(rig.device.conf, "a") as conf:
+        conf.write("HEALTH_TIMEOUT=30\n")
+    image_hooks = rig.device.root / "etc" / "artifacts.d" / "extra"
+    image_hooks.mkdir(parents=True)
+    (image_hooks / "activate").write_text(HOOK.format(hook="image-activate", log=log, tail=""))
+    (image_hooks / "activate").chmod(0o755)
+    key = keys.load_private(ota_keys)
+    # v1: its check says "not yet" (exit 75, EX_TEMPFAIL) once, then passes: a service that
+    # needs a moment to start is retried (contract A.1).
+    counter = rig.device.root / "checks"
+    v1 = _app_tree(tmp_path / "v1", log, weights=b"v1" * 1000,
+                   check_tail=f'echo x >> {counter}; [ "$(wc -l < {counter})" -ge 2 ] || exit 75\n')
+    b1 = open_bundle(create_bundle(None, tmp_path / "v1.ffota", compatible=COMPATIBLE,
+                                   version="1.0.0", signing_key=key,
+                                   artifacts=(ArtifactSource("app", v1),)),
+                     trusted_keys_dir=ota_keys)
+    first = client.deploy(rig.target, rig.options, b1, show_progress=False)
+    assert first.ok, first.message
+    art = rig.device.persist / "artifacts"
+    v1_dir = str(art / (art / "app").readlink())
+    assert log.read_text().splitlines() == [f"activate app {v1_dir} -", f"check app {v1_dir} -",
+                                            f"check app {v1_dir} -"]
+    log.write_text("")
 
-        # v2 brings a new artifact `extra` (hooks from the image) and an app whose check fails for
-        # good (exit 3: not 75), so it is switched back at once, not after HEALTH_TIMEOUT.
-        v2 = _app_tree(tmp_path / "v2", log, weights=b"v2" * 1000, check_tail="exit 3\n")
-        (tmp_path / "extra").mkdir()
-        (tmp_path / "extra" / "data.txt").write_text("extra\n")
-        b2 = open_bundle(create_bundle(None, tmp_path / "v2.ffota", compatible=COMPATIBLE,
-                                       version="2.0.0", signing_key=key,
-                                       artifacts=(ArtifactSource("app", v2),
-                                                  ArtifactSource("extra", tmp_path / "extra"))),
-                         trusted_keys_dir=ota_keys)
-        started = time.monotonic()
-        failed = client.deploy(rig.target, rig.options, b2, show_progress=False)
+    # v2 brings a new artifact `extra` (hooks from the image) and an app whose check fails for
+    # good (exit 3: not 75), so it is switched back at once, not after HEALTH_TIMEOUT.
+    v2 = _app_tree(tmp_path / "v2", log, weights=b"v2" * 1000, check_tail="exit 3\n")
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "data.txt").write_text("extra\n")
+    b2 = open_bundle(create_bundle(None, tmp_path / "v2.ffota", compatible=COMPATIBLE,
+                                   version="2.0.0", signing_key=key,
+                                   artifacts=(ArtifactSource("app", v2),
+                                              ArtifactSource("extra", tmp_path / "extra"))),
+                     trusted_keys_dir=ota_keys)
+    started = time.monotonic()
+    failed = client.deploy(rig.target, rig.options, b2, show_progress=False)
 
-        assert not failed.ok
-        assert failed.message == "rolled back: artifact app check failed (exit 3)"
-        assert time.monotonic() - started < 20  # well inside HEALTH_TIMEOUT: no retries
-        assert not rig.device.reboot_requested
-        assert str(art / (art / "app").readlink()) == v1_dir  # switched back
-        assert not (art / "extra").exists()  # it did not exist before: removed
-        assert [p.name for p in (art / ".store").iterdir()] == [Path(v1_dir).name]
-        calls = log.read_text().splitlines()
-        v2_dir = calls[0].split()[2]
-        assert calls[0] == f"activate app {v2_dir} {v1_dir}"
-        assert calls[1].startswith("image-activate extra /") and calls[1].endswith(" -")
-        assert calls[2:-2] == [f"check app {v2_dir} {v1_dir}"]  # one try: it failed for good
-        # Switched back: the previous versions are activated again (no previous `extra`: the
-        # image's hook hears that it is gone with an empty ARTIFACT_DIR).
-        assert calls[-2:] == [f"activate app {v1_dir} {v2_dir}",
-                              f"image-activate extra  {calls[1].split()[2]}"]
-        status = client.status(rig.target, rig.options)
-        assert status.state == "Idle" and status.result == failed.message
-        assert status.history == ["Download", "Verify", "Activate", "Switch", "Check", "Revert",
-                                  "Failure", "Cleanup", "Idle"]
-        assert chain_is_valid(status.history)
-        assert {a.name: a.version for a in status.artifacts} == {"app": "1.0.0"}
-    finally:
-        rig.device.kill_processes()
-        rig.server.stop()
+    assert not failed.ok
+    assert failed.message == "rolled back: artifact app check failed (exit 3)"
+    assert time.monotonic() - started < 20  # well inside HEALTH_TIMEOUT: no retries
+    assert not rig.device.reboot_requested
+    assert str(art / (art / "app").readlink()) == v1_dir  # switched back
+    assert not (art / "extra").exists()  # it did not exist before: removed
+    assert [p.name for p in (art / ".store").iterdir()] == [Path(v1_dir).name]
+    calls = log.read_text().splitlines()
+    v2_dir = calls[0].split()[2]
+    assert calls[0] == f"activate app {v2_dir} {v1_dir}"
+    assert calls[1].startswith("image-activate extra /") and calls[1].endswith(" -")
+    assert calls[2:-2] == [f"check app {v2_dir} {v1_dir}"]  # one try: it failed for good
+    # Switched back: the previous versions are activated again (no previous `extra`: the
+    # image's hook hears that it is gone with an empty ARTIFACT_DIR).
+    assert calls[-2:] == [f"activate app {v1_dir} {v2_dir}",
+                          f"image-activate extra  {calls[1].split()[2]}"]
+    status = client.status(rig.target, rig.options)
+    assert status.state == "Idle" and status.result == failed.message
+    assert status.history == ["Download", "Verify", "Activate", "Switch", "Check", "Revert",
+                              "Failure", "Cleanup", "Idle"]
+    assert chain_is_valid(status.history)
+    assert {a.name: a.version for a in status.artifacts} == {"app": "1.0.0"}
 
 
-def test_time_stamped_versions_compare_as_numbers(
-        fast_path: Path, small_images, ota_keys: Path, client_key: Path, tmp_path: Path) -> None:
+def test_time_stamped_versions_compare_as_numbers(rig: Rig, ota_keys: Path, tmp_path: Path) -> None:
     """App and model versions are build times (`2026.1130.032553`): a component with a leading
     zero is a decimal number, not octal (busybox awk reads "032553" as 13675, so a newer build
     made before 10:00 UTC was refused as a downgrade)."""
-    from ota_testlib import make_rig
-    rig = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
-    try:
-        key = keys.load_private(ota_keys)
-        for version in ("2026.1130.032549", "2026.1130.032553", "2026.1130.100000"):
-            (tmp_path / version).mkdir()
-            (tmp_path / version / "model.bin").write_bytes(version.encode())
-            bundle = open_bundle(create_bundle(None, tmp_path / f"{version}.ffota", compatible=COMPATIBLE,
-                                               version=version, signing_key=key,
-                                               artifacts=(ArtifactSource("model", tmp_path / version),)),
-                                 trusted_keys_dir=ota_keys)
-            result = client.deploy(rig.target, rig.options, bundle, show_progress=False)
-            assert result.ok, f"{version}: {result.message}"
-        older = open_bundle(create_bundle(None, tmp_path / "older.ffota", compatible=COMPATIBLE,
-                                          version="2026.1130.099999", signing_key=key,
-                                          artifacts=(ArtifactSource("model", tmp_path / version),)),
-                            trusted_keys_dir=ota_keys)
-        with pytest.raises(UserError, match="older than the installed 2026.1130.100000"):
-            client.deploy(rig.target, rig.options, older, show_progress=False)
-    finally:
-        rig.device.kill_processes()
-        rig.server.stop()
+    key = keys.load_private(ota_keys)
+
+    def model(version: str) -> Bundle:
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "model.bin").write_bytes(version.encode())
+        return open_bundle(create_bundle(None, tmp_path / f"{version}.ffota", compatible=COMPATIBLE,
+                                         version=version, signing_key=key,
+                                         artifacts=(ArtifactSource("model", tmp_path / version),)),
+                           trusted_keys_dir=ota_keys)
+
+    for version in ("2026.1130.032549", "2026.1130.032553", "2026.1130.100000"):
+        result = client.deploy(rig.target, rig.options, model(version), show_progress=False)
+        assert result.ok, f"{version}: {result.message}"
+    with pytest.raises(UserError, match="older than the installed 2026.1130.100000"):
+        client.deploy(rig.target, rig.options, model("2026.1130.099999"), show_progress=False)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,16 +24,7 @@ from ota import client, keys, loopback
 from ota.bundle import Bundle, create_bundle, open_bundle
 from ota.manifest import Artifact, Manifest
 from ota.states import chain_is_valid
-from ota_testlib import (COMPATIBLE, SMALL_SEGMENT, Rig, SmallImages, install_stream, make_rig,
-                         run_install, small_image)
-
-
-@pytest.fixture
-def rig(fast_path: Path, small_images: SmallImages, ota_keys: Path, client_key: Path):
-    made = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
-    yield made
-    made.device.kill_processes()
-    made.server.stop()
+from ota_testlib import (COMPATIBLE, SMALL_SEGMENT, Rig, SmallImages, install_stream, run_install, small_image)
 
 
 def _bundle(base: Path, name: str, image: Path, version: str, signer: Path, *,

@@ -12,7 +12,7 @@ import pytest
 from fleetforge.errors import UserError
 from ota import certs, client, keys, signing
 from ota.bundle import Bundle, create_bundle, open_bundle
-from ota_testlib import COMPATIBLE, SMALL_SEGMENT, Rig, SmallImages, install_stream, make_rig, run_install
+from ota_testlib import COMPATIBLE, SMALL_SEGMENT, Rig, SmallImages, install_stream, run_install
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 
@@ -22,14 +22,6 @@ def _bundle(tmp: Path, name: str, image: Path, signer: signing.Signer, trusted: 
     path = create_bundle(image, tmp / f"{name}.ffota", compatible=COMPATIBLE, version=version,
                          signing_key=signer, segment_size=SMALL_SEGMENT, certificates=signer.chain)
     return open_bundle(path, trusted_keys_dir=trusted)
-
-
-@pytest.fixture
-def rig(fast_path: Path, small_images: SmallImages, ota_keys: Path, client_key: Path):
-    made = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key)
-    yield made
-    made.device.kill_processes()
-    made.server.stop()
 
 
 def _trust_only(rig: Rig, *pems: Path) -> None:
