@@ -38,8 +38,9 @@ class Bindings:
     reading_fields: dict[str, str] = field(default_factory=dict)  # message type -> its reading field
 
 
-# Where a binding sends or reads, and the part of its type that carries the fields.
-ENDPOINTS = {"topic": "", "service": "/Request", "action_server": "/Goal"}
+# Where a binding sends or reads: the part of its type that carries the fields, and its name in messages.
+ENDPOINTS = {"topic": ("", "a topic"), "service": ("/Request", "a service"),
+             "action_server": ("/Goal", "an action server")}
 
 
 def message_table(design_file: str) -> dict[str, dict[str, Any]]:
@@ -173,11 +174,10 @@ class _Checker:
                                      "or action_server = \"...\") and type = \"pkg/msg/Type\"")
                 continue
             if ends[0] != "topic" and "action" not in binding:
-                self.problems.append(f"{label}: only an action can be bound to "
-                                     f"{'a service' if ends[0] == 'service' else 'an action server'} "
+                self.problems.append(f"{label}: only an action can be bound to {ENDPOINTS[ends[0]][1]} "
                                      "(a source reads a topic)")
                 continue
-            message = binding["type"] + ENDPOINTS[ends[0]]
+            message = binding["type"] + ENDPOINTS[ends[0]][0]
             if message not in self.table:
                 self.problems.append(f"{label}: unknown message type '{message}' (add it to {USER_TABLE} beside the design)"
                                      + did_you_mean(message, self.table))
