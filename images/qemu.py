@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,23 @@ FAILURE_MARKERS = ("FLEETFORGE_INIT_FAILED", "Kernel panic", "end Kernel panic")
 QEMU_PACKAGES = {"qemu-system-aarch64": "qemu-system-arm", "qemu-system-arm": "qemu-system-arm",
                  "qemu-system-x86_64": "qemu-system-x86"}
 
+
+BOOT_SETTLED = "/run/fleetforge/boot-settled"  # the boot's commit decision is made (docs/ab-boot.md)
+
+
+def wait_boot_settled(settled: Callable[[], bool], timeout: float, console: Path) -> None:
+    """Ask `settled()` (over SSH: it raises UserError or OSError while the guest does not answer,
+    e.g. during a reboot) until it is true; after `timeout` seconds, one error naming the console."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if settled():
+                return
+        except (UserError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise UserError(f"the boot did not settle within {timeout:.0f} s (console: {console})")
+        time.sleep(0.5)
 
 @dataclass(frozen=True)
 class BootCheck:
@@ -184,16 +202,8 @@ class BootedMachine:
 
     def wait_settled(self, timeout: float = 90) -> None:
         """Wait until the boot's commit decision is made (docs/ab-boot.md: boot-settled)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.run("test -e /run/fleetforge/boot-settled")
-                return
-            except UserError:
-                if time.monotonic() > deadline:
-                    raise UserError(f"the boot did not settle within {timeout:.0f} s "
-                                    f"(console: {self.check.console_log})") from None
-                time.sleep(0.5)
+        wait_boot_settled(lambda: self.run(f"test -e {BOOT_SETTLED}") is not None, timeout,
+                          self.check.console_log)
 
     def stop(self, *, power_off: bool = True) -> None:
         """Power off through SSH (a clean shutdown), or kill QEMU if that does not work."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fleetforge.tools import require_tool
 from images.manifest import load_manifest
-from images.qemu import free_port, qemu_command
+from images.qemu import BOOT_SETTLED, free_port, qemu_command, wait_boot_settled
 from images.workspace import Workspace
 
 
@@ -73,23 +73,17 @@ class QemuDevice:
         """Until this boot's commit decision is made (docs/ab-boot.md: boot-settled): the agent
         refuses updates while its boot step runs. Asks over SSH with a known_hosts of its own,
         so the caller's (which a test may expect empty) is untouched."""
-        from fleetforge.errors import UserError
         from fleetforge.ssh import Target
         from ota.client import SshOptions
 
         options = SshOptions(identity=identity, known_hosts=self.images.parent / "settle_known_hosts",
                              trust_new_host=True, timeout=30)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with options.connect(Target("127.0.0.1", self.port)) as conn:
-                    if conn.run(["test", "-e", "/run/fleetforge/boot-settled"]).status == 0:
-                        return
-            except (UserError, OSError):  # SSH not up yet, or a reboot: ask again
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the boot did not settle within {timeout:.0f} s (see {self.console})")
-            time.sleep(1)
+
+        def settled() -> bool:
+            with options.connect(Target("127.0.0.1", self.port)) as conn:
+                return conn.run(["test", "-e", BOOT_SETTLED]).status == 0
+
+        wait_boot_settled(settled, timeout, self.console)
 
     def wait_boots(self, count: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
