@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import shlex
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fleetforge.progress import step_progress
@@ -96,7 +96,6 @@ class SimFleet:
     # Every device's agent is at this one path: each SSH server mounts its device's files there
     # in its own mount namespace (what FLEETFORGE_OTA_AGENT must say for `deploy --hosts`).
     agent: str
-    mounts: list[Path] = field(default_factory=list)
 
     def options(self, timeout: float = 20.0) -> SshOptions:
         return SshOptions(identity=self.client_key, known_hosts=self.known_hosts, agent=self.agent,
