@@ -1,6 +1,8 @@
 """Fleet updates: a hosts file, bounded parallelism, a canary batch, and a result table."""
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -112,3 +114,11 @@ def summary(results: list[DeployResult]) -> str:
         outcome = r.outcome or ("updated" if r.ok else outcome_of(r.message))
         counts[outcome] = counts.get(outcome, 0) + 1
     return ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+
+
+def write_report(results: list[DeployResult], path: Path) -> None:
+    """The result table as JSON (one object per device, DeployResult's fields), for scripts."""
+    rows = [{**dataclasses.asdict(r), "outcome": r.outcome or ("updated" if r.ok else
+                                                              outcome_of(r.message))}
+            for r in results]
+    path.write_text(json.dumps(rows, indent=1) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import shlex
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,11 +110,13 @@ class SimFleet:
         path.write_text("".join(f"{d.target}  # {d.name} {d.fault or 'healthy'}\n" for d in devices))
         return path
 
-    def statuses(self) -> dict[str, DeviceStatus]:
+    def statuses(self, parallel: int = 8) -> dict[str, DeviceStatus]:
         """Every reachable device's status, asked over SSH (what the device itself reports)."""
         options = self.options()
-        return {d.name: status(d.target, options) for d in self.devices
-                if d.fault != "unreachable"}
+        reachable = [d for d in self.devices if d.fault != "unreachable"]
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            found = pool.map(lambda d: status(d.target, options), reachable)
+            return {d.name: s for d, s in zip(reachable, found)}
 
     def stop(self) -> None:
         for sim in self.devices:

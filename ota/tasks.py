@@ -143,6 +143,7 @@ def _bases(chosen: Path, extra: list[str]):  # type: ignore[no-untyped-def]
     "reboot": "reboot into the update and wait for its health check (default); --no-reboot stages it",
     "parallel": "devices updated at once with --hosts",
     "canary": "update the first N hosts first; stop if one of them fails",
+    "report": "with --hosts: also write the result table as JSON to this file",
     "allow_downgrade": "install a bundle older than what the device runs",
     "base": "a bundle the device may run now (delta source); repeatable",
     "app": "update only app NAME (an app layer or folder): build it for the workspace's board and "
@@ -153,7 +154,7 @@ def _bases(chosen: Path, extra: list[str]):  # type: ignore[no-untyped-def]
 @exit_on_user_error
 def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, reboot=True,
            parallel=4, canary=0, allow_downgrade=False, base=None, identity=None, known_hosts=None,
-           trust_new_host=False, app=None):
+           trust_new_host=False, app=None, report=None):
     """Update one device (--host) or a fleet (--hosts FILE) over SSH with a signed bundle."""
     from ota import client, fleet
     from ota.bundle import open_bundle
@@ -193,6 +194,8 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
                                  parallel=int(parallel), canary=int(canary))
     stdout.print(fleet.results_table(results))
     stdout.print(fleet.summary(results))
+    if report:
+        fleet.write_report(results, Path(report))
     failed = [r for r in results if not r.ok]
     if failed:
         raise UserError(f"{len(failed)} of {len(results)} devices were not updated (see the table's "
