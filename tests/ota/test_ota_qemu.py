@@ -302,37 +302,38 @@ def test_qemu_readiness_and_boot_state_changes_wait_for_a_slow_boot_step(vm: Vm,
     its outcome; a boot-state change made over SSH meanwhile waits for the agent's lock."""
     bundles, _ = qemu_bundles
     boots = len(vm.device.boots)
+    trial = "A" if client.status(vm.target, vm.options).booted == "B" else "B"
     outcome: dict[str, client.DeployResult] = {}
     deploying = threading.Thread(target=lambda: outcome.update(result=client.deploy(
         vm.target, vm.options, bundles.slow, show_progress=False, boot_timeout=300)))
     deploying.start()
     try:
         deadline = time.monotonic() + 300
-        while True:  # the trial boot of A is up (SSH answers) and its boot step is running
+        while True:  # the trial boot is up (SSH answers) and its boot step is running
             assert time.monotonic() < deadline, "the trial boot never ran its boot step"
             try:
                 status = client.status(vm.target, vm.options)
-                if status.booted == "A" and status.boot_step == "running":
+                if status.booted == trial and status.boot_step == "running":
                     break
             except UserError:
                 pass  # rebooting
             time.sleep(0.5)
         # A user's change to the boot state while the agent decides: it waits for the agent's
         # lock, so when it returns the boot step's outcome is written (before: it returned at once).
-        after_change = _shell(vm, ". /usr/lib/fleetforge/bootstate.sh && "
-                                  "bootstate_mark_good /boot/bootstate B && cat /run/fleetforge/boot-settled")
-        assert after_change.startswith("committed 5.0.0 on slot A"), after_change
+        after_change = _shell(vm, ". /usr/lib/fleetforge/bootstate.sh && bootstate_mark_good "
+                                  f"/boot/bootstate {'B' if trial == 'A' else 'A'} && cat /run/fleetforge/boot-settled")
+        assert after_change.startswith(f"committed 5.0.0 on slot {trial}"), after_change
     finally:
         deploying.join(timeout=400)
     assert outcome["result"].ok, outcome["result"].message
     vm.device.wait_ready()
-    assert vm.device.boots[boots:] == ["A"] and vm.device.outcomes[-1] == "committed"
+    assert vm.device.boots[boots:] == [trial] and vm.device.outcomes[-1] == "committed"
     console = vm.device.console.read_text(errors="replace")
     assert console.count(SLOW_CHECK_DONE) == 1  # only this boot has the check
     assert console.index(SLOW_CHECK_DONE) < console.rindex("FLEETFORGE_READY")  # marker after it
     status = client.status(vm.target, vm.options)
-    assert (status.booted, status.committed, status.boot_left["A"]) == ("A", "A", 3)
-    assert status.boot_step == "committed 5.0.0 on slot A"
+    assert (status.booted, status.committed, status.boot_left[trial]) == (trial, trial, 3)
+    assert status.boot_step == f"committed 5.0.0 on slot {trial}"
 
 
 def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path, tmp_path: Path) -> None:
