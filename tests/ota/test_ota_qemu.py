@@ -33,9 +33,12 @@ SEGMENT = 1 << 20  # small segments so "half the transfer" spans several verifie
 # The random model the big bundles add: what their delta transfers send (the rest of the slot,
 # kernel included, is copied from the booted slot), so the cuts below fall inside it.
 MODEL_BYTES = 6 << 20
-# A health check that takes this long: long enough to be seen running over SSH under TCG.
-SLOW_CHECK_SECONDS = 15
+# A health check that passes once the test releases it (at most 50 s, under HEALTH_TIMEOUT), then
+# says so on the console: the boot step is held open for as long as the test needs, at any load.
+SLOW_CHECK_RELEASE = "/run/release-slow-check"
 SLOW_CHECK_DONE = "FLEETFORGE_SLOW_CHECK_DONE"
+SLOW_CHECK = (f"n=0; while [ ! -e {SLOW_CHECK_RELEASE} ] && [ $n -lt 100 ]; do sleep 0.5; n=$((n + 1)); done\n"
+              f"echo {SLOW_CHECK_DONE} > /dev/console\n")
 
 
 def _usable() -> str | None:
@@ -55,7 +58,7 @@ class QemuBundles:
     v3_unhealthy: Bundle  # v2 plus a health check that fails
     big: Bundle         # v1 plus 6 MB of new data: a transfer with many segments
     big2: Bundle
-    slow: Bundle        # big2 plus a health check that takes SLOW_CHECK_SECONDS
+    slow: Bundle        # big2 plus SLOW_CHECK
     foreign: Bundle     # for another board (wrong compatible)
     rogue: Bundle       # signed by a key the device does not trust
     revoked: Bundle     # signed by a key the image trusts and revokes
@@ -106,8 +109,7 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
     (tree / "usr/share/model.bin").write_bytes(random.Random(6).randbytes(MODEL_BYTES))
     big2_path = _squash(tree, base / "big2.squashfs")
     (tree / "etc/fleetforge/version").write_text("5.0.0\n")
-    (tree / "etc/fleetforge/health.d/60-slow").write_text(
-        f"sleep {SLOW_CHECK_SECONDS}\necho {SLOW_CHECK_DONE} > /dev/console\n")
+    (tree / "etc/fleetforge/health.d/60-slow").write_text(SLOW_CHECK)
     slow_path = _squash(tree, base / "slow.squashfs")
 
     key = keys.load_private(ota_keys)
@@ -298,8 +300,8 @@ def test_qemu_power_cut_during_slot_write(vm: Vm, qemu_bundles) -> None:
 
 
 def test_qemu_readiness_and_boot_state_changes_wait_for_a_slow_boot_step(vm: Vm, qemu_bundles) -> None:
-    """Issue 17: the console marker comes after the boot step (a 15 s health check here) and says
-    its outcome; a boot-state change made over SSH meanwhile waits for the agent's lock."""
+    """Issue 17: the console marker comes after the boot step (held open by SLOW_CHECK here) and
+    says its outcome; a boot-state change made over SSH meanwhile waits for the agent's lock."""
     bundles, _ = qemu_bundles
     boots = len(vm.device.boots)
     trial = "A" if client.status(vm.target, vm.options).booted == "B" else "B"
@@ -319,10 +321,19 @@ def test_qemu_readiness_and_boot_state_changes_wait_for_a_slow_boot_step(vm: Vm,
                 pass  # rebooting
             time.sleep(0.5)
         # A user's change to the boot state while the agent decides: it waits for the agent's
-        # lock, so when it returns the boot step's outcome is written (before: it returned at once).
-        after_change = _shell(vm, ". /usr/lib/fleetforge/bootstate.sh && bootstate_mark_good "
-                                  f"/boot/bootstate {'B' if trial == 'A' else 'A'} && cat /run/fleetforge/boot-settled")
-        assert after_change.startswith(f"committed 5.0.0 on slot {trial}"), after_change
+        # lock, so when it returns the boot step's outcome is written (before: it returned at
+        # once, and the agent's later decision overwrote it).
+        change: dict[str, str] = {}
+        changing = threading.Thread(target=lambda: change.update(out=_shell(
+            vm, ". /usr/lib/fleetforge/bootstate.sh && bootstate_mark_good /boot/bootstate "
+                f"{'B' if trial == 'A' else 'A'} && cat /run/fleetforge/boot-settled")))
+        changing.start()
+        changing.join(timeout=3)
+        assert changing.is_alive(), change  # waiting for the boot step
+        assert not vm.device.console.read_text(errors="replace").count(SLOW_CHECK_DONE)
+        _shell(vm, f"touch {SLOW_CHECK_RELEASE}")
+        changing.join(timeout=120)
+        assert change["out"].startswith(f"committed 5.0.0 on slot {trial}"), change
     finally:
         deploying.join(timeout=400)
     assert outcome["result"].ok, outcome["result"].message
