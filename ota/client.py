@@ -77,6 +77,7 @@ class DeviceStatus:
             committed=values.get("COMMITTED", "") or "?",
             security_floor=int(values.get("SECURITY_FLOOR", "0") or 0),
             busy=values.get("BUSY", ""), started=values.get("STARTED", ""),
+            boot_step=values.get("BOOT_STEP", ""),
             artifacts=tuple(InstalledArtifact(key.removeprefix("ARTIFACT_"), *(value.split() + ["", ""])[:2])
                             for key, value in values.items() if key.startswith("ARTIFACT_")),
         )
@@ -86,6 +87,12 @@ class DeviceStatus:
     security_floor: int = 0  # the lowest security version the device still installs
     busy: str = ""           # "install since ..." while an update command holds the lock
     started: str = ""        # when the update under way (or the last one) began
+    boot_step: str = ""      # this boot's boot-step outcome; "running" until it has one
+
+    @property
+    def boot_settled(self) -> bool:
+        """The boot step has decided (an agent that predates BOOT_STEP says nothing: settled)."""
+        return self.boot_step != "running"
 
 
 @dataclass
@@ -392,9 +399,10 @@ def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 60
         try:
             with options.connect(target) as conn:
                 current = read_status(conn, options)
-            if current.state == "Idle" and current.history and current.history[-1] == "Idle":
+            if current.boot_settled and current.state == "Idle" and current.history \
+                    and current.history[-1] == "Idle":
                 return current
-            last = f"state {current.state}"
+            last = f"state {current.state}, boot step {current.boot_step or '?'}"
         except UserError as error:
             if "HOST KEY" in str(error) or "unknown host key" in str(error):
                 raise

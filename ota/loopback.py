@@ -269,6 +269,11 @@ class FakeDevice:
         return self.persist / "ota"
 
     @property
+    def boot_settled(self) -> Path:
+        """The boot step's outcome (the agent's BOOT_SETTLED_FILE)."""
+        return self.root / "run" / "boot-settled"
+
+    @property
     def health_dir(self) -> Path:
         return self.root / "health.d"
 
@@ -323,6 +328,7 @@ class FakeDevice:
         the agent's boot step runs (as the image's init script does)."""
         self.kill_processes()
         shutil.rmtree(self.root / "run" / "ota", ignore_errors=True)
+        self.boot_settled.unlink(missing_ok=True)  # /run is a tmpfs
         (self.root / "reboot-requested").unlink(missing_ok=True)
         self.power_on()
         if run_boot_step:
@@ -391,6 +397,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         shutil.copy(key, root / "etc" / "keys" / key.name)
     shutil.copytree(HEALTH_DIR, device.health_dir, dirs_exist_ok=True)
     (root / "run" / "booted-slot").write_text("A\n")
+    device.boot_settled.write_text("good slot A\n")  # a device as it comes out of its first boot
     (device.persist / "user-data.txt").write_text("robot calibration\n")
     reboot = root / "reboot"
     boot_step = shlex.join(power_on_command(busybox, root)) + f' && "{device.agent}" boot'
@@ -405,6 +412,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         f"COMPATIBLE_FILE={root}/etc/compatible\nVERSION_FILE={root}/etc/version\n"
         f"SECURITY_VERSION_FILE={root}/etc/security-version\n"
         f"BOOTED_SLOT_FILE={root}/run/booted-slot\nHEALTH_DIR={device.health_dir}\n"
+        f"BOOT_SETTLED_FILE={device.boot_settled}\n"
         f"HEALTH_TIMEOUT=10\nSSH_PORT={ssh_port}\nREBOOT_CMD={reboot}\nBOOT_DIR={device.boot_dir}\n"
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
         f"FAULT_FILE={root}/fault\nBOOTSTATE_LIB={BOOTSTATE_LIB}\n"
