@@ -209,10 +209,7 @@ def check(sim: SimFleet, rows: list[dict[str, object]], version: str, old: set[s
     wrong = []
     for device in sim.devices:
         row = by_host[str(device.target)]
-        expected = device.expected_outcome
-        if rerun:
-            expected = {"updated": "up to date", "rolled back": "skipped (rolled back before)"
-                        }.get(expected, expected)
+        expected = device.expected_rerun_outcome if rerun else device.expected_outcome
         if row["outcome"] != expected or (device.fault and not row["message"]):
             wrong.append(f"{device.name} ({device.fault or 'healthy'}): {row['outcome']}: "
                          f"{row['message']}")

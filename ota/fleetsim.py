@@ -45,6 +45,8 @@ FAULT_KINDS = (
 )
 FAULTS_BY_NAME = {kind.name: kind for kind in FAULT_KINDS}
 HEALTHY_OUTCOME = "updated"
+# The same command run again: what changes in the report (the others are reported as before).
+RERUN_OUTCOMES = {"updated": "up to date", "rolled back": "skipped (rolled back before)"}
 
 
 def choose_faults(count: int, fraction: float, seed: int,
@@ -72,6 +74,10 @@ class SimDevice:
     @property
     def expected_outcome(self) -> str:
         return FAULTS_BY_NAME[self.fault].outcome if self.fault else HEALTHY_OUTCOME
+
+    @property
+    def expected_rerun_outcome(self) -> str:
+        return RERUN_OUTCOMES.get(self.expected_outcome, self.expected_outcome)
 
     def installs(self) -> int:
         """How many updates the device started (entries into Download in its agent's own log):

@@ -3,6 +3,7 @@
 canary stops the rollout, and rerunning the same command updates no device twice."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,12 +97,16 @@ def test_fleet_rollout_with_faults_canaries_and_rerun(sim: fleetsim.SimFleet,
     commands = {d.name: d.install_commands() for d in sim.devices}
 
     # 3. The same command again: only what is left; no device gets a second install.
-    third = _deploy(sim, hosts, bundle, ota_keys, "--canary", "2", "--parallel", "4")
+    report = sim.root / "report.json"
+    third = _deploy(sim, hosts, bundle, ota_keys, "--canary", "2", "--parallel", "4",
+                    "--report", str(report))
     assert third.returncode == 2, third.stdout + third.stderr
     outcomes = _outcomes(sim, third.stdout)
-    for d in sim.devices:
-        again = "up to date" if expected[d.name] in ("updated", "up to date") else expected[d.name]
-        assert outcomes[d.name] == again, third.stdout
+    assert outcomes == {n: fleetsim.RERUN_OUTCOMES.get(e, e) for n, e in expected.items()}, \
+        third.stdout
+    by_host = sim.by_host()
+    assert {by_host[row["host"]].name: row["outcome"] for row in json.loads(report.read_text())} \
+        == outcomes
     assert {d.name: d.installs() for d in sim.devices} == installs
     assert {n: (1 if expected[n] in ("updated", "up to date", "skipped (rolled back before)")
                 else 0) for n in installs} == installs
