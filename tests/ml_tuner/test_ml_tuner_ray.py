@@ -1,0 +1,128 @@
+"""Measurements on a real local Ray cluster (a head and one more worker node process on this
+machine), compared with the local pool on the same jobs: same results in the same order, the
+cache consulted before dispatch and written by the driver only, no result lost to a dead node."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ml_tuner.build import emit_raw_ir
+from ml_tuner.cache import MeasureCache
+from ml_tuner.knobs import OZ, load_knobs
+from ml_tuner.measure import Job, Subject, measure_many
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).parent / "data"
+TARGET = "aarch64-linux-gnu"
+UNITS = ("pid.c", "digest.c", "always.c", "slp.c")
+NODE_MEMORY = 80 * 2**20  # object store per node: the IR of a few units
+DEAD_ADDRESS = "127.0.0.1:9"  # discard port: nothing listens there
+
+
+def _raylets() -> set[str]:
+    found = subprocess.run(["pgrep", "-f", "raylet"], capture_output=True, text=True).stdout
+    return set(found.split())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head (1 CPU) and one more worker node (1 CPU), each its own raylet process."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    before = _raylets()
+    nodes = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": NODE_MEMORY, "include_dashboard": False})
+    nodes.worker = nodes.add_node(num_cpus=1, object_store_memory=NODE_MEMORY)
+    nodes.wait_for_nodes()
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+    assert _raylets() <= before, "a raylet of the test cluster outlived it"
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory) -> list[Job]:
+    """A small corpus: the tuner tests' units, each with clang -Oz and two knob settings."""
+    folder = tmp_path_factory.mktemp("ray-ir")
+    space = load_knobs().for_target(TARGET)
+    out = []
+    for unit in UNITS:
+        ir = folder / f"{Path(unit).stem}.ll"
+        emit_raw_ir(DATA / unit, TARGET, (), ir)
+        subject = Subject.unit(unit, ir, TARGET)
+        out += [Job(subject, candidate, space) for candidate in (OZ, *space.singles()[:2])]
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool_results(jobs):
+    return measure_many(jobs, workers=2, backend="pool")
+
+
+def _outcomes(results):
+    # Everything but the seconds a build took: the job, its sizes, its error, cached or not.
+    return [(r.job, r.sizes, r.error, r.cached) for r in results]
+
+
+class DriverOnlyCache(MeasureCache):
+    """The real SQLite cache, noting which process writes each row."""
+
+    writers: list[int]
+
+    def put(self, key, sizes, seconds):
+        self.writers.append(os.getpid())
+        super().put(key, sizes, seconds)
+
+
+def test_ray_equals_pool_and_the_cache_is_consulted_before_dispatch(
+        cluster, jobs, pool_results, tmp_path, monkeypatch):
+    import ray
+
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    assert all(r.sizes is not None for r in pool_results)
+    with DriverOnlyCache(tmp_path / "m.sqlite") as cache:
+        cache.writers = []
+        on_ray = measure_many(jobs, cache=cache, backend="ray")
+        assert _outcomes(on_ray) == _outcomes(pool_results)
+        assert cache.writers == [os.getpid()] * len(jobs) and len(cache) == len(jobs)
+        # A second run must need no cluster at all: every job is a hit before anything is sent.
+        ray.shutdown()
+        monkeypatch.setenv("RAY_ADDRESS", DEAD_ADDRESS)
+        again = measure_many(jobs, cache=cache, backend="ray")
+        assert all(r.cached for r in again) and not ray.is_initialized()
+        assert [r.sizes for r in again] == [r.sizes for r in pool_results]
+        assert len(cache.writers) == len(jobs)
+
+
+def test_a_worker_node_killed_mid_run_loses_no_result(cluster, jobs, pool_results, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    raylets: list[set[str]] = []
+
+    def kill_worker_node_once(result):
+        if not raylets:  # the first result is back: the other node is building its share
+            raylets.append(_raylets())
+            cluster.remove_node(cluster.worker, allow_graceful=False)
+            raylets.append(_raylets())
+
+    on_ray = measure_many(jobs, on_done=kill_worker_node_once, backend="ray")
+    assert len(raylets[1]) == len(raylets[0]) - 1  # its raylet is gone
+    assert _outcomes(on_ray) == _outcomes(pool_results)
+
+
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path):
+    env = {**os.environ, "ML_TUNER_BACKEND": "ray", "RAY_ADDRESS": DEAD_ADDRESS,
+           "FLEETFORGE_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "-m", "ml_tuner", "tune", str(DATA / "pid.c"),
+                          "--target", TARGET, "-o", str(tmp_path / "pid.o")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: RAY_ADDRESS: no Ray cluster answers at {DEAD_ADDRESS}")
+    assert "ray start --head" in lines[-1] and "Traceback" not in run.stderr
+    assert not (tmp_path / "pid.o").exists()
