@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,19 @@ def _raylets() -> set[str]:
     return set(found.split())
 
 
+def _building(raylet: str) -> bool:
+    """Whether a worker of this raylet is running a measurement now (Ray titles a busy worker
+    process `ray::<function>`, an idle one `ray::IDLE`)."""
+    children = Path(f"/proc/{raylet}/task/{raylet}/children").read_text().split()
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"ray::measure_shipped"):
+                return True
+        except OSError:
+            continue  # it just exited
+    return False
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A head (1 CPU) and one more worker node (1 CPU), each its own raylet process."""
@@ -38,8 +52,10 @@ def cluster():
     before = _raylets()
     nodes = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "object_store_memory": NODE_MEMORY, "include_dashboard": False})
+    head = _raylets()
     nodes.worker = nodes.add_node(num_cpus=1, object_store_memory=NODE_MEMORY)
     nodes.wait_for_nodes()
+    (nodes.worker_raylet,) = _raylets() - head
     yield nodes
     ray.shutdown()
     nodes.shutdown()
@@ -102,16 +118,20 @@ def test_ray_equals_pool_and_the_cache_is_consulted_before_dispatch(
 
 def test_a_worker_node_killed_mid_run_loses_no_result(cluster, jobs, pool_results, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", cluster.address)
-    raylets: list[set[str]] = []
+    killed: list[bool] = []
 
-    def kill_worker_node_once(result):
-        if not raylets:  # the first result is back: the other node is building its share
-            raylets.append(_raylets())
-            cluster.remove_node(cluster.worker, allow_graceful=False)
-            raylets.append(_raylets())
+    def kill_the_worker_node_while_it_builds(result):
+        if killed:
+            return
+        deadline = time.monotonic() + 10
+        while not _building(cluster.worker_raylet) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        killed.append(_building(cluster.worker_raylet))
+        cluster.remove_node(cluster.worker, allow_graceful=False)
 
-    on_ray = measure_many(jobs, on_done=kill_worker_node_once, backend="ray")
-    assert len(raylets[1]) == len(raylets[0]) - 1  # its raylet is gone
+    on_ray = measure_many(jobs, on_done=kill_the_worker_node_while_it_builds, backend="ray")
+    assert killed == [True], "the worker node was not building when it was killed"
+    assert cluster.worker_raylet not in _raylets()
     assert _outcomes(on_ray) == _outcomes(pool_results)
 
 
