@@ -77,13 +77,16 @@ def jobs(tmp_path_factory) -> list[Job]:
 
 
 @pytest.fixture(scope="module")
-def pool_results(jobs):
-    return measure_many(jobs, workers=2, backend="pool")
+def pool_results(jobs, tmp_path_factory):
+    return measure_many(jobs, workers=2, keep_dir=tmp_path_factory.mktemp("pool-builds"),
+                        backend="pool")
 
 
 def _outcomes(results):
-    # Everything but the seconds a build took: the job, its sizes, its error, cached or not.
-    return [(r.job, r.sizes, r.error, r.cached) for r in results]
+    # Everything but the seconds a build took: the job, its sizes, its error, cached or not,
+    # and the kept object file's bytes.
+    return [(r.job, r.sizes, r.error, r.cached, r.artifact and r.artifact.read_bytes())
+            for r in results]
 
 
 class DriverOnlyCache(MeasureCache):
@@ -104,8 +107,11 @@ def test_ray_equals_pool_and_the_cache_is_consulted_before_dispatch(
     assert all(r.sizes is not None for r in pool_results)
     with DriverOnlyCache(tmp_path / "m.sqlite") as cache:
         cache.writers = []
-        on_ray = measure_many(jobs, cache=cache, backend="ray")
+        kept = tmp_path / "builds"
+        kept.mkdir()
+        on_ray = measure_many(jobs, cache=cache, keep_dir=kept, backend="ray")
         assert _outcomes(on_ray) == _outcomes(pool_results)
+        assert all(r.artifact.parent == kept for r in on_ray)
         assert cache.writers == [os.getpid()] * len(jobs) and len(cache) == len(jobs)
         # A second run must need no cluster at all: every job is a hit before anything is sent.
         ray.shutdown()
@@ -113,10 +119,12 @@ def test_ray_equals_pool_and_the_cache_is_consulted_before_dispatch(
         again = measure_many(jobs, cache=cache, backend="ray")
         assert all(r.cached for r in again) and not ray.is_initialized()
         assert [r.sizes for r in again] == [r.sizes for r in pool_results]
+        assert len(list(kept.iterdir())) == len(jobs)
         assert len(cache.writers) == len(jobs)
 
 
-def test_a_worker_node_killed_mid_run_loses_no_result(cluster, jobs, pool_results, monkeypatch):
+def test_a_worker_node_killed_mid_run_loses_no_result(cluster, jobs, pool_results, tmp_path,
+                                                      monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", cluster.address)
     killed: list[bool] = []
 
@@ -129,7 +137,8 @@ def test_a_worker_node_killed_mid_run_loses_no_result(cluster, jobs, pool_result
         killed.append(_building(cluster.worker_raylet))
         cluster.remove_node(cluster.worker, allow_graceful=False)
 
-    on_ray = measure_many(jobs, on_done=kill_the_worker_node_while_it_builds, backend="ray")
+    on_ray = measure_many(jobs, on_done=kill_the_worker_node_while_it_builds,
+                          keep_dir=tmp_path, backend="ray")
     assert killed == [True], "the worker node was not building when it was killed"
     assert cluster.worker_raylet not in _raylets()
     assert _outcomes(on_ray) == _outcomes(pool_results)
