@@ -33,8 +33,8 @@ NEXT_STEP = ("start one (`ray start --head --port=6379` on the head, `ray start 
 
 
 def cluster_address() -> str | None:
-    """The cluster to use: RAY_ADDRESS (`HOST:PORT`, `ray://HOST[:PORT]` or `auto`); None starts
-    a Ray instance on this machine."""
+    """The cluster to use: RAY_ADDRESS (`HOST:PORT`, `ray://HOST[:PORT]` or `auto`); None: Ray's
+    own choice (the cluster `ray start` began on this machine, else a new local instance)."""
     return os.environ.get(ADDRESS_ENV) or None
 
 
@@ -103,19 +103,21 @@ def run_tasks(func: Callable[..., object], calls: Sequence[tuple], *,
                     if len(calls) >= PROGRESS_MIN_TASKS else None)
         bar = progress.add_task(label, total=len(calls)) if progress else None
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            index = pending.pop(done[0])
-            try:
-                value = ray.get(done[0])
-            except ray.exceptions.RayTaskError:
-                raise  # the function's own exception (also an instance of its class)
-            except ray.exceptions.RayError as error:
-                raise UserError(f"a Ray task was lost {RETRIES + 1} times "
-                                f"({type(error).__name__}); see `ray status` and the nodes' "
-                                f"logs (/tmp/ray/session_latest/logs)",
-                                where=cluster_address() or "local Ray") from None
-            for refill in itertools.islice(queued, 1):
-                submit(refill)
-            if progress:
-                progress.advance(bar)
-            yield index, value
+            ray.wait(list(pending), num_returns=1)  # block for one, then take all that are ready
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref in done:
+                index = pending.pop(ref)
+                try:
+                    value = ray.get(ref)
+                except ray.exceptions.RayTaskError:
+                    raise  # the function's own exception (also an instance of its class)
+                except ray.exceptions.RayError as error:
+                    raise UserError(f"a Ray task was lost on all {RETRIES + 1} tries "
+                                    f"({type(error).__name__}); see `ray status` and the nodes'"
+                                    f" logs (/tmp/ray/session_latest/logs)",
+                                    where=cluster_address() or "local Ray") from None
+                for refill in itertools.islice(queued, 1):
+                    submit(refill)
+                if progress:
+                    progress.advance(bar)
+                yield index, value

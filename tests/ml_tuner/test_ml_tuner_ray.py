@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,20 +126,30 @@ def test_ray_equals_pool_and_the_cache_is_consulted_before_dispatch(
 
 def test_a_worker_node_killed_mid_run_loses_no_result(cluster, jobs, pool_results, tmp_path,
                                                       monkeypatch):
+    import ray
+
+    from ml_tuner.ray_cluster import connect
+
     monkeypatch.setenv("RAY_ADDRESS", cluster.address)
+    connect()
+    # A worker process on each node first (a new driver's tasks need new ones), so the worker
+    # node takes its share from the start instead of the head doing everything meanwhile.
+    # (A lambda: workers cannot import this test module, Ray ships a lambda by value.)
+    ready = ray.remote(lambda: None).options(scheduling_strategy="SPREAD")
+    ray.get([ready.remote() for _ in range(4)])
     killed: list[bool] = []
 
-    def kill_the_worker_node_while_it_builds(result):
-        if killed:
-            return
-        deadline = time.monotonic() + 10
+    def kill_the_worker_node_while_it_builds():
+        deadline = time.monotonic() + 30
         while not _building(cluster.worker_raylet) and time.monotonic() < deadline:
             time.sleep(0.002)
         killed.append(_building(cluster.worker_raylet))
         cluster.remove_node(cluster.worker, allow_graceful=False)
 
-    on_ray = measure_many(jobs, on_done=kill_the_worker_node_while_it_builds,
-                          keep_dir=tmp_path, backend="ray")
+    killer = threading.Thread(target=kill_the_worker_node_while_it_builds)
+    killer.start()
+    on_ray = measure_many(jobs, keep_dir=tmp_path, backend="ray")
+    killer.join()
     assert killed == [True], "the worker node was not building when it was killed"
     assert cluster.worker_raylet not in _raylets()
     assert _outcomes(on_ray) == _outcomes(pool_results)
