@@ -110,7 +110,6 @@ def main() -> None:
         (work / "vm" / "known_hosts").unlink(missing_ok=True)
         options = SshOptions(identity=offline_ws.ssh_key, known_hosts=work / "vm" / "known_hosts",
                              timeout=30, activate_timeout=300, trust_new_host=True)
-        device.wait_settled(offline_ws.ssh_key)
         before = client.status(target, options)
         signer = keys.load_private(work / "keys")
         compatible = load_manifest(offline_ws.manifest_path).board.compatible
@@ -124,7 +123,6 @@ def main() -> None:
         update = client.deploy(target, options, bundle, show_progress=False, boot_timeout=300,
                                allow_downgrade=True)
         if not update.ok:  # the device rolled back by itself: say why, with the agent's log
-            device.wait_settled(offline_ws.ssh_key)
             raise SystemExit(f"OTA offline -> Buildroot failed: {update.message}\n"
                              + _shell(options, target, "tail -n 30 /persist/ota/log"))
         after = client.status(target, options)
@@ -133,7 +131,6 @@ def main() -> None:
         message = client.rollback(target, options, reboot=True)
         device.wait_boots(boots + 1, timeout=300)
         device.wait_ready(300)
-        device.wait_settled(offline_ws.ssh_key)
         back = client.status(target, options)
         userland_back = _shell(options, target, "busybox | head -1")
     finally:

@@ -164,6 +164,11 @@ def scan_keys(target: Target, timeout: float) -> list[HostKey]:
     return keys
 
 
+class Unreachable(UserError):
+    """No SSH session could be opened: the name does not resolve, nothing answers on the port,
+    or the handshake timed out. Nothing was sent to the device."""
+
+
 def open_socket(target: Target, timeout: float) -> socket.socket:
     """Connect with keepalive and TCP_USER_TIMEOUT so a silently dropped link errors out instead
     of hanging (unacknowledged data for `timeout` seconds ends the connection)."""
@@ -171,7 +176,7 @@ def open_socket(target: Target, timeout: float) -> socket.socket:
     try:
         addresses = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except OSError as error:
-        raise UserError(f"cannot resolve the host: {error}", where=str(target)) from None
+        raise Unreachable(f"cannot resolve the host: {error}", where=str(target)) from None
     for family, kind, proto, _, address in addresses:
         sock = socket.socket(family, kind, proto)
         try:
@@ -188,7 +193,7 @@ def open_socket(target: Target, timeout: float) -> socket.socket:
         except OSError as error:
             sock.close()
             last = error
-    raise UserError(f"cannot connect: {last}", where=str(target))
+    raise Unreachable(f"cannot connect: {last}", where=str(target))
 
 
 def _offer_socket(server: socket.socket, sock: socket.socket, timeout: float) -> None:
@@ -389,7 +394,7 @@ class Connection:
             if self.master.poll() is not None:
                 raise self._master_error(identity, pinned)
             if time.monotonic() > deadline:
-                raise UserError(f"SSH handshake timed out after {self.timeout:.0f} s",
+                raise Unreachable(f"SSH handshake timed out after {self.timeout:.0f} s",
                                 where=str(self.target))
             time.sleep(0.005)
 

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,22 +24,24 @@ QEMU_PACKAGES = {"qemu-system-aarch64": "qemu-system-arm", "qemu-system-arm": "q
                  "qemu-system-x86_64": "qemu-system-x86"}
 
 
-BOOT_SETTLED = "/run/fleetforge/boot-settled"  # the boot's commit decision is made (docs/ab-boot.md)
+# The boot step's outcomes (the marker's boot=, docs/ab-boot.md) after which the device is up and
+# stays on its slot; any other (rolling-back, unhealthy, failed, timeout, unsettled) is a failed boot.
+HEALTHY_OUTCOMES = ("good", "committed", "rolled-back")
 
 
-def wait_boot_settled(settled: Callable[[], bool], timeout: float, console: Path) -> None:
-    """Ask `settled()` (over SSH: it raises UserError or OSError while the guest does not answer,
-    e.g. during a reboot) until it is true; after `timeout` seconds, one error naming the console."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if settled():
-                return
-        except (UserError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise UserError(f"the boot did not settle within {timeout:.0f} s (console: {console})")
-        time.sleep(0.5)
+@dataclass(frozen=True)
+class ReadyMarker:
+    """The console's FLEETFORGE_READY line: printed once the boot's commit decision is made."""
+
+    hostname: str
+    slot: str
+    outcome: str  # the boot step's outcome, "?" from an image that predates it
+
+    @classmethod
+    def parse(cls, line: str) -> "ReadyMarker":
+        fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+        return cls(fields.get("hostname", "?"), fields.get("slot", "?"), fields.get("boot", "?"))
+
 
 @dataclass(frozen=True)
 class BootCheck:
@@ -48,6 +49,7 @@ class BootCheck:
 
     hostname: str
     slot: str
+    outcome: str  # the boot step's outcome (ReadyMarker.outcome)
     marker_seconds: float  # QEMU start to the console marker
     ssh_seconds: float  # QEMU start to the SSH banner through the port forward
     ssh_port: int
@@ -200,11 +202,6 @@ class BootedMachine:
             raise UserError(f"`{command}` failed on the guest: {result.stderr.strip()}")
         return result.stdout
 
-    def wait_settled(self, timeout: float = 90) -> None:
-        """Wait until the boot's commit decision is made (docs/ab-boot.md: boot-settled)."""
-        wait_boot_settled(lambda: self.run(f"test -e {BOOT_SETTLED}") is not None, timeout,
-                          self.check.console_log)
-
     def stop(self, *, power_off: bool = True) -> None:
         """Power off through SSH (a clean shutdown), or kill QEMU if that does not work."""
         if power_off and self.process.poll() is None:
@@ -263,7 +260,8 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path,
     assert process.stdout is not None
     fd = process.stdout.fileno()
     buffer = b""
-    marker: tuple[str, str, float] | None = None
+    marker: ReadyMarker | None = None
+    marker_at = 0.0
     ssh_at: float | None = None
     next_probe = 0.0
     with open(console_log, "wb") as log:
@@ -292,13 +290,16 @@ def wait_healthy(process: subprocess.Popen[bytes], port: int, console_log: Path,
                 if marker is None and READY_MARKER in text:
                     line = text[text.index(READY_MARKER):].split("\n")[0]
                     if "\n" in text[text.index(READY_MARKER):]:
-                        fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
-                        marker = (fields.get("hostname", "?"), fields.get("slot", "?").strip(),
-                                  time.monotonic() - started)
+                        marker, marker_at = ReadyMarker.parse(line), time.monotonic() - started
+                        if marker.outcome not in HEALTHY_OUTCOMES + ("?",):
+                            raise UserError(f"boot step on slot {marker.slot}: {marker.outcome} "
+                                            f"(the device's /persist/ota/boot.log and `fleetforge "
+                                            f"ota.status` say why; console: {console_log})")
                 buffer = buffer[-4096:]
             if marker is not None and ssh_at is None and now >= next_probe:
                 if _ssh_banner(port):
                     ssh_at = time.monotonic() - started
                 next_probe = time.monotonic() + 0.2
             if marker is not None and ssh_at is not None:
-                return BootCheck(marker[0], marker[1], marker[2], ssh_at, port, console_log)
+                return BootCheck(marker.hostname, marker.slot, marker.outcome, marker_at, ssh_at,
+                                 port, console_log)

@@ -78,7 +78,8 @@ def qemu(c, workspace=DEFAULT_WORKSPACE, check=False, timeout=120):
     ws = Workspace.named(workspace)
     if check:
         result = boot_check(ws, timeout=float(timeout))
-        print(f"healthy: {result.hostname} booted slot {result.slot}; console marker after "
+        print(f"healthy: {result.hostname} booted slot {result.slot} (boot step: {result.outcome}); "
+              f"console marker after "
               f"{result.marker_seconds:.1f} s, SSH answered after {result.ssh_seconds:.1f} s")
     else:
         boot_interactive(ws)

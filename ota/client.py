@@ -77,6 +77,7 @@ class DeviceStatus:
             committed=values.get("COMMITTED", "") or "?",
             security_floor=int(values.get("SECURITY_FLOOR", "0") or 0),
             busy=values.get("BUSY", ""), started=values.get("STARTED", ""),
+            boot_step=values.get("BOOT_STEP", ""),
             artifacts=tuple(InstalledArtifact(key.removeprefix("ARTIFACT_"), *(value.split() + ["", ""])[:2])
                             for key, value in values.items() if key.startswith("ARTIFACT_")),
         )
@@ -86,6 +87,12 @@ class DeviceStatus:
     security_floor: int = 0  # the lowest security version the device still installs
     busy: str = ""           # "install since ..." while an update command holds the lock
     started: str = ""        # when the update under way (or the last one) began
+    boot_step: str = ""      # this boot's boot-step outcome; "running" until it has one
+
+    @property
+    def boot_settled(self) -> bool:
+        """The boot step has decided (an agent that predates BOOT_STEP says nothing: settled)."""
+        return self.boot_step != "running"
 
 
 @dataclass
@@ -104,6 +111,31 @@ class DeployResult:
     seconds: float = 0.0
     stream_seconds: float = 0.0  # the segment stream alone (no begin, no on-device re-verify)
     history: list[str] = field(default_factory=list)
+    outcome: str = ""           # for the fleet's table: updated, up to date, rolled back, ...
+
+
+def done_before(current: DeviceStatus, bundle: Bundle) -> DeployResult | None:
+    """What a device already did with `bundle`, if installing it again would be a second install:
+    it runs the bundle committed ("up to date"), or it rolled this version back (its health check
+    failed: the same bundle would fail the same way). None: it needs the install."""
+    manifest = bundle.manifest
+    if current.state != "Idle" or current.busy:
+        return None  # an update under way or unfinished: install resumes or starts it over
+    running = current.slot_versions.get(current.booted)
+    installed = {a.name: a for a in current.artifacts}
+    if (not manifest.rootfs_size or (running == manifest.version
+                                     and current.booted == current.committed)) and all(
+            (installed.get(a.name) or InstalledArtifact("", "", "")).sha256 == a.sha256
+            for a in manifest.artifacts):
+        where = f"on committed slot {current.booted}" if manifest.rootfs_size else "artifacts"
+        return DeployResult("", True, f"already up to date: {manifest.version} ({where})",
+                            manifest.version, current.booted, outcome="up to date")
+    if current.version == manifest.version and current.result.startswith("rolled back"):
+        return DeployResult("", False, f"{current.result} (this version, earlier); fix the device "
+                            "or the release, then deploy it alone with --host",
+                            manifest.version, current.booted,
+                            outcome="skipped (rolled back before)")
+    return None
 
 
 def agent_command(options: SshOptions, *args: str) -> list[str]:
@@ -367,9 +399,10 @@ def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 60
         try:
             with options.connect(target) as conn:
                 current = read_status(conn, options)
-            if current.state == "Idle" and current.history and current.history[-1] == "Idle":
+            if current.boot_settled and current.state == "Idle" and current.history \
+                    and current.history[-1] == "Idle":
                 return current
-            last = f"state {current.state}"
+            last = f"state {current.state}, boot step {current.boot_step or '?'}"
         except UserError as error:
             if "HOST KEY" in str(error) or "unknown host key" in str(error):
                 raise
@@ -382,10 +415,17 @@ def wait_for_outcome(target: Target, options: SshOptions, *, timeout: float = 60
 def deploy(target: Target, options: SshOptions, bundle: Bundle, *, reboot: bool = True,
            allow_downgrade: bool = False, show_progress: bool = True,
            boot_timeout: float = 600, bases: tuple[Bundle, ...] = (),
-           on_progress: Callable[[int], None] | None = None) -> DeployResult:
+           on_progress: Callable[[int], None] | None = None,
+           skip_done: bool = False) -> DeployResult:
+    """Update one device. With `skip_done` (fleets: rerunning the same command finishes only what
+    is left), a device that already runs the bundle or rolled it back is reported, not updated."""
     started = time.monotonic()
     slots = bool(bundle.manifest.rootfs_size)  # an artifact-only bundle installs without a reboot
     with options.connect(target) as conn:
+        if skip_done and (before := done_before(read_status(conn, options), bundle)):
+            before.host = str(target)
+            before.seconds = time.monotonic() - started
+            return before
         result = transfer(conn, options, bundle, allow_downgrade=allow_downgrade,
                           show_progress=show_progress, bases=bases,
                           on_progress=on_progress)
@@ -394,15 +434,19 @@ def deploy(target: Target, options: SshOptions, bundle: Bundle, *, reboot: bool 
         result.wire_bytes = conn.wire_bytes
     if not slots:
         result.seconds = time.monotonic() - started
+        result.outcome = "updated" if result.ok else "rolled back"
         return result
     if not reboot:
         result.message = "installed; trial boot on next reboot"
         result.seconds = time.monotonic() - started
+        result.outcome = "staged"
         return result
     final = wait_for_outcome(target, options, timeout=boot_timeout)
     result.history = final.history
     result.slot = final.booted
     result.ok = final.result.startswith("committed")
     result.message = final.result or "no result reported"
+    result.outcome = "updated" if result.ok else (
+        "rolled back" if final.result.startswith("rolled back") else "failed")
     result.seconds = time.monotonic() - started
     return result

@@ -10,7 +10,30 @@ from rich.table import Table
 from fleetforge.errors import UserError
 
 from ota.client import DeployResult
-from fleetforge.ssh import Target
+from fleetforge.ssh import Target, Unreachable
+
+# Every outcome a device can have in a fleet deploy, and the colour the table shows it in. A
+# device is done when its outcome is "updated" or "up to date"; rerunning the same command
+# leaves done devices alone and tries the others again (but not one that rolled this bundle back).
+OUTCOMES = {
+    "updated": "green",
+    "up to date": "green",
+    "staged": "green",                         # --no-reboot: the trial boot comes at next reboot
+    "rolled back": "red",                      # installed, the trial failed, back on the old slot
+    "skipped (rolled back before)": "yellow",  # that device rolled this version back already
+    "skipped (canary failed)": "yellow",
+    "unreachable": "red",                      # no SSH session: nothing was sent
+    "refused (wrong board)": "red",
+    "refused": "red",                          # signature, version, security floor, ...
+    "failed (disk full)": "red",
+    "failed": "red",                           # link lost, timeouts, anything else
+}
+# The device's one-line reason (ERR ...) names what went wrong; these words sharpen the outcome.
+REASONS = (
+    ("bundle is for", "refused (wrong board)"),
+    ("no space left", "failed (disk full)"),
+    ("device refused: ", "refused"),
+)
 
 
 def read_hosts(path: Path) -> list[Target]:
@@ -43,30 +66,49 @@ def update_fleet(targets: list[Target], deploy_one: Callable[[Target], DeployRes
     def guarded(target: Target) -> DeployResult:
         try:
             return deploy_one(target)
+        except Unreachable as error:
+            return DeployResult(str(target), False, error.message, outcome="unreachable")
         except UserError as error:
-            return DeployResult(str(target), False, error.message)
+            return DeployResult(str(target), False, error.message,
+                                outcome=outcome_of(error.message))
         except Exception as error:  # noqa: BLE001 - a bug on one device must not stop the fleet
-            return DeployResult(str(target), False, f"internal error: {error!r}")
+            return DeployResult(str(target), False, f"internal error: {error!r}", outcome="failed")
 
     batches = [targets[:canary], targets[canary:]] if canary else [targets]
     results: list[DeployResult] = []
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         for number, batch in enumerate(batches):
             if number == 1 and not all(r.ok for r in results):
-                results += [DeployResult(str(t), False, "skipped: the canary batch failed")
-                            for t in batch]
+                results += [DeployResult(str(t), False, "skipped: the canary batch failed",
+                                         outcome="skipped (canary failed)") for t in batch]
                 break
             results += list(pool.map(guarded, batch))
     return results
 
 
+def outcome_of(message: str) -> str:
+    """The outcome of a deploy that ended with `message` (an error's one line)."""
+    lowered = message.lower()
+    return next((outcome for words, outcome in REASONS if words in lowered), "failed")
+
+
 def results_table(results: list[DeployResult]) -> Table:
     table = Table(title="OTA deploy")
-    for column in ("host", "result", "version", "slot", "sent", "of full", "seconds", "detail"):
+    for column in ("host", "outcome", "version", "slot", "sent", "of full", "seconds", "why"):
         table.add_column(column)
     for r in results:
+        outcome = r.outcome or ("updated" if r.ok else outcome_of(r.message))
         share = f"{100 * r.sent_bytes / r.full_bytes:.1f}%" if r.full_bytes else "-"
-        table.add_row(r.host, "[green]ok[/]" if r.ok else "[red]FAILED[/]", r.version or "-",
+        table.add_row(r.host, f"[{OUTCOMES.get(outcome, 'red')}]{outcome}[/]", r.version or "-",
                       r.slot or "-", f"{r.sent_bytes / 1e6:.2f} MB", share, f"{r.seconds:.1f}",
                       r.message)
     return table
+
+
+def summary(results: list[DeployResult]) -> str:
+    """One line: how many devices ended with each outcome."""
+    counts: dict[str, int] = {}
+    for r in results:
+        outcome = r.outcome or ("updated" if r.ok else outcome_of(r.message))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in counts.items())

@@ -72,8 +72,23 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise RuntimeError(f"ssh server did not listen on {port}")
 
 
-def start_openssh(workdir: Path, client_key: Path) -> LoopbackServer:
-    """Start `sshd -D` on a random port with a private config (key auth only, root allowed)."""
+def authorized_key_line(client_key: Path, forced_command: str | None) -> str:
+    """`client_key` for authorized_keys; with `forced_command`, every session runs that command
+    instead (the original one is in $SSH_ORIGINAL_COMMAND), as a restricted deploy key does."""
+    key = Path(f"{client_key}.pub").read_text()
+    return f'command="{forced_command}" {key}' if forced_command else key
+
+
+def in_namespace(setup: str, server: str) -> str:
+    """The shell run by `unshare -m`: root's home bind-mounted ($1), then `setup` (more mounts
+    that only this server and its sessions see), then the server itself."""
+    return f'mount --bind "$1" /root && {setup + " && " if setup else ""}exec {server}'
+
+
+def start_openssh(workdir: Path, client_key: Path, *, port: int | None = None,
+                  namespace_setup: str = "", forced_command: str | None = None) -> LoopbackServer:
+    """Start `sshd -D` on a random port (or `port`) with a private config (key auth only, root
+    allowed). `namespace_setup` runs in the server's private mount namespace before it starts."""
     sshd = require_tool("sshd", "openssh-server")
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o700)
@@ -83,8 +98,8 @@ def start_openssh(workdir: Path, client_key: Path) -> LoopbackServer:
         run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key],
                  debian_package="openssh-client")
     authorized = workdir / "authorized_keys"
-    authorized.write_text(Path(f"{client_key}.pub").read_text())
-    port = free_port()
+    authorized.write_text(authorized_key_line(client_key, forced_command))
+    port = port or free_port()
     config = workdir / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
@@ -100,15 +115,17 @@ def start_openssh(workdir: Path, client_key: Path) -> LoopbackServer:
     home.mkdir(mode=0o700, exist_ok=True)
     process = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c",
-         'mount --bind "$1" /root && exec "$2" -D -e -f "$3"', "sh", str(home), sshd, str(config)],
+         in_namespace(namespace_setup, '"$2" -D -e -f "$3"'), "sh", str(home), sshd, str(config)],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     wait_listening(port, process, log)
     public = Path(f"{host_key}.pub").read_text().split()
     return LoopbackServer("openssh", port, f"{public[0]} {public[1]}", client_key, workdir, process)
 
 
-def start_dropbear(workdir: Path, client_key: Path) -> LoopbackServer:
-    """Start dropbear (the device's SSH server) on a random port.
+def start_dropbear(workdir: Path, client_key: Path, *, port: int | None = None,
+                   namespace_setup: str = "", forced_command: str | None = None) -> LoopbackServer:
+    """Start dropbear (the device's SSH server) on a random port (or `port`); the options as
+    for `start_openssh`.
 
     Dropbear reads authorized_keys only from the user's home, so it runs in a private mount
     namespace where a temp directory is bind-mounted over /root; the real /root is untouched.
@@ -120,16 +137,16 @@ def start_dropbear(workdir: Path, client_key: Path) -> LoopbackServer:
     (home / ".ssh").mkdir(parents=True, exist_ok=True)
     for path in (workdir, home, home / ".ssh"):
         os.chmod(path, 0o700)
-    (home / ".ssh" / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
+    (home / ".ssh" / "authorized_keys").write_text(authorized_key_line(client_key, forced_command))
     host_key = workdir / "dropbear_ed25519_host_key"
     if not host_key.exists():
         run_tool(["dropbearkey", "-t", "ed25519", "-f", host_key], debian_package="dropbear-bin")
     public_line = run_tool(["dropbearkey", "-y", "-f", host_key], debian_package="dropbear-bin")
     public = next(line for line in public_line.splitlines() if line.startswith("ssh-ed25519")).split()
-    port = free_port()
+    port = port or free_port()
     log = workdir / "dropbear.log"
-    script = (f'mount --bind "$1" /root && exec {dropbear} -F -E -s -m -p 127.0.0.1:{port} '
-              f'-r "$2" -P "$3" -W 1048576')
+    script = in_namespace(namespace_setup, f'{dropbear} -F -E -s -m -p 127.0.0.1:{port} '
+                                           f'-r "$2" -P "$3" -W 1048576')
     process = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
          str(home), str(host_key), str(workdir / "dropbear.pid")],
@@ -204,6 +221,22 @@ def _arm_one_shot(path: Path, fault: str | None) -> None:
         path.unlink(missing_ok=True)
 
 
+def make_device_bin(folder: Path, *, verity: bool = False) -> Path:
+    """A device's userland: busybox applets and openssl (and, for verified slots, veritysetup:
+    dm-verity's check at power-on, the kernel's job on a device)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    busybox = require_tool("busybox", "busybox")
+    listing = run_tool([busybox, "--list"], debian_package="busybox").split()
+    for applet in listing + ["busybox"]:
+        link = folder / applet
+        if not link.exists():
+            link.symlink_to(busybox)
+    (folder / "openssl").symlink_to(require_tool("openssl", "openssl"))
+    if verity:
+        (folder / "veritysetup").symlink_to(require_tool("veritysetup", "cryptsetup-bin"))
+    return folder
+
+
 @dataclass
 class FakeDevice:
     """Paths of a loopback device; `agent` is the command the client runs over SSH."""
@@ -234,6 +267,11 @@ class FakeDevice:
     @property
     def state_dir(self) -> Path:
         return self.persist / "ota"
+
+    @property
+    def boot_settled(self) -> Path:
+        """The boot step's outcome (the agent's BOOT_SETTLED_FILE)."""
+        return self.root / "run" / "boot-settled"
 
     @property
     def health_dir(self) -> Path:
@@ -290,6 +328,7 @@ class FakeDevice:
         the agent's boot step runs (as the image's init script does)."""
         self.kill_processes()
         shutil.rmtree(self.root / "run" / "ota", ignore_errors=True)
+        self.boot_settled.unlink(missing_ok=True)  # /run is a tmpfs
         (self.root / "reboot-requested").unlink(missing_ok=True)
         self.power_on()
         if run_boot_step:
@@ -322,11 +361,15 @@ class FakeDevice:
 
 def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys: list[Path],
                      slot_size: int | None = None, ssh_port: int = 22, version: str = "1.0.0",
-                     auto_reboot: bool = False, verity: str = "") -> FakeDevice:
+                     auto_reboot: bool = False, verity: str = "",
+                     bin_dir: Path | None = None) -> FakeDevice:
     """Lay out a device whose slots A and B both hold `rootfs` (a fresh image), booted from A.
 
     With `verity` (the record of `rootfs`, a slot image with its hash tree), the device boots
     verified slots: the boot partition holds both slots' records, as a built image's does.
+
+    With `bin_dir` (a folder made by `make_device_bin`), the device's userland is that shared
+    folder instead of a private one (a simulated fleet of hundreds shares one).
 
     With `auto_reboot`, the agent's reboot command power-cycles the device in the background (as a
     real reboot would, the SSH session that asked for it is not waited for).
@@ -334,21 +377,18 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
     image = rootfs.read_bytes()
     size = slot_size or max(len(image) * 2, 1 << 20)
     device = FakeDevice(root, size)
-    for sub in ("slots", "boot", "persist", "run", "bin", "etc/keys"):
+    for sub in ("slots", "boot", "persist", "run", "etc/keys"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for name in "AB":
         with open(device.slot(name), "wb") as out:
             out.write(image)
             out.truncate(size)
     busybox = require_tool("busybox", "busybox")
-    listing = run_tool([busybox, "--list"], debian_package="busybox").split()
-    for applet in listing + ["busybox"]:
-        link = root / "bin" / applet
-        if not link.exists():
-            link.symlink_to(busybox)
-    (root / "bin" / "openssl").symlink_to(require_tool("openssl", "openssl"))
-    if verity:  # dm-verity's check for the power-on (the kernel's job on a device)
-        (root / "bin" / "veritysetup").symlink_to(require_tool("veritysetup", "cryptsetup-bin"))
+    if bin_dir is None:
+        make_device_bin(root / "bin", verity=bool(verity))
+    else:
+        (root / "bin").symlink_to(bin_dir)
+    if verity:
         for name in "AB":
             (device.boot_dir / f"slot-{name}.verity").write_text(verity + "\n")
     (root / "etc" / "compatible").write_text(compatible + "\n")
@@ -357,6 +397,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         shutil.copy(key, root / "etc" / "keys" / key.name)
     shutil.copytree(HEALTH_DIR, device.health_dir, dirs_exist_ok=True)
     (root / "run" / "booted-slot").write_text("A\n")
+    device.boot_settled.write_text("good slot A\n")  # a device as it comes out of its first boot
     (device.persist / "user-data.txt").write_text("robot calibration\n")
     reboot = root / "reboot"
     boot_step = shlex.join(power_on_command(busybox, root)) + f' && "{device.agent}" boot'
@@ -371,6 +412,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         f"COMPATIBLE_FILE={root}/etc/compatible\nVERSION_FILE={root}/etc/version\n"
         f"SECURITY_VERSION_FILE={root}/etc/security-version\n"
         f"BOOTED_SLOT_FILE={root}/run/booted-slot\nHEALTH_DIR={device.health_dir}\n"
+        f"BOOT_SETTLED_FILE={device.boot_settled}\n"
         f"HEALTH_TIMEOUT=10\nSSH_PORT={ssh_port}\nREBOOT_CMD={reboot}\nBOOT_DIR={device.boot_dir}\n"
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
         f"FAULT_FILE={root}/fault\nBOOTSTATE_LIB={BOOTSTATE_LIB}\n"

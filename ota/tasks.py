@@ -173,9 +173,10 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
     bases = _bases(path, base or [])
     options = _options(workspace, identity, known_hosts, trust_new_host)
 
-    def deploy_one(target: Target, show_progress: bool = True) -> client.DeployResult:
+    def deploy_one(target: Target, show_progress: bool = True,
+                   skip_done: bool = False) -> client.DeployResult:
         return client.deploy(target, options, chosen, reboot=reboot, show_progress=show_progress,
-                             allow_downgrade=allow_downgrade, bases=bases)
+                             allow_downgrade=allow_downgrade, bases=bases, skip_done=skip_done)
 
     if host:
         result = deploy_one(Target.parse(host))
@@ -186,12 +187,16 @@ def deploy(c, host=None, hosts=None, bundle=None, workspace=DEFAULT_WORKSPACE, r
             raise UserError(result.message, where=result.host)
         return
     targets = fleet.read_hosts(Path(hosts))
-    results = fleet.update_fleet(targets, lambda t: deploy_one(t, show_progress=False),
+    # Rerunning the same command finishes what is left: done devices are reported, not updated.
+    results = fleet.update_fleet(targets, lambda t: deploy_one(t, show_progress=False,
+                                                               skip_done=True),
                                  parallel=int(parallel), canary=int(canary))
     stdout.print(fleet.results_table(results))
+    stdout.print(fleet.summary(results))
     failed = [r for r in results if not r.ok]
     if failed:
-        raise UserError(f"{len(failed)} of {len(results)} devices were not updated")
+        raise UserError(f"{len(failed)} of {len(results)} devices were not updated (see the table's "
+                        "'why'); rerun the same command to finish the rest")
 
 
 @task(help={"force": "replace an existing signing key (devices trusting the old one refuse new bundles)",

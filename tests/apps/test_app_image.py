@@ -42,7 +42,6 @@ def app_image(project: Path) -> BuildResult:
 @pytest.fixture(scope="module")
 def device(app_image: BuildResult) -> Iterator[BootedMachine]:
     machine = BootedMachine.start(app_image.workspace, timeout=180)
-    machine.wait_settled()
     yield machine
     machine.stop(power_off=True)
 

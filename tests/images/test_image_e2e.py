@@ -116,6 +116,7 @@ def test_boots_healthy_and_ssh_accepts_the_workspace_key(booted_machine):
     check = booted_machine.check
     assert check.hostname == "robot"
     assert check.slot == "A"
+    assert check.outcome == "good"  # the marker waited for the boot step, and says what it decided
     assert check.ssh_seconds < 120
     with booted_machine.ssh() as conn:  # pinned to the host key the build created
         def run(command: str) -> str:
@@ -129,8 +130,8 @@ def test_boots_healthy_and_ssh_accepts_the_workspace_key(booted_machine):
         assert " / squashfs ro" in mounts
         assert " /persist ext4 rw" in mounts and " /boot ext4 rw" in mounts
         assert run("ls /persist/dropbear").split() == ["dropbear_ed25519_host_key"]
-        # S90markgood (or feature/ota's agent) committed the boot: A has its three tries again.
-        booted_machine.wait_settled()
+        # The marker came after the boot step: S90markgood (or feature/ota's agent) committed A.
+        assert run("cat /run/fleetforge/boot-settled") == "good slot A\n"
         assert "BOOT_A_LEFT=3" in run("cat /boot/bootstate")
         assert run("cat /etc/fleetforge/release").count("COMPATIBLE=") == 1
         assert "inet addr:10.0.2.15" in run("ifconfig eth0")

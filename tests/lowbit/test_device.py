@@ -59,7 +59,6 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Device]:
     built = build_once(LAYERS, "models", base / "ws", ota_keys=key_dir)  # the image trusts key_dir
     machine = BootedMachine.start(built.workspace, timeout=240)
     try:
-        machine.wait_settled(timeout=120)
         options = SshOptions(identity=built.workspace.ssh_key, known_hosts=base / "known_hosts",
                              trust_new_host=True, timeout=30, activate_timeout=300)
         yield Device(machine, built.workspace, options,

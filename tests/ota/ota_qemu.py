@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fleetforge.tools import require_tool
 from images.manifest import load_manifest
-from images.qemu import BOOT_SETTLED, free_port, qemu_command, wait_boot_settled
+from images.qemu import READY_MARKER, ReadyMarker, free_port, qemu_command
 from images.workspace import Workspace
 
 
@@ -34,6 +34,7 @@ class QemuDevice:
         self.console = workdir / "console.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.boots: list[str] = []  # slot of each boot, from the console marker
+        self.outcomes: list[str] = []  # each boot's boot-step outcome, from the same marker
         self.restart_on_exit = True
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -56,8 +57,10 @@ class QemuDevice:
                 log.write(line)
                 log.flush()
                 text = line.decode("utf-8", "replace")
-                if "FLEETFORGE_READY" in text:
-                    self.boots.append(text.rsplit("slot=", 1)[-1].strip())
+                if READY_MARKER in text:  # printed once the boot step has its outcome
+                    marker = ReadyMarker.parse(text[text.index(READY_MARKER):])
+                    self.boots.append(marker.slot)
+                    self.outcomes.append(marker.outcome)
                     self._ready.set()
         process.wait()
         with self._lock:
@@ -68,22 +71,6 @@ class QemuDevice:
         if not self._ready.wait(timeout):
             raise TimeoutError(f"no FLEETFORGE_READY within {timeout} s (see {self.console})")
         return self.boots[-1]
-
-    def wait_settled(self, identity: Path, timeout: float = 180) -> None:
-        """Until this boot's commit decision is made (docs/ab-boot.md: boot-settled): the agent
-        refuses updates while its boot step runs. Asks over SSH with a known_hosts of its own,
-        so the caller's (which a test may expect empty) is untouched."""
-        from fleetforge.ssh import Target
-        from ota.client import SshOptions
-
-        options = SshOptions(identity=identity, known_hosts=self.images.parent / "settle_known_hosts",
-                             trust_new_host=True, timeout=30)
-
-        def settled() -> bool:
-            with options.connect(Target("127.0.0.1", self.port)) as conn:
-                return conn.run(["test", "-e", BOOT_SETTLED]).status == 0
-
-        wait_boot_settled(settled, timeout, self.console)
 
     def wait_boots(self, count: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout

@@ -128,7 +128,6 @@ def vm(ota_image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     device = QemuDevice(ota_image.workspace, workdir, guest_reboots=True)
     device.start()
     device.wait_ready()
-    device.wait_settled(ota_image.workspace.ssh_key)
     options = SshOptions(identity=ota_image.workspace.ssh_key, known_hosts=workdir / "known_hosts",
                          timeout=30, activate_timeout=300, trust_new_host=True)
     yield Vm(device, options, Target("127.0.0.1", device.port))

@@ -61,7 +61,8 @@ def test_one_failing_device_does_not_stop_the_fleet(three_rigs: list[Rig],
     console = Console(record=True, width=200)
     console.print(fleet.results_table(results))
     text = console.export_text()
-    assert text.count("FAILED") == 1 and text.count(" ok ") == 2
+    assert text.count(" refused (wrong board) ") == 1 and text.count(" updated ") == 2
+    assert [r.outcome for r in results] == ["updated", "refused (wrong board)", "updated"]
 
 
 def test_failed_canary_leaves_the_rest_untouched(three_rigs: list[Rig],

@@ -1,6 +1,8 @@
 """Deploys to loopback devices (OpenSSH and dropbear in front of a busybox-sh agent and file slots)."""
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +202,33 @@ def test_stalled_transfer_is_ended_so_a_new_client_can_resume(squash_rig: Rig,
     finally:
         stalled.close()
     assert rig.device.slot_bytes("B", bundle.manifest.rootfs_size) == squash_images.v2.read_bytes()
+
+
+def test_boot_step_writes_its_outcome_and_status_waits_for_it(rig: Rig) -> None:
+    """The readiness signal (docs/ab-boot.md): "running" until the boot step has decided."""
+    device = rig.device
+    device.power_cycle(run_boot_step=False)
+    assert client.status(rig.target, rig.options).boot_step == "running"
+    assert not client.status(rig.target, rig.options).boot_settled
+    done = device.run_agent("boot")
+    assert done.returncode == 0, done.stderr
+    assert device.boot_settled.read_text() == "good slot A\n"
+    status = client.status(rig.target, rig.options)
+    assert status.boot_step == "good slot A" and status.boot_settled
+
+
+def test_a_boot_step_that_hangs_is_ended_by_its_time_limit(rig: Rig) -> None:
+    device = rig.device
+    with open(device.conf, "a") as conf:
+        conf.write("BOOT_STEP_TIMEOUT=2\n")
+    (device.health_dir / "60-hangs").write_text("sleep 8\n")
+    device.power_cycle(run_boot_step=False)
+    # Not through run_agent: the killed step's health check still holds its pipes until it ends.
+    started = time.monotonic()
+    done = subprocess.run([device.agent, "boot"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    assert time.monotonic() - started < 6  # ended after 2 s, not after the check's 8 s
+    assert done.returncode != 0
+    assert device.boot_settled.read_text().startswith(
+        "timeout the boot step ran past BOOT_STEP_TIMEOUT (2 s)")
+    assert client.status(rig.target, rig.options).boot_settled

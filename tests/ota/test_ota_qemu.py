@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -32,6 +33,12 @@ SEGMENT = 1 << 20  # small segments so "half the transfer" spans several verifie
 # The random model the big bundles add: what their delta transfers send (the rest of the slot,
 # kernel included, is copied from the booted slot), so the cuts below fall inside it.
 MODEL_BYTES = 6 << 20
+# A health check that passes once the test releases it (at most 50 s, under HEALTH_TIMEOUT), then
+# says so on the console: the boot step is held open for as long as the test needs, at any load.
+SLOW_CHECK_RELEASE = "/run/release-slow-check"
+SLOW_CHECK_DONE = "FLEETFORGE_SLOW_CHECK_DONE"
+SLOW_CHECK = (f"n=0; while [ ! -e {SLOW_CHECK_RELEASE} ] && [ $n -lt 100 ]; do sleep 0.5; n=$((n + 1)); done\n"
+              f"echo {SLOW_CHECK_DONE} > /dev/console\n")
 
 
 def _usable() -> str | None:
@@ -51,6 +58,7 @@ class QemuBundles:
     v3_unhealthy: Bundle  # v2 plus a health check that fails
     big: Bundle         # v1 plus 6 MB of new data: a transfer with many segments
     big2: Bundle
+    slow: Bundle        # big2 plus SLOW_CHECK
     foreign: Bundle     # for another board (wrong compatible)
     rogue: Bundle       # signed by a key the device does not trust
     revoked: Bundle     # signed by a key the image trusts and revokes
@@ -100,6 +108,9 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
     (tree / "etc/fleetforge/version").write_text("4.0.0\n")
     (tree / "usr/share/model.bin").write_bytes(random.Random(6).randbytes(MODEL_BYTES))
     big2_path = _squash(tree, base / "big2.squashfs")
+    (tree / "etc/fleetforge/version").write_text("5.0.0\n")
+    (tree / "etc/fleetforge/health.d/60-slow").write_text(SLOW_CHECK)
+    slow_path = _squash(tree, base / "slow.squashfs")
 
     key = keys.load_private(ota_keys)
     rogue_keys = base / "rogue-keys"
@@ -117,6 +128,7 @@ def qemu_bundles(tmp_path_factory: pytest.TempPathFactory, ota_keys: Path) -> It
         v1=make("v1", (v1_path, built.manifest.extra["verity"]), "1.0.0"), v2=make("v2", v2_path, "2.0.0"),
         v3_unhealthy=make("v3", v3_path, "2.5.0"),
         big=make("big", big_path, "3.0.0"), big2=make("big2", big2_path, "4.0.0"),
+        slow=make("slow", slow_path, "5.0.0"),
         foreign=make("foreign", v2_path, "2.0.0", compatible_="fleetforge-qemu-x86_64"),
         rogue=make("rogue", v2_path, "2.0.0", signer=keys.load_private(rogue_keys),
                    trusted=rogue_keys),
@@ -144,7 +156,6 @@ def vm(qemu_bundles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     device = QemuDevice(workspace, workdir)
     device.start()
     device.wait_ready()
-    device.wait_settled(workspace.ssh_key)
     options = SshOptions(identity=workspace.ssh_key, known_hosts=workdir / "known_hosts",
                          timeout=30, activate_timeout=300)
     yield Vm(device, options, Target("127.0.0.1", device.port))
@@ -286,6 +297,54 @@ def test_qemu_power_cut_during_slot_write(vm: Vm, qemu_bundles) -> None:
     status = client.status(vm.target, vm.options)
     assert (status.booted, status.committed, status.slot_versions["B"]) == ("B", "B", "4.0.0")
     assert _shell(vm, "cat /persist/robot.conf") == "wheel offsets 3 -2\n"
+
+
+def test_qemu_readiness_and_boot_state_changes_wait_for_a_slow_boot_step(vm: Vm, qemu_bundles) -> None:
+    """Issue 17: the console marker comes after the boot step (held open by SLOW_CHECK here) and
+    says its outcome; a boot-state change made over SSH meanwhile waits for the agent's lock."""
+    bundles, _ = qemu_bundles
+    boots = len(vm.device.boots)
+    trial = "A" if client.status(vm.target, vm.options).booted == "B" else "B"
+    outcome: dict[str, client.DeployResult] = {}
+    deploying = threading.Thread(target=lambda: outcome.update(result=client.deploy(
+        vm.target, vm.options, bundles.slow, show_progress=False, boot_timeout=300)))
+    deploying.start()
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the trial boot is up (SSH answers) and its boot step is running
+            assert time.monotonic() < deadline, "the trial boot never ran its boot step"
+            try:
+                status = client.status(vm.target, vm.options)
+                if status.booted == trial and status.boot_step == "running":
+                    break
+            except UserError:
+                pass  # rebooting
+            time.sleep(0.5)
+        # A user's change to the boot state while the agent decides: it waits for the agent's
+        # lock, so when it returns the boot step's outcome is written (before: it returned at
+        # once, and the agent's later decision overwrote it).
+        change: dict[str, str] = {}
+        changing = threading.Thread(target=lambda: change.update(out=_shell(
+            vm, ". /usr/lib/fleetforge/bootstate.sh && bootstate_mark_good /boot/bootstate "
+                f"{'B' if trial == 'A' else 'A'} && cat /run/fleetforge/boot-settled")))
+        changing.start()
+        changing.join(timeout=3)
+        assert changing.is_alive(), change  # waiting for the boot step
+        assert not vm.device.console.read_text(errors="replace").count(SLOW_CHECK_DONE)
+        _shell(vm, f"touch {SLOW_CHECK_RELEASE}")
+        changing.join(timeout=120)
+        assert change["out"].startswith(f"committed 5.0.0 on slot {trial}"), change
+    finally:
+        deploying.join(timeout=400)
+    assert outcome["result"].ok, outcome["result"].message
+    vm.device.wait_ready()
+    assert vm.device.boots[boots:] == [trial] and vm.device.outcomes[-1] == "committed"
+    console = vm.device.console.read_text(errors="replace")
+    assert console.count(SLOW_CHECK_DONE) == 1  # only this boot has the check
+    assert console.index(SLOW_CHECK_DONE) < console.rindex("FLEETFORGE_READY")  # marker after it
+    status = client.status(vm.target, vm.options)
+    assert (status.booted, status.committed, status.boot_left[trial]) == (trial, trial, 3)
+    assert status.boot_step == f"committed 5.0.0 on slot {trial}"
 
 
 def test_invoke_bundle_packs_the_built_workspace(qemu_bundles, ota_keys: Path, tmp_path: Path) -> None:

@@ -5,8 +5,18 @@
 #   bootstate_mark_bad FILE S    BOOT_S_LEFT=0
 #   bootstate_activate FILE S    BOOT_ORDER="S other", BOOT_S_LEFT=1 (one trial boot)
 #   find_partition NAME          print /dev/... of partition NAME (boot, rootfs_a, rootfs_b, persist)
+# On a running system with the update agent (feature/ota), mark_good, mark_bad and activate called
+# from outside the agent go through the agent's lock (`fleetforge-ota bootstate`): they wait for
+# its boot step, whose own decision would otherwise overwrite theirs (docs/ab-boot.md).
 
 BOOTSTATE_TRIES=3
+BOOTSTATE_AGENT=/usr/sbin/fleetforge-ota
+
+# True when the change must be handed to the agent: it is installed and this shell does not hold
+# its lock (the agent sets BOOTSTATE_LOCKED once it does).
+_bootstate_outside_agent() {
+    [ -z "${BOOTSTATE_LOCKED:-}" ] && [ -x "$BOOTSTATE_AGENT" ]
+}
 
 # Sets BOOT_ORDER, BOOT_A_LEFT, BOOT_B_LEFT. Returns 1 (and sets the defaults) when FILE is
 # missing or any value is missing or invalid: a half-trusted state is treated as no state.
@@ -86,6 +96,7 @@ _bootstate_slot() {
 
 bootstate_mark_good() {
     _bootstate_slot "$2" || return
+    if _bootstate_outside_agent; then "$BOOTSTATE_AGENT" bootstate mark-good "$1" "$2"; return; fi
     bootstate_read "$1"
     eval "BOOT_$2_LEFT=$BOOTSTATE_TRIES"
     bootstate_write "$1"
@@ -93,6 +104,7 @@ bootstate_mark_good() {
 
 bootstate_mark_bad() {
     _bootstate_slot "$2" || return
+    if _bootstate_outside_agent; then "$BOOTSTATE_AGENT" bootstate mark-bad "$1" "$2"; return; fi
     bootstate_read "$1"
     eval "BOOT_$2_LEFT=0"
     bootstate_write "$1"
@@ -100,6 +112,7 @@ bootstate_mark_bad() {
 
 bootstate_activate() {
     _bootstate_slot "$2" || return
+    if _bootstate_outside_agent; then "$BOOTSTATE_AGENT" bootstate activate "$1" "$2"; return; fi
     bootstate_read "$1"
     if [ "$2" = A ]; then BOOT_ORDER="A B"; else BOOT_ORDER="B A"; fi
     eval "BOOT_$2_LEFT=1"
