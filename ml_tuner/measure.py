@@ -6,14 +6,16 @@ separates its environment from agents); results are cached by everything that de
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleetforge.errors import UserError
 from fleetforge.tools import ToolFailedError
 from ml_tuner import llvm
 from ml_tuner.build import Sizes, compile_ir, elf_sizes, link_optimized_ir
@@ -21,6 +23,11 @@ from ml_tuner.knobs import Candidate, KnobSpace
 
 if TYPE_CHECKING:
     from ml_tuner.cache import MeasureCache
+
+BACKEND_ENV = "ML_TUNER_BACKEND"
+# Where the misses are built: "pool" on this machine's threads (`workers` at a time), "ray" as
+# tasks on the Ray cluster RAY_ADDRESS names (ml_tuner/ray_cluster.py).
+BACKENDS = ("pool", "ray")
 
 
 def digest_text(*parts: str) -> str:
@@ -120,11 +127,24 @@ def build(job: Job, output: Path, timeout: float | None) -> None:
         optimized.unlink(missing_ok=True)
 
 
+def chosen_backend(backend: str | None = None) -> str:
+    """The one place the backend is chosen: the argument, else ML_TUNER_BACKEND, else the pool."""
+    name = backend or os.environ.get(BACKEND_ENV) or BACKENDS[0]
+    if name not in BACKENDS:
+        raise UserError(f"unknown measurement backend {name!r}: use one of {', '.join(BACKENDS)}",
+                        where=BACKEND_ENV)
+    return name
+
+
+def output_name(job: Job) -> str:
+    """The file name of a job's build (kept in keep_dir when asked)."""
+    return f"{job.key[:20]}{'.elf' if job.subject.is_program else '.o'}"
+
+
 def _run(job: Job, keep_dir: Path | None, timeout: float | None) -> Result:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ml_tuner-") as scratch:
-        suffix = ".elf" if job.subject.is_program else ".o"
-        output = (keep_dir or Path(scratch)) / f"{job.key[:20]}{suffix}"
+        output = (keep_dir or Path(scratch)) / output_name(job)
         try:
             build(job, output, timeout)
             sizes: Sizes | None = elf_sizes(output)
@@ -137,14 +157,57 @@ def _run(job: Job, keep_dir: Path | None, timeout: float | None) -> Result:
                   output if keep_dir is not None and sizes is not None else None)
 
 
+def measure_shipped(job: Job, ir_text: bytes, keep: bool, timeout: float | None
+                    ) -> tuple[Sizes | None, float, str, bytes | None]:
+    """One job as a Ray task on any node: nodes share no files, so the subject's IR comes as
+    bytes and a kept build goes back as bytes (sizes, seconds, error, build)."""
+    with tempfile.TemporaryDirectory(prefix="ml_tuner-ray-") as local:
+        ir = Path(local) / job.subject.ir.name
+        ir.write_bytes(ir_text)
+        result = _run(replace(job, subject=replace(job.subject, ir=ir)),
+                      Path(local) if keep else None, timeout)
+        built = result.artifact.read_bytes() if result.artifact is not None else None
+    return result.sizes, result.seconds, result.error, built
+
+
+def _measure_in_pool(todo: dict[str, Job], workers: int, keep_dir: Path | None,
+                     timeout: float | None) -> Iterator[tuple[str, Result]]:
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        yield from zip(todo, pool.map(lambda j: _run(j, keep_dir, timeout), todo.values()))
+
+
+def _measure_on_ray(todo: dict[str, Job], keep_dir: Path | None,
+                    timeout: float | None) -> Iterator[tuple[str, Result]]:
+    from ml_tuner import ray_cluster  # lazily: only a Ray run pays for importing Ray
+
+    texts: dict[Path, bytes] = {}
+    for job in todo.values():
+        if job.subject.ir not in texts:
+            texts[job.subject.ir] = job.subject.ir.read_bytes()
+    keys = list(todo)
+    calls = [(job, texts[job.subject.ir], keep_dir is not None, timeout) for job in todo.values()]
+    for index, (sizes, seconds, error, built) in ray_cluster.run_tasks(
+            measure_shipped, calls, label="measuring on Ray"):
+        job = todo[keys[index]]
+        kept = None
+        if built is not None and keep_dir is not None:
+            kept = keep_dir / output_name(job)
+            kept.write_bytes(built)
+        yield keys[index], Result(job, sizes, seconds, False, error, kept)
+
+
 def measure_many(jobs: Sequence[Job], *, cache: "MeasureCache | None" = None, workers: int = 1,
                  keep_dir: Path | None = None, timeout: float | None = None,
-                 on_done: Callable[[Result], None] | None = None) -> list[Result]:
-    """Measure jobs: cache hits first, then the misses on `workers` threads (each runs clang).
+                 on_done: Callable[[Result], None] | None = None,
+                 backend: str | None = None) -> list[Result]:
+    """Measure jobs: cache hits first, then only the misses on the chosen backend (see
+    chosen_backend: `workers` threads here, or Ray tasks on a cluster). Results come back in
+    job order; the cache is written here only, from the calling thread (one writer).
 
     With keep_dir, measured (not cached) builds stay there (Result.artifact). A timeout counts
     as a failure and is cached as one only when no timeout was imposed by the caller.
     """
+    on_ray = chosen_backend(backend) == "ray"
     keys = [job.key for job in jobs]  # a key hashes the flags: compute each once
     results: dict[str, Result] = {}
     todo: dict[str, Job] = {}
@@ -158,9 +221,10 @@ def measure_many(jobs: Sequence[Job], *, cache: "MeasureCache | None" = None, wo
                 on_done(results[key])
         else:
             todo[key] = job
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for key, result in zip(todo, pool.map(lambda j: _run(j, keep_dir, timeout),
-                                               todo.values())):
+    if todo:
+        measured = (_measure_on_ray(todo, keep_dir, timeout) if on_ray
+                    else _measure_in_pool(todo, workers, keep_dir, timeout))
+        for key, result in measured:
             results[key] = result
             if cache is not None and result.error != "timeout":
                 cache.put(key, result.sizes, result.seconds)

@@ -1,8 +1,13 @@
 """The measurement interface and its cache, on real clang."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from fleetforge.errors import UserError
 from ml_tuner.build import emit_raw_ir
 from ml_tuner.cache import MeasureCache
 from ml_tuner.knobs import OZ, Candidate, KnobSpace, Knob, load_knobs
@@ -53,3 +58,13 @@ def test_kept_builds_and_parallel_equals_serial(pid_c: Path, tmp_path: Path):
     serial = measure_many(jobs, workers=1)
     assert [r.sizes for r in parallel] == [r.sizes for r in serial]
     assert all(r.artifact is not None and r.artifact.parent == keep for r in parallel)
+
+
+def test_the_backend_is_checked_and_ray_is_imported_only_when_chosen(monkeypatch):
+    monkeypatch.setenv("ML_TUNER_BACKEND", "spark")
+    with pytest.raises(UserError, match="ML_TUNER_BACKEND: unknown measurement backend 'spark'"):
+        measure_many([])
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, ml_tuner.cli, ml_tuner.tune, ml_tuner.measure;"
+         " print('ray' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
