@@ -79,8 +79,8 @@ def qemu(c, workspace=DEFAULT_WORKSPACE, check=False, timeout=120):
     if check:
         result = boot_check(ws, timeout=float(timeout))
         print(f"healthy: {result.hostname} booted slot {result.slot} (boot step: {result.outcome}); "
-              f"console marker after "
-              f"{result.marker_seconds:.1f} s, SSH answered after {result.ssh_seconds:.1f} s")
+              f"console marker after {result.marker_seconds:.1f} s, SSH answered after "
+              f"{result.ssh_seconds:.1f} s")
     else:
         boot_interactive(ws)
 

@@ -94,14 +94,18 @@ def outcome_of(message: str) -> str:
     return next((outcome for words, outcome in REASONS if words in lowered), "failed")
 
 
+def outcome(result: DeployResult) -> str:
+    """A device's outcome: the one its deploy recorded, else read from its success or message."""
+    return result.outcome or ("updated" if result.ok else outcome_of(result.message))
+
+
 def results_table(results: list[DeployResult]) -> Table:
     table = Table(title="OTA deploy")
     for column in ("host", "outcome", "version", "slot", "sent", "of full", "seconds", "why"):
         table.add_column(column)
     for r in results:
-        outcome = r.outcome or ("updated" if r.ok else outcome_of(r.message))
         share = f"{100 * r.sent_bytes / r.full_bytes:.1f}%" if r.full_bytes else "-"
-        table.add_row(r.host, f"[{OUTCOMES.get(outcome, 'red')}]{outcome}[/]", r.version or "-",
+        table.add_row(r.host, f"[{OUTCOMES.get(outcome(r), 'red')}]{outcome(r)}[/]", r.version or "-",
                       r.slot or "-", f"{r.sent_bytes / 1e6:.2f} MB", share, f"{r.seconds:.1f}",
                       r.message)
     return table
@@ -111,14 +115,11 @@ def summary(results: list[DeployResult]) -> str:
     """One line: how many devices ended with each outcome."""
     counts: dict[str, int] = {}
     for r in results:
-        outcome = r.outcome or ("updated" if r.ok else outcome_of(r.message))
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+        counts[outcome(r)] = counts.get(outcome(r), 0) + 1
+    return ", ".join(f"{n} {name}" for name, n in counts.items())
 
 
 def write_report(results: list[DeployResult], path: Path) -> None:
     """The result table as JSON (one object per device, DeployResult's fields), for scripts."""
-    rows = [{**dataclasses.asdict(r), "outcome": r.outcome or ("updated" if r.ok else
-                                                              outcome_of(r.message))}
-            for r in results]
+    rows = [{**dataclasses.asdict(r), "outcome": outcome(r)} for r in results]
     path.write_text(json.dumps(rows, indent=1) + "\n")
