@@ -9,9 +9,12 @@
  *
  *   ota-receive --probe
  *       exit 0 when libcrypto loads and hashes correctly (the agent checks once per boot)
+ *   ota-receive --commit FILE
+ *       make FILE.tmp FILE durably: fsync it, rename it over FILE, fsync the folder (the agent's
+ *       every state change; one process instead of busybox's sync, mv and sync)
  *   ota-receive TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES < stream
  *       reads SEG records for segments FIRST.. from stdin; HASHES holds one hex SHA-256 per line,
- *       for segments FIRST.. in order. On stdout, one line each (flushed):
+ *       for every segment of the manifest in order. On stdout, one line each (flushed):
  *         VERIFIED i        segment i hashed to the manifest's value and is on the medium (fsync)
  *         NEXT <record>     the first line that is not a SEG record (the agent goes on from it)
  *         EOF               the stream ended between records
@@ -163,11 +166,38 @@ static uint64_t device_size(int fd) {
     return (uint64_t)st.st_size;
 }
 
+static int commit(const char *file) {
+    char tmp[4096], dir[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", file) >= (int)sizeof tmp ||
+        snprintf(dir, sizeof dir, "%s", file) >= (int)sizeof dir)
+        return 1;
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, file) != 0) {
+        fprintf(stderr, "ota-receive: cannot commit %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0 || close(fd) != 0) {
+        fprintf(stderr, "ota-receive: cannot sync %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--probe") == 0)
         return probe();
+    if (argc == 3 && strcmp(argv[1], "--commit") == 0)
+        return commit(argv[2]);
     if (argc != 7) {
-        fprintf(stderr, "usage: ota-receive --probe | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES\n");
+        fprintf(stderr, "usage: ota-receive --probe | --commit FILE | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES\n");
         return 2;
     }
     uint64_t seg_size, rootfs_size, next;
@@ -183,6 +213,10 @@ int main(int argc, char **argv) {
     unsigned char *buffer = malloc(BLOCK);
     if (!ctx || target < 0 || active < 0 || !hashes || !buffer)
         fail("cannot open the slots or the segment hashes: %s", strerror(errno));
+    char want[80];
+    for (uint64_t skip = 0; skip < next; skip++)
+        if (!fgets(want, sizeof want, hashes))
+            fail("receive: segment %" PRIu64 " is not in the manifest", next);
     uint64_t active_size = device_size(active);
     uint64_t segments = (rootfs_size + seg_size - 1) / seg_size;
 
@@ -253,7 +287,7 @@ int main(int argc, char **argv) {
                  pos - start, length);
         unsigned char digest[32];
         unsigned int size = 0;
-        char got[65], want[80];
+        char got[65];
         if (!digest_final(ctx, digest, &size) || size != 32)
             fail("libcrypto cannot hash");
         hex(digest, got);
