@@ -18,7 +18,7 @@ SOURCE = Path(__file__).resolve().parent / "device_src" / "ota-receive.c"
 # Where the agent looks for it (RECEIVER in fleetforge-ota; loopback devices set it in ota.conf).
 DEVICE_PATH = "/usr/libexec/fleetforge/ota-receive"
 # Dynamically linked: libcrypto is loaded at run time (dlopen), the device's own OpenSSL.
-FLAGS = ("-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-s")
+FLAGS = ("-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-s", "-D_FILE_OFFSET_BITS=64")
 
 
 @functools.cache
