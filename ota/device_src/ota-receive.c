@@ -12,10 +12,14 @@
  *   ota-receive --commit FILE
  *       make FILE.tmp FILE durably: fsync it, rename it over FILE, fsync the folder (the agent's
  *       every state change; one process instead of busybox's sync, mv and sync)
- *   ota-receive TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES < stream
+ *   ota-receive TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES PROGRESS ID < stream
  *       reads SEG records for segments FIRST.. from stdin; HASHES holds one hex SHA-256 per line,
- *       for every segment of the manifest in order. On stdout, one line each (flushed):
- *         VERIFIED i        segment i hashed to the manifest's value and is on the medium (fsync)
+ *       for every segment of the manifest in order. After each segment is verified and on the
+ *       medium, PROGRESS is rewritten durably (as --commit does) to "ID NEXT": the agent reads it
+ *       as its SEG_DONE for the download ID (no process per segment to persist it).
+ *       On stdout, one line each (flushed):
+ *         VERIFIED i        segment i hashed to the manifest's value, is on the medium (fsync)
+ *                           and recorded in PROGRESS
  *         NEXT <record>     the first line that is not a SEG record (the agent goes on from it)
  *         EOF               the stream ended between records
  *         ERR <reason>      a refusal (exit status 1); the agent reports it
@@ -191,13 +195,25 @@ static int commit(const char *file) {
     return 0;
 }
 
+/* PROGRESS <- "ID NEXT", durably. */
+static void record_progress(const char *progress, const char *id, uint64_t next) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", progress) >= (int)sizeof tmp)
+        fail("receive: progress path too long");
+    FILE *out = fopen(tmp, "w");
+    if (!out || fprintf(out, "%s %" PRIu64 "\n", id, next) < 0 || fclose(out) != 0)
+        fail("cannot record the download's progress in %s: %s", progress, strerror(errno));
+    if (commit(progress) != 0)
+        fail("cannot record the download's progress in %s", progress);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--probe") == 0)
         return probe();
     if (argc == 3 && strcmp(argv[1], "--commit") == 0)
         return commit(argv[2]);
-    if (argc != 7) {
-        fprintf(stderr, "usage: ota-receive --probe | --commit FILE | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES\n");
+    if (argc != 9) {
+        fprintf(stderr, "usage: ota-receive --probe | --commit FILE | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES PROGRESS ID\n");
         return 2;
     }
     uint64_t seg_size, rootfs_size, next;
@@ -299,6 +315,7 @@ int main(int argc, char **argv) {
         /* It counts only once it is on the medium: the agent records it right after this line. */
         if (fsync(target) != 0)
             fail("cannot sync the inactive slot: %s", strerror(errno));
+        record_progress(argv[7], argv[8], index + 1);
         printf("VERIFIED %" PRIu64 "\n", index);
         fflush(stdout);
         next = index + 1;
