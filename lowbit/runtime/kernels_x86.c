@@ -124,7 +124,8 @@ static inline __attribute__((always_inline)) void bitserial_block(const lb_conv 
             }
         }
     }
-    for (int p = 0; p < npx; p++) {
+    for (int p = 0; p < PX; p++) { /* constant bounds: the accumulators stay in registers */
+        if (p >= npx) break;
         __m512i total = _mm512_setzero_si512();
         for (int i = 0; i < A; i++)
             for (int j = 0; j < W; j++) {
@@ -162,66 +163,73 @@ void lb_conv_bitserial_avx512(const lb_conv *c) {
     table[c->abits - 1][c->wbits - 1](c);
 }
 
-/* int8: each output pixel's receptive field is gathered into a row of k_padded bytes (zeros
- * for padding), then 4 pixels x 32 output channels accumulate with VPDPBUSD. */
-#define IPX 4
-void lb_conv_int8_avx512(const lb_conv *c) {
-    const int k4 = c->k_padded / 4, blocks = (c->oc + 31) / 32;
-    const int rowlen = c->kw * c->c;
-    uint8_t rows[IPX][c->k_padded] __attribute__((aligned(64)));
+/* int8 with VNNI (VPDPBUSD: 4 u8 x s8 products into each int32 lane), without im2col: for each
+ * kernel row ky, an output pixel reads kw*C contiguous input bytes, taken 4 at a time (row4
+ * groups; the weights are zero past kw*C). A pixel whose kernel row crosses the left or right
+ * border, or whose last group of 4 would read past the end of the input tensor, reads a
+ * zero-padded copy instead, so no byte outside the tensor is ever read. Blocks of P pixels x Q
+ * vectors of 16 output channels keep their accumulators in registers. */
+static inline __attribute__((always_inline)) void int8_block(const lb_conv *c, int oy, int ox0, int npx, int v0,
+                                                             const int P, const int Q) {
+    const int row4 = c->int8_row4;
     const uint8_t *in = c->in;
-    /* A 1x1 conv without padding whose channels fill whole 4-byte groups reads its input in place. */
-    const int direct = c->kh == 1 && c->kw == 1 && c->ph == 0 && c->pw == 0 && c->c % 4 == 0;
+    const long end = (long)c->h * c->w * c->c; /* bytes of the input tensor */
+    __m512i acc[LB_INT8_MAX_PX][4]; /* fixed sizes: arrays sized by P, Q would be VLAs in memory */
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++) acc[p][q] = _mm512_setzero_si512();
+    const int8_t *wbase = (const int8_t *)c->packed + (long)v0 * c->kh * row4 * 64;
+    for (int ky = 0; ky < c->kh; ky++) {
+        const int iy = oy * c->sh - c->ph + ky;
+        if (iy < 0 || iy >= c->h) continue;
+        const uint8_t *row[LB_INT8_MAX_PX];
+        for (int p = 0; p < P; p++) {
+            const int ix0 = (ox0 + (p < npx ? p : 0)) * c->sw - c->pw;
+            const long start = ((long)iy * c->w + ix0) * c->c;
+            if (ix0 >= 0 && ix0 + c->kw <= c->w && start + 4L * row4 <= end) {
+                row[p] = in + start;
+                continue;
+            }
+            uint8_t *pad = c->int8_pad + (long)p * row4 * 4;
+            memset(pad, 0, (size_t)row4 * 4);
+            for (int kx = 0; kx < c->kw; kx++)
+                if (ix0 + kx >= 0 && ix0 + kx < c->w) memcpy(pad + kx * c->c, in + start + (long)kx * c->c, c->c);
+            row[p] = pad;
+        }
+        const int8_t *wk = wbase + (long)ky * row4 * 64;
+        for (int j = 0; j < row4; j++) {
+            __m512i w[4];
+            for (int q = 0; q < Q; q++) w[q] = _mm512_load_si512((const void *)(wk + ((long)q * c->kh * row4 + j) * 64));
+            for (int p = 0; p < P; p++) {
+                int32_t four;
+                memcpy(&four, row[p] + 4 * j, 4);
+                const __m512i a = _mm512_set1_epi32(four);
+                for (int q = 0; q < Q; q++) acc[p][q] = _mm512_dpbusd_epi32(acc[p][q], a, w[q]);
+            }
+        }
+    }
+    for (int p = 0; p < P; p++) /* constant bounds: the accumulators stay in registers */
+        for (int q = 0; q < Q; q++) {
+            const int o0 = (v0 + q) * 16;
+            if (p < npx && o0 < c->oc) lb_store16(c, (long)oy * c->ow + ox0 + p, o0, acc[p][q]);
+        }
+}
+
+#define INT8_SPAN(P, Q)                                                                           \
+    static void int8_span_##P##_##Q(const lb_conv *c, int oy, int v0) {                           \
+        for (int ox = 0; ox < c->ow; ox += P)                                                     \
+            int8_block(c, oy, ox, c->ow - ox < P ? c->ow - ox : P, v0, P, Q);                     \
+    }
+INT8_SPAN(12, 1) INT8_SPAN(8, 2) INT8_SPAN(5, 3) INT8_SPAN(4, 4)
+
+void lb_conv_int8_avx512(const lb_conv *c) {
+    static void (*const spans[4])(const lb_conv *, int, int) = {int8_span_12_1, int8_span_8_2, int8_span_5_3,
+                                                                 int8_span_4_4};
+    const int vectors = (c->oc + 15) / 16;
     for (int oy = 0; oy < c->oh; oy++)
-        for (int ox0 = 0; ox0 < c->ow; ox0 += IPX) {
-            int npx = c->ow - ox0 < IPX ? c->ow - ox0 : IPX;
-            const uint8_t *rowp[IPX];
-            for (int p = 0; p < IPX; p++) {
-                rowp[p] = rows[p];
-                if (direct && p < npx) { /* 1x1: the input pixel is the row */
-                    rowp[p] = in + ((long)oy * c->sh * c->w + (long)(ox0 + p) * c->sw) * c->c;
-                    continue;
-                }
-                memset(rows[p], 0, c->k_padded);
-                if (p >= npx) continue;
-                int ox = ox0 + p;
-                for (int ky = 0; ky < c->kh; ky++) {
-                    int iy = oy * c->sh - c->ph + ky;
-                    if (iy < 0 || iy >= c->h) continue;
-                    int ix0 = ox * c->sw - c->pw;
-                    if (ix0 >= 0 && ix0 + c->kw <= c->w) {
-                        memcpy(rows[p] + ky * rowlen, in + ((long)iy * c->w + ix0) * c->c, rowlen);
-                        continue;
-                    }
-                    for (int kx = 0; kx < c->kw; kx++) {
-                        int ix = ix0 + kx;
-                        if (ix >= 0 && ix < c->w)
-                            memcpy(rows[p] + (ky * c->kw + kx) * c->c, in + ((long)iy * c->w + ix) * c->c, c->c);
-                    }
-                }
-            }
-            for (int ob = 0; ob < blocks; ob++) {
-                __m512i acc[IPX][2];
-                for (int p = 0; p < IPX; p++) acc[p][0] = acc[p][1] = _mm512_setzero_si512();
-                const int8_t *wp = (const int8_t *)c->packed + (long)ob * k4 * 128;
-                for (int q = 0; q < k4; q++) {
-                    __m512i w0 = _mm512_load_si512((const void *)(wp + q * 128));
-                    __m512i w1 = _mm512_load_si512((const void *)(wp + q * 128 + 64));
-                    for (int p = 0; p < IPX; p++) {
-                        int32_t four;
-                        memcpy(&four, rowp[p] + 4 * q, 4);
-                        __m512i a = _mm512_set1_epi32(four);
-                        acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], a, w0);
-                        acc[p][1] = _mm512_dpbusd_epi32(acc[p][1], a, w1);
-                    }
-                }
-                for (int p = 0; p < npx; p++)
-                    for (int h = 0; h < 2; h++) {
-                        int o0 = ob * 32 + h * 16;
-                        if (o0 >= c->oc) break;
-                        lb_store16(c, (long)oy * c->ow + ox0 + p, o0, acc[p][h]);
-                    }
-            }
+        for (int v = 0; v < vectors;) {
+            int q = vectors - v >= 4 ? 4 : vectors - v;
+            spans[q - 1](c, oy, v);
+            v += q;
         }
 }
 #endif

@@ -57,10 +57,14 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+/* Every buffer of the runtime: zeroed, 64-byte aligned, exactly n bytes (at least 1). No kernel
+ * reads past the end of a buffer (each handles its last partial word or group explicitly);
+ * tests/lowbit run every kernel family under AddressSanitizer, which sees these exact sizes. */
 static void *xalloc(size_t n) {
     void *p = NULL;
-    if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64)) return NULL;
-    memset(p, 0, n ? (n + 63) / 64 * 64 : 64);
+    if (!n) n = 1;
+    if (posix_memalign(&p, 64, n)) return NULL;
+    memset(p, 0, n);
     return p;
 }
 
@@ -297,16 +301,21 @@ static int prepare_conv(lb_model *m, lb_node *n, int index, char *err, size_t er
 #endif
 #if defined(__x86_64__)
     if (!bitserial && c->groups == 1) {
-        long k = kk * c->c, k4 = (k + 3) / 4;
-        long blocks = (c->oc + 31) / 32;
+        /* [oc/16][kh][row4][16][4]: kernel row ky's kw*C weights, zero-padded to row4 groups of 4 */
+        const int row4 = (c->kw * c->c + 3) / 4;
+        const long vectors = (c->oc + 15) / 16;
         const int8_t *src = c->weight;
-        int8_t *dst = xalloc((size_t)blocks * k4 * 32 * 4);
+        int8_t *dst = xalloc((size_t)vectors * c->kh * row4 * 64);
         if (!dst) return fail(err, errlen, "out of memory");
         for (int o = 0; o < c->oc; o++)
-            for (long q = 0; q < k; q++)
-                dst[(((long)(o / 32) * k4 + q / 4) * 32 + o % 32) * 4 + q % 4] = src[(long)o * k + q];
+            for (int ky = 0; ky < c->kh; ky++)
+                for (int q = 0; q < c->kw * c->c; q++)
+                    dst[((((long)(o / 16) * c->kh + ky) * row4 + q / 4) * 16 + o % 16) * 4 + q % 4] =
+                        src[((long)o * c->kh + ky) * c->kw * c->c + q];
         c->packed = dst;
-        c->k_padded = (int)(k4 * 4);
+        c->int8_row4 = row4;
+        c->int8_pad = xalloc((size_t)LB_INT8_MAX_PX * row4 * 4);
+        if (!c->int8_pad) return fail(err, errlen, "out of memory");
     }
 #endif
     return 0;
@@ -354,6 +363,19 @@ static int prepare_epilogues(lb_model *m, lb_node *n, int index, int first_epi_p
             ep->mr = m->tensors[n->cst[k + 2]].data;
         }
         k += need;
+#if defined(__x86_64__)
+        if (n->op == OP_CONV) {
+            long blocks = (channels + 15) / 16;
+            ep->wide = xalloc((size_t)blocks * 48 * 8);
+            if (!ep->wide) return fail(err, errlen, "out of memory");
+            for (int o = 0; o < channels; o++) {
+                int64_t *w = ep->wide + (long)(o / 16) * 48 + (o % 2) * 8 + (o % 16) / 2;
+                w[0] = ep->m[o];
+                w[16] = ep->b[o];
+                w[32] = residual ? ep->mr[o] : 0;
+            }
+        }
+#endif
     }
     if (k != n->n_const) return fail(err, errlen, "node %d: unexpected constants", index);
     return 0;
@@ -501,6 +523,8 @@ void lb_free(lb_model *m) {
     if (m->nodes)
         for (uint32_t i = 0; i < m->n_nodes; i++) {
             free(m->nodes[i].conv.packed);
+            free(m->nodes[i].conv.int8_pad);
+            for (int e = 0; e < LB_MAX_EPILOGUES; e++) free(m->nodes[i].conv.epi[e].wide);
             free((void *)m->nodes[i].conv.lut_weight);
         }
     free(m->tensors); free(m->nodes); free(m->zeros); free(m->lut_zero); free(m->lut_sub); free(m->lut_ring);

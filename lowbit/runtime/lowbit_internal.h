@@ -14,6 +14,9 @@ typedef struct {
     const int32_t *bias;       /* raw epilogue */
     void *out;                 /* output tensor data */
     int out_signed;
+    /* x86 kernels: per 16 output channels, int64 M, B, Mr of the even then the odd channels
+     * (48 values; zero past the last channel) */
+    int64_t *wide;
 } lb_epilogue;
 
 typedef struct {
@@ -28,7 +31,10 @@ typedef struct {
     lb_epilogue epi[LB_MAX_EPILOGUES];
     /* weights: artifact layout, and the kernel family's repacked copy */
     const void *weight;
-    void *packed; int lanes; int k_padded;
+    void *packed; int lanes;
+    int int8_row4;     /* x86 int8: 4-byte groups per kernel row (kw*C rounded up) */
+    uint8_t *int8_pad; /* x86 int8: zero-padded copies of the kernel rows that cross a border or
+                        * end within 3 bytes of the tensor end (LB_INT8_MAX_PX rows) */
     const uint64_t *zeros; /* a zero pixel (planes) or zero row for padding */
     /* table-lookup kernels (kernels_x86_lut.c): the input codes (what bit-packing reads), weights
      * in lookup layout, a zero pixel of tables, the tables of kh input rows (built from the codes
@@ -83,6 +89,7 @@ void lb_lut_pack_weights(const uint64_t *src, uint8_t *dst, int oc, int kk, int 
 void lb_conv_lut_avx512(const lb_conv *c);
 #define LB_SIMD_LANES 8
 #define LB_SIMD_INT8_LANES 16
+#define LB_INT8_MAX_PX 12
 #elif defined(__aarch64__)
 void lb_conv_bitserial_neon(const lb_conv *c);
 #define LB_SIMD_LANES 2

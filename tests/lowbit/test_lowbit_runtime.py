@@ -14,7 +14,7 @@ import toolchains
 from fleetforge.errors import UserError
 from lowbit import reference
 from lowbit.binding import Runtime
-from lowbit.build import runner_command
+from lowbit.build import build_checked_runner, runner_command
 from lowbit.config import QuantConfig
 from lowbit.pipeline import input_codes
 
@@ -52,14 +52,19 @@ def test_unknown_kernel_family_is_one_clear_error(small_models) -> None:
         Runtime(small_models["digits"].blob, kernels="sparc")
 
 
-@pytest.mark.parametrize("bits", BITS)
-def test_every_width_and_odd_shapes(bits: int) -> None:
-    """1-4 bit weights and activations (1 bit: -1/+1 weights), 70 and 130 channels (partial
-    words), stride 2 with padding, 5x5 kernels."""
+def odd_shapes(bits: int):
+    """1-4 bit weights and activations (1 bit: -1/+1 weights), an 8-bit first layer on 3
+    channels, 70 and 130 channels (partial words and table groups), stride 2 with padding, 5x5
+    kernels."""
     model = nn.Sequential(nn.Conv2d(3, 70, 3, padding=1), nn.BatchNorm2d(70), nn.ReLU(),
                           nn.Conv2d(70, 130, 5, stride=2, padding=2), nn.BatchNorm2d(130), nn.ReLU(),
                           nn.Conv2d(130, 9, 3, padding=1), nn.ReLU(), nn.Conv2d(9, 5, 1))
-    compiled = make(f"odd{bits}", model, (3, 11, 13), QuantConfig(low_bits=bits))
+    return make(f"odd{bits}", model, (3, 11, 13), QuantConfig(low_bits=bits))
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_every_width_and_odd_shapes(bits: int) -> None:
+    compiled = odd_shapes(bits)
     kinds = [n.attrs["kind"] for n in compiled.model.graph.nodes if n.op == "conv"]
     assert kinds == ["int8", "bitserial", "bitserial", "int8"]
     codes, expected = reference_outputs(compiled)
@@ -108,3 +113,20 @@ def test_static_runner_checks_golden_vectors(small_models, tmp_path, target) -> 
     done = subprocess.run(runner_command(target, ("--check", str(tmp_path / "junk.lbit"), inputs, gold)),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "bad magic" in done.stderr
+
+
+def test_no_kernel_reads_outside_its_buffers(small_models, tmp_path) -> None:
+    """The shipped runner's sources built with AddressSanitizer, which sees the runtime's exact
+    buffer sizes: every kernel family stays exact and never touches a byte outside a tensor,
+    weight copy or scratch buffer (borders, last pixels, partial groups and words, 1-4 bits)."""
+    runner = str(build_checked_runner())
+    models = [*small_models.values(), *(odd_shapes(bits) for bits in BITS)]
+    for compiled in models:
+        model, inputs, gold, _ = _golden_files(tmp_path, compiled)
+        for family in families(compiled.blob):
+            done = subprocess.run([runner, "--kernels", family, "--check", model, inputs, gold],
+                                  capture_output=True, text=True, timeout=120)
+            assert "AddressSanitizer" not in done.stderr, (compiled.name, family, done.stderr[-3000:])
+            assert done.returncode == 0 and f"({family} kernels)" in done.stdout, (compiled.name, done.stderr)
+    done = subprocess.run([runner, "--kernels", "sparc", "--info", model], capture_output=True, text=True)
+    assert done.returncode == 2 and "cannot run the 'sparc' kernels" in done.stderr
