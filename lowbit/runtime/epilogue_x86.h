@@ -14,6 +14,10 @@ static inline __attribute__((always_inline)) void lb_store16(const lb_conv *c, l
     const int n = c->oc - o0 < 16 ? c->oc - o0 : 16;
     const __mmask16 k = (__mmask16)((1u << n) - 1);
     const long at = pixel * c->oc + o0;
+    if (c->pool) { /* pooled later (lb_pool_row_end) */
+        _mm512_mask_storeu_epi32(c->pool->ring + (pixel + c->pool->shift) * c->oc + o0, k, acc);
+        return;
+    }
     const __m512i a_even = acc, a_odd = _mm512_srli_epi64(acc, 32);
     __m512i r_even = _mm512_setzero_si512(), r_odd = r_even;
     if (c->residual) {

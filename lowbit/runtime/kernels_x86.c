@@ -225,11 +225,51 @@ void lb_conv_int8_avx512(const lb_conv *c) {
     static void (*const spans[4])(const lb_conv *, int, int) = {int8_span_12_1, int8_span_8_2, int8_span_5_3,
                                                                  int8_span_4_4};
     const int vectors = (c->oc + 15) / 16;
-    for (int oy = 0; oy < c->oh; oy++)
+    for (int oy = 0; oy < c->oh; oy++) {
+        lb_pool_row_begin(c, oy);
         for (int v = 0; v < vectors;) {
             int q = vectors - v >= 4 ? 4 : vectors - v;
             spans[q - 1](c, oy, v);
             v += q;
         }
+        lb_pool_row_end(c, oy);
+    }
+}
+
+/* Fused max pool (lb_pool): point this conv row's accumulators at its ring slot. */
+void lb_pool_row_begin(const lb_conv *c, int oy) {
+    lb_pool *pool = c->pool;
+    if (!pool) return;
+    if (oy == 0) pool->next_row = 0;
+    pool->shift = ((long)(oy % pool->kh) - oy) * c->ow;
+}
+
+/* Emit every pooled row whose window ends at conv row oy (or is clipped there). */
+void lb_pool_row_end(const lb_conv *c, int oy) {
+    lb_pool *pool = c->pool;
+    if (!pool) return;
+    for (; pool->next_row < pool->oh; pool->next_row++) {
+        const int py = pool->next_row, y0 = py * pool->sh - pool->ph;
+        const int first = y0 < 0 ? 0 : y0, last = y0 + pool->kh - 1 < c->oh - 1 ? y0 + pool->kh - 1 : c->oh - 1;
+        if (last > oy) break;
+        for (int px = 0; px < pool->ow; px++) {
+            const int x0 = px * pool->sw - pool->pw;
+            const int left = x0 < 0 ? 0 : x0, right = x0 + pool->kw - 1 < c->ow - 1 ? x0 + pool->kw - 1 : c->ow - 1;
+            for (int o0 = 0; o0 < c->oc; o0 += 16) {
+                const int n = c->oc - o0 < 16 ? c->oc - o0 : 16;
+                const __mmask16 k = (__mmask16)((1u << n) - 1);
+                __m512i hi = _mm512_set1_epi32(INT32_MIN), lo = _mm512_set1_epi32(INT32_MAX);
+                for (int y = first; y <= last; y++)
+                    for (int x = left; x <= right; x++) {
+                        const __m512i v = _mm512_maskz_loadu_epi32(
+                            k, pool->ring + ((long)(y % pool->kh) * c->ow + x) * c->oc + o0);
+                        hi = _mm512_max_epi32(hi, v);
+                        lo = _mm512_min_epi32(lo, v);
+                    }
+                lb_store16(&pool->view, (long)py * pool->ow + px, o0,
+                           _mm512_mask_blend_epi32(pool->neg[o0 / 16], hi, lo));
+            }
+        }
+    }
 }
 #endif

@@ -259,11 +259,13 @@ void lb_conv_lut_avx512(const lb_conv *c) {
             }
             rows[ky] = c->lut_ring + slot * row_bytes;
         }
+        lb_pool_row_begin(c, oy);
         for (int vb = 0; vb < vectors;) {
             int q = vectors - vb >= MAX_Q ? MAX_Q : vectors - vb;
             spans[c->wbits - 1][q - 1](c, rows, oy, vb);
             vb += q;
         }
+        lb_pool_row_end(c, oy);
     }
 }
 #endif

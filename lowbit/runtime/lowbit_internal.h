@@ -19,6 +19,8 @@ typedef struct {
     int64_t *wide;
 } lb_epilogue;
 
+struct lb_pool;
+
 typedef struct {
     int h, w, c;        /* input */
     int oh, ow, oc;     /* output */
@@ -44,7 +46,23 @@ typedef struct {
     uint8_t *lut_ring;
     const uint8_t (*lut_sub)[64][64];
     int lut_groups, lut_flush8, lut_flush16;
+    struct lb_pool *pool; /* a max pool fused into this conv (x86 kernels using lb_store16), or NULL */
 } lb_conv;
+
+/* A max pool fused into the conv before it, for the x86 kernels that store through lb_store16
+ * (table lookup, int8 VNNI). Requantization is monotonic in the accumulator, so the pool of the
+ * codes is the requantization of the pooled accumulators (the max, or the min where M < 0): the
+ * conv's int32 accumulators go to a ring of its last kh output rows, and each pooled row, once
+ * its last conv row is done, is requantized once, straight into the pool's outputs. The conv's
+ * own outputs and the pool node are skipped: 4x fewer epilogues and output bytes at 2x2/2. */
+typedef struct lb_pool {
+    int kh, kw, sh, sw, ph, pw, oh, ow; /* the pool and its output size */
+    int32_t *ring;                      /* kh rows x conv ow x oc accumulators */
+    long shift;                         /* conv pixel -> ring pixel, for the current row */
+    int next_row;                       /* the next pooled row to emit */
+    uint16_t *neg;                      /* per 16 output channels: the lanes whose M < 0 */
+    lb_conv view;                       /* the conv's epilogues, writing the pool's outputs */
+} lb_pool;
 
 /* The epilogue of one accumulator (scalar form; SIMD kernels have their own with the same
  * arithmetic): v = acc*M + res*Mr + B; q = clamp(v >> shift, qmin, qmax). */
@@ -77,6 +95,8 @@ void lb_conv_int8_portable(const lb_conv *c);
 
 #if defined(__x86_64__)
 int lb_avx512_available(void);
+void lb_pool_row_begin(const lb_conv *c, int oy);
+void lb_pool_row_end(const lb_conv *c, int oy);
 void lb_bitpack_avx512(const uint8_t *codes, uint64_t *planes, long pixels, int c, int bits, int words);
 void lb_conv_bitserial_avx512(const lb_conv *c);
 void lb_conv_int8_avx512(const lb_conv *c);

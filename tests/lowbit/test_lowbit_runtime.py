@@ -18,7 +18,9 @@ from lowbit.build import build_checked_runner, runner_command
 from lowbit.config import QuantConfig
 from lowbit.pipeline import input_codes
 
-from lowbit_testlib import make
+from lowbit.architectures import randomize_batchnorm
+from lowbit.compiler import compile_model
+from lowbit_testlib import Compiled, calibrated, make
 
 BITS = [1, 2, 3, 4]
 
@@ -74,6 +76,34 @@ def test_every_width_and_odd_shapes(bits: int) -> None:
             assert np.array_equal(runtime.run(c), e), family
 
 
+def pooled_model() -> Compiled:
+    """Max pools after convs whose BN scales have both signs: 2x2/2 after the int8 first layer,
+    3x3/2 with padding after a low-bit conv, on an odd image size."""
+    model = nn.Sequential(nn.Conv2d(3, 20, 3, padding=1), nn.BatchNorm2d(20), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(20, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU(),
+                          nn.MaxPool2d(3, 2, 1), nn.Conv2d(24, 5, 1))
+    randomize_batchnorm(model).eval()
+    with torch.no_grad():
+        for bn in (model[1], model[5]):
+            bn.weight[::2] *= -1
+    shape = (3, 15, 13)
+    prepared = calibrated(model, shape)
+    return Compiled("pooled", model, prepared, shape, compile_model(prepared, shape, name="pooled"))
+
+
+def test_max_pools_fused_into_convs_stay_exact() -> None:
+    """x86 kernels pool the accumulators before requantizing (the max, or the min for channels
+    whose multiplier is negative); every family must still match the reference."""
+    compiled = pooled_model()
+    scales = [n.consts["M0"] for n in compiled.model.graph.nodes if n.op == "conv" and "M0" in n.consts]
+    assert len(scales) == 2 and all((m < 0).any() and (m > 0).any() for m in scales)
+    codes, expected = reference_outputs(compiled, count=3)
+    for family in families(compiled.blob):
+        runtime = Runtime(compiled.blob, kernels=family)
+        for c, e in zip(codes, expected):
+            assert np.array_equal(runtime.run(c), e), family
+
+
 def test_runtime_refuses_a_corrupted_model(small_models) -> None:
     blob = bytearray(small_models["digits"].blob)
     blob[16:20] = (60000).to_bytes(4, "little")  # tensor count far past the table
@@ -120,7 +150,7 @@ def test_no_kernel_reads_outside_its_buffers(small_models, tmp_path) -> None:
     buffer sizes: every kernel family stays exact and never touches a byte outside a tensor,
     weight copy or scratch buffer (borders, last pixels, partial groups and words, 1-4 bits)."""
     runner = str(build_checked_runner())
-    models = [*small_models.values(), *(odd_shapes(bits) for bits in BITS)]
+    models = [*small_models.values(), *(odd_shapes(bits) for bits in BITS), pooled_model()]
     for compiled in models:
         model, inputs, gold, _ = _golden_files(tmp_path, compiled)
         for family in families(compiled.blob):
