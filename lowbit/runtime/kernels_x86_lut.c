@@ -154,11 +154,13 @@ static inline __attribute__((always_inline)) void lut_block(const lb_conv *c, co
                                   : _mm512_setzero_si512();
     const uint8_t *wbase[MAX_Q];
     for (int q = 0; q < Q; q++) wbase[q] = c->lut_weight + (long)(vb + q) * kk * groups * 64;
-    /* chunks of at most f8 lookups (a tap's groups split evenly), 16-bit flush after l16 lookups */
+    /* chunks of at most f8 lookups: a tap's groups split evenly, or several whole taps when a
+     * tap has few groups (narrow inputs); 16-bit flush after l16 lookups */
     const int chunks = (groups + c->lut_flush8 - 1) / c->lut_flush8;
+    const int taps = chunks == 1 ? c->lut_flush8 / groups : 1;
     const int l16 = c->lut_flush8 * c->lut_flush16;
     int since16 = 0, spilled = 0;
-    for (int t = 0; t < kk; t++) {
+    for (int t = 0; t < kk && taps == 1; t++) {
         const uint8_t *row = rows[t / c->kw];
         const uint8_t *tp[MAX_P];
         for (int p = 0; p < P; p++) {
@@ -205,6 +207,54 @@ static inline __attribute__((always_inline)) void lut_block(const lb_conv *c, co
                     }
                 }
         }
+    }
+    for (int t0 = 0; t0 < kk && taps > 1; t0 += taps) { /* the same, whole taps per byte flush */
+        const int t1 = t0 + taps < kk ? t0 + taps : kk;
+        if (since16 + (t1 - t0) * groups > l16) {
+            for (int p = 0; p < P; p++)
+                for (int q = 0; q < Q; q++)
+                    for (int h = 0; h < halves; h++) {
+                        widen32(acc16[p][q][h], sum[p][q] + 32 * h, !spilled, W);
+                        acc16[p][q][h] = _mm512_setzero_si512();
+                    }
+            spilled = 1;
+            since16 = 0;
+        }
+        since16 += (t1 - t0) * groups;
+        __m512i acc8[MAX_P][MAX_Q];
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) acc8[p][q] = _mm512_setzero_si512();
+        for (int t = t0; t < t1; t++) {
+            const uint8_t *row = rows[t / c->kw];
+            const uint8_t *tp[MAX_P];
+            for (int p = 0; p < P; p++) {
+                int ix = (ox0 + p) * c->sw - c->pw + t % c->kw;
+                tp[p] = (row && p < npx && ix >= 0 && ix < c->w) ? row + (long)ix * groups * 64 : c->lut_zero;
+            }
+            const uint8_t *wt[MAX_Q];
+            for (int q = 0; q < Q; q++) wt[q] = wbase[q] + (long)t * groups * 64;
+            for (int g = 0; g < groups; g++) {
+                __m512i wv[MAX_Q];
+                for (int q = 0; q < Q; q++) wv[q] = _mm512_load_si512((const void *)(wt[q] + g * 64));
+                for (int p = 0; p < P; p++) {
+                    __m512i table = _mm512_load_si512((const void *)(tp[p] + g * 64));
+                    if (W == 1) sumx[p] += tp[p][g * 64 + 63];
+                    for (int q = 0; q < Q; q++)
+                        acc8[p][q] = _mm512_add_epi8(acc8[p][q], _mm512_permutexvar_epi8(wv[q], table));
+                }
+            }
+        }
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                if (W == 1) {
+                    acc16[p][q][0] = _mm512_add_epi16(acc16[p][q][0],
+                                                      _mm512_cvtepu8_epi16(_mm512_castsi512_si256(acc8[p][q])));
+                    acc16[p][q][1] = _mm512_add_epi16(acc16[p][q][1],
+                                                      _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(acc8[p][q], 1)));
+                } else {
+                    acc16[p][q][0] = _mm512_add_epi16(acc16[p][q][0], _mm512_maddubs_epi16(acc8[p][q], coef));
+                }
+            }
     }
     for (int p = 0; p < P; p++)
         for (int q = 0; q < Q; q++)
