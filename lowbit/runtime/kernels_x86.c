@@ -252,6 +252,9 @@ void lb_pool_row_end(const lb_conv *c, int oy) {
         const int py = pool->next_row, y0 = py * pool->sh - pool->ph;
         const int first = y0 < 0 ? 0 : y0, last = y0 + pool->kh - 1 < c->oh - 1 ? y0 + pool->kh - 1 : c->oh - 1;
         if (last > oy) break;
+        const int32_t *rows[LB_POOL_MAX_K]; /* the window's conv rows in the ring */
+        const int nrows = last - first + 1;
+        for (int r = 0; r < nrows; r++) rows[r] = pool->ring + (long)((first + r) % pool->kh) * c->ow * c->oc;
         for (int px = 0; px < pool->ow; px++) {
             const int x0 = px * pool->sw - pool->pw;
             const int left = x0 < 0 ? 0 : x0, right = x0 + pool->kw - 1 < c->ow - 1 ? x0 + pool->kw - 1 : c->ow - 1;
@@ -259,10 +262,9 @@ void lb_pool_row_end(const lb_conv *c, int oy) {
                 const int n = c->oc - o0 < 16 ? c->oc - o0 : 16;
                 const __mmask16 k = (__mmask16)((1u << n) - 1);
                 __m512i hi = _mm512_set1_epi32(INT32_MIN), lo = _mm512_set1_epi32(INT32_MAX);
-                for (int y = first; y <= last; y++)
+                for (int r = 0; r < nrows; r++)
                     for (int x = left; x <= right; x++) {
-                        const __m512i v = _mm512_maskz_loadu_epi32(
-                            k, pool->ring + ((long)(y % pool->kh) * c->ow + x) * c->oc + o0);
+                        const __m512i v = _mm512_maskz_loadu_epi32(k, rows[r] + (long)x * c->oc + o0);
                         hi = _mm512_max_epi32(hi, v);
                         lo = _mm512_min_epi32(lo, v);
                     }

@@ -406,6 +406,7 @@ static int fuse_pool(lb_model *m, uint32_t i) {
     lb_conv *c = &n->conv;
     if (n->op != OP_CONV || c->residual) return 0;
     int pools[LB_MAX_EPILOGUES];
+
     for (int e = 0; e < c->n_epi; e++) {
         pools[e] = sole_pool_reader(m, i, e);
         if (pools[e] < 0 || memcmp(m->nodes[pools[e]].params, m->nodes[pools[0]].params, 6 * sizeof(int32_t)))
@@ -416,6 +417,7 @@ static int fuse_pool(lb_model *m, uint32_t i) {
             if ((int64_t)c->epi[0].m[o] * c->epi[e].m[o] < 0) return 0;
     const lb_node *p = &m->nodes[pools[0]];
     const lb_tensor *pooled = &m->tensors[p->out[0]];
+    if (p->params[0] > LB_POOL_MAX_K) return 0;
     lb_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return -1;
     c->pool = pool; /* freed with the conv from here on */

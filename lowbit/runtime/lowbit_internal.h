@@ -97,6 +97,7 @@ void lb_conv_int8_portable(const lb_conv *c);
 int lb_avx512_available(void);
 void lb_pool_row_begin(const lb_conv *c, int oy);
 void lb_pool_row_end(const lb_conv *c, int oy);
+#define LB_POOL_MAX_K 16 /* pool window height fused at most */
 void lb_bitpack_avx512(const uint8_t *codes, uint64_t *planes, long pixels, int c, int bits, int words);
 void lb_conv_bitserial_avx512(const lb_conv *c);
 void lb_conv_int8_avx512(const lb_conv *c);
