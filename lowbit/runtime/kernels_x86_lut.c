@@ -54,24 +54,22 @@ static inline __m512i table2(const uint8_t sub[2][64][64], uint64_t v12) {
 
 /* Codes (pixels, C), one byte each -> tables (pixels, G, 64). Codes keep their low `bits`
  * bits, as bit-packing does. Codes of 3-4 bits are a low 2-bit half plus 4 x a high half.
- * Six codes are read as one 8-byte word: directly while it lies inside the codes, else from a
- * zero-padded copy of the pixel. */
+ * Six codes are read as one 8-byte word (bytes past a partial last group cleared): directly
+ * while the word lies within `room` bytes, else with a masked load of just the group's codes. */
 static inline __attribute__((always_inline)) void lutpack_pixel(const uint8_t *x, long room, uint8_t *out,
                                                                 int c, int bits, const uint8_t sub[2][64][64]) {
     const int groups = (c + 5) / 6;
     const uint64_t six = 0x030303030303ull;
     const uint64_t lo_mask = bits == 1 ? 0x010101010101ull : six;
     const uint64_t hi_mask = bits == 3 ? 0x010101010101ull : six;
-    uint8_t buf[72];
     for (int g = 0; g < groups; g++, out += 64) {
+        const int n = c - 6 * g < 6 ? c - 6 * g : 6;
         uint64_t raw;
         if (6 * g + 8 <= room) {
             memcpy(&raw, x + 6 * g, 8);
+            if (n < 6) raw = _bzhi_u64(raw, 8 * n);
         } else {
-            int n = c - 6 * g < 6 ? c - 6 * g : 6;
-            memset(buf, 0, 8);
-            memcpy(buf, x + 6 * g, n);
-            memcpy(&raw, buf, 8);
+            raw = (uint64_t)_mm_cvtsi128_si64(_mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), x + 6 * g));
         }
         __m512i t = table2(sub, _pext_u64(raw & lo_mask, six));
         if (bits > 2) {
@@ -87,8 +85,8 @@ void lb_lutpack_avx512(const uint8_t *codes, uint8_t *tables, long pixels, int c
                        const uint8_t sub[2][64][64]) {
     const int groups = (c + 5) / 6;
     for (long p = 0; p < pixels; p++) {
-        /* the word's two bytes past a whole group are masked off, so they may be the next pixel's */
-        long room = c % 6 == 0 && p + 1 < pixels ? c + 2 : c;
+        /* bytes past the group are masked off or cleared, so they may be the next pixel's */
+        long room = p + 1 < pixels ? 2L * c : c;
         if (bits <= 2)
             lutpack_pixel(codes + p * c, room, tables + p * groups * 64, c, bits <= 1 ? 1 : 2, sub);
         else
