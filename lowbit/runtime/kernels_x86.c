@@ -165,43 +165,31 @@ void lb_conv_bitserial_avx512(const lb_conv *c) {
 
 /* int8 with VNNI (VPDPBUSD: 4 u8 x s8 products into each int32 lane), without im2col: for each
  * kernel row ky, an output pixel reads kw*C contiguous input bytes, taken 4 at a time (row4
- * groups; the weights are zero past kw*C). A pixel whose kernel row crosses the left or right
- * border, or whose last group of 4 would read past the end of the input tensor, reads a
- * zero-padded copy instead, so no byte outside the tensor is ever read. Blocks of P pixels x Q
- * vectors of 16 output channels keep their accumulators in registers. */
-static inline __attribute__((always_inline)) void int8_block(const lb_conv *c, int oy, int ox0, int npx, int v0,
-                                                             const int P, const int Q) {
+ * groups; the weights are zero past kw*C). A conv with padding, or whose kernel rows end in a
+ * partial group of 4, reads a zero-bordered copy of its input (int8_padded: borders and 4 bytes
+ * of slack zeroed once at load, interior copied per run), so no pixel needs a border check and
+ * no read leaves a buffer. Blocks of P pixels x Q vectors of 16 output channels keep their
+ * accumulators in registers; a last partial block repeats its first pixel. */
+static inline __attribute__((always_inline)) void int8_block(const lb_conv *c, const uint8_t *src, long row_bytes,
+                                                             int oy, int ox0, int npx, int v0, const int P,
+                                                             const int Q) {
     const int row4 = c->int8_row4;
-    const uint8_t *in = c->in;
-    const long end = (long)c->h * c->w * c->c; /* bytes of the input tensor */
+    const long step = (long)c->sw * c->c; /* bytes from one output pixel's input to the next */
     __m512i acc[LB_INT8_MAX_PX][4]; /* fixed sizes: arrays sized by P, Q would be VLAs in memory */
     for (int p = 0; p < P; p++)
         for (int q = 0; q < Q; q++) acc[p][q] = _mm512_setzero_si512();
+    long off[LB_INT8_MAX_PX];
+    for (int p = 0; p < P; p++) off[p] = (long)(ox0 + (p < npx ? p : 0)) * step;
     const int8_t *wbase = (const int8_t *)c->packed + (long)v0 * c->kh * row4 * 64;
     for (int ky = 0; ky < c->kh; ky++) {
-        const int iy = oy * c->sh - c->ph + ky;
-        if (iy < 0 || iy >= c->h) continue;
-        const uint8_t *row[LB_INT8_MAX_PX];
-        for (int p = 0; p < P; p++) {
-            const int ix0 = (ox0 + (p < npx ? p : 0)) * c->sw - c->pw;
-            const long start = ((long)iy * c->w + ix0) * c->c;
-            if (ix0 >= 0 && ix0 + c->kw <= c->w && start + 4L * row4 <= end) {
-                row[p] = in + start;
-                continue;
-            }
-            uint8_t *pad = c->int8_pad + (long)p * row4 * 4;
-            memset(pad, 0, (size_t)row4 * 4);
-            for (int kx = 0; kx < c->kw; kx++)
-                if (ix0 + kx >= 0 && ix0 + kx < c->w) memcpy(pad + kx * c->c, in + start + (long)kx * c->c, c->c);
-            row[p] = pad;
-        }
+        const uint8_t *row = src + ((long)oy * c->sh + ky) * row_bytes;
         const int8_t *wk = wbase + (long)ky * row4 * 64;
         for (int j = 0; j < row4; j++) {
             __m512i w[4];
             for (int q = 0; q < Q; q++) w[q] = _mm512_load_si512((const void *)(wk + ((long)q * c->kh * row4 + j) * 64));
             for (int p = 0; p < P; p++) {
                 int32_t four;
-                memcpy(&four, row[p] + 4 * j, 4);
+                memcpy(&four, row + off[p] + 4 * j, 4);
                 const __m512i a = _mm512_set1_epi32(four);
                 for (int q = 0; q < Q; q++) acc[p][q] = _mm512_dpbusd_epi32(acc[p][q], a, w[q]);
             }
@@ -214,22 +202,31 @@ static inline __attribute__((always_inline)) void int8_block(const lb_conv *c, i
         }
 }
 
-#define INT8_SPAN(P, Q)                                                                           \
-    static void int8_span_##P##_##Q(const lb_conv *c, int oy, int v0) {                           \
-        for (int ox = 0; ox < c->ow; ox += P)                                                     \
-            int8_block(c, oy, ox, c->ow - ox < P ? c->ow - ox : P, v0, P, Q);                     \
+#define INT8_SPAN(P, Q)                                                                                    \
+    static void int8_span_##P##_##Q(const lb_conv *c, const uint8_t *src, long row_bytes, int oy, int v0) { \
+        for (int ox = 0; ox < c->ow; ox += P)                                                              \
+            int8_block(c, src, row_bytes, oy, ox, c->ow - ox < P ? c->ow - ox : P, v0, P, Q);              \
     }
 INT8_SPAN(12, 1) INT8_SPAN(8, 2) INT8_SPAN(5, 3) INT8_SPAN(4, 4)
 
 void lb_conv_int8_avx512(const lb_conv *c) {
-    static void (*const spans[4])(const lb_conv *, int, int) = {int8_span_12_1, int8_span_8_2, int8_span_5_3,
-                                                                 int8_span_4_4};
+    static void (*const spans[4])(const lb_conv *, const uint8_t *, long, int, int) = {
+        int8_span_12_1, int8_span_8_2, int8_span_5_3, int8_span_4_4};
     const int vectors = (c->oc + 15) / 16;
+    const uint8_t *src = c->in;
+    long row_bytes = (long)c->w * c->c;
+    if (c->int8_padded) { /* the interior of the zero-bordered copy */
+        const long padded_row = (long)(c->w + 2 * c->pw) * c->c;
+        for (int y = 0; y < c->h; y++)
+            memcpy(c->int8_padded + (y + c->ph) * padded_row + (long)c->pw * c->c, src + y * row_bytes, row_bytes);
+        src = c->int8_padded;
+        row_bytes = padded_row;
+    }
     for (int oy = 0; oy < c->oh; oy++) {
         lb_pool_row_begin(c, oy);
         for (int v = 0; v < vectors;) {
             int q = vectors - v >= 4 ? 4 : vectors - v;
-            spans[q - 1](c, oy, v);
+            spans[q - 1](c, src, row_bytes, oy, v);
             v += q;
         }
         lb_pool_row_end(c, oy);

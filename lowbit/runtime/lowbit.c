@@ -316,8 +316,10 @@ static int prepare_conv(lb_model *m, lb_node *n, int index, char *err, size_t er
                         src[((long)o * c->kh + ky) * c->kw * c->c + q];
         c->packed = dst;
         c->int8_row4 = row4;
-        c->int8_pad = xalloc((size_t)LB_INT8_MAX_PX * row4 * 4);
-        if (!c->int8_pad) return fail(err, errlen, "out of memory");
+        if (c->ph || c->pw || (c->kw * c->c) % 4) { /* see lb_conv_int8_avx512 */
+            c->int8_padded = xalloc((size_t)(c->h + 2 * c->ph) * (c->w + 2 * c->pw) * c->c + 4);
+            if (!c->int8_padded) return fail(err, errlen, "out of memory");
+        }
     }
 #endif
     return 0;
@@ -586,7 +588,7 @@ void lb_free(lb_model *m) {
     if (m->nodes)
         for (uint32_t i = 0; i < m->n_nodes; i++) {
             free(m->nodes[i].conv.packed);
-            free(m->nodes[i].conv.int8_pad);
+            free(m->nodes[i].conv.int8_padded);
             if (m->nodes[i].conv.pool) {
                 free(m->nodes[i].conv.pool->ring);
                 free(m->nodes[i].conv.pool->neg);

@@ -35,8 +35,8 @@ typedef struct {
     const void *weight;
     void *packed; int lanes;
     int int8_row4;     /* x86 int8: 4-byte groups per kernel row (kw*C rounded up) */
-    uint8_t *int8_pad; /* x86 int8: zero-padded copies of the kernel rows that cross a border or
-                        * end within 3 bytes of the tensor end (LB_INT8_MAX_PX rows) */
+    uint8_t *int8_padded; /* x86 int8 with padding or partial groups: the input with zero borders
+                           * (ph rows, pw columns) and 4 zero bytes of slack, or NULL */
     const uint64_t *zeros; /* a zero pixel (planes) or zero row for padding */
     /* table-lookup kernels (kernels_x86_lut.c): the input codes (what bit-packing reads), weights
      * in lookup layout, a zero pixel of tables, the tables of kh input rows (built from the codes
