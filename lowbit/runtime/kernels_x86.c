@@ -258,13 +258,22 @@ void lb_pool_row_end(const lb_conv *c, int oy) {
             for (int o0 = 0; o0 < c->oc; o0 += 16) {
                 const int n = c->oc - o0 < 16 ? c->oc - o0 : 16;
                 const __mmask16 k = (__mmask16)((1u << n) - 1);
-                __m512i hi = _mm512_set1_epi32(INT32_MIN), lo = _mm512_set1_epi32(INT32_MAX);
-                for (int r = 0; r < nrows; r++)
-                    for (int x = left; x <= right; x++) {
-                        const __m512i v = _mm512_maskz_loadu_epi32(k, rows[r] + (long)x * c->oc + o0);
-                        hi = _mm512_max_epi32(hi, v);
-                        lo = _mm512_min_epi32(lo, v);
-                    }
+                __m512i hi, lo;
+                if (nrows == 2 && right == left + 1) { /* a whole 2x2 window (YOLO's pools) */
+                    const int32_t *a = rows[0] + (long)left * c->oc + o0, *b = rows[1] + (long)left * c->oc + o0;
+                    const __m512i v0 = _mm512_maskz_loadu_epi32(k, a), v1 = _mm512_maskz_loadu_epi32(k, a + c->oc);
+                    const __m512i v2 = _mm512_maskz_loadu_epi32(k, b), v3 = _mm512_maskz_loadu_epi32(k, b + c->oc);
+                    hi = _mm512_max_epi32(_mm512_max_epi32(v0, v1), _mm512_max_epi32(v2, v3));
+                    lo = _mm512_min_epi32(_mm512_min_epi32(v0, v1), _mm512_min_epi32(v2, v3));
+                } else {
+                    hi = _mm512_set1_epi32(INT32_MIN), lo = _mm512_set1_epi32(INT32_MAX);
+                    for (int r = 0; r < nrows; r++)
+                        for (int x = left; x <= right; x++) {
+                            const __m512i v = _mm512_maskz_loadu_epi32(k, rows[r] + (long)x * c->oc + o0);
+                            hi = _mm512_max_epi32(hi, v);
+                            lo = _mm512_min_epi32(lo, v);
+                        }
+                }
                 lb_store16(&pool->view, (long)py * pool->ow + px, o0,
                            _mm512_mask_blend_epi32(pool->neg[o0 / 16], hi, lo));
             }
