@@ -10,8 +10,9 @@ on 127.0.0.1. The QEMU guest: the workspace's image (build it first: fleetforge 
 headless; `cat` writes into its inactive slot, as the install does. Each repeat measures the
 baseline and the install back to back (the machine's load changes over minutes); the ratio is the
 median over repeats of baseline seconds / install seconds. "install" is the whole `install`
-command: signature check on the device, every segment hashed before it reaches the slot,
-activation (slot manifest, boot state); "stream" is the segments alone.
+command: signature check on the device, every segment hashed as it is written (ota-receive) and
+on the medium before it counts, activation (slot manifest, boot state); "stream" is the segments
+alone.
 """
 from __future__ import annotations
 
@@ -124,6 +125,15 @@ def loopback_bench(base: Path, blob: Path, bundle: Bundle, keys_dir: Path, clien
             server.stop()
 
 
+def _segment_writer(ssh: list[str]) -> str:
+    """What wrote the guest's segments: ota-receive, or the agent's shell path and its hasher."""
+    said = subprocess.run(["ssh", *ssh, "root@127.0.0.1", "cd /run/fleetforge/ota && cat receiver; "
+                           "cat hasher 2>/dev/null"], capture_output=True, text=True).stdout.split()
+    if said[:1] == ["yes"]:
+        return "ota-receive"
+    return f"the agent's shell path ({said[1] if len(said) > 1 else '?'})"
+
+
 def qemu_bench(workspace_name: str, base: Path, blob: Path, bundle_for: Callable[[str], Bundle],
                size_mb: int, repeat: int) -> None:
     from images.manifest import load_manifest
@@ -159,10 +169,8 @@ def qemu_bench(workspace_name: str, base: Path, blob: Path, bundle_for: Callable
                                                   stdin=open(blob, "rb"), check=True))
             install_s, stream_s = _install(options, target, bundle)
             pairs.append(Pair(cat_s, install_s, stream_s))
-        hasher = subprocess.run(["ssh", *ssh, "root@127.0.0.1", "cat /run/fleetforge/ota/hasher"],
-                                capture_output=True, text=True).stdout.strip()
         print(f"qemu guest {load_manifest(workspace.manifest_path).board.name} ({size_mb} MiB, "
-              f"load {_load()}, the agent hashes with {hasher or '?'}):")
+              f"load {_load()}, segments written by {_segment_writer(ssh)}):")
         _report("qemu guest", "ssh-cat", pairs, size_mb)
     finally:
         vm.stop(power_off=False)

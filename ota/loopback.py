@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fleetforge.paths import SHIPPED_LAYERS_DIR
 from fleetforge.tools import require_tool, run_tool
+from ota.receiver import build as receiver_build
 from ota.states import AGENT_SCRIPT
 
 
@@ -222,8 +223,8 @@ def _arm_one_shot(path: Path, fault: str | None) -> None:
 
 
 def make_device_bin(folder: Path, *, verity: bool = False) -> Path:
-    """A device's userland: busybox applets and openssl (and, for verified slots, veritysetup:
-    dm-verity's check at power-on, the kernel's job on a device)."""
+    """A device's userland: busybox applets, openssl and FleetForge's ota-receive (and, for
+    verified slots, veritysetup: dm-verity's check at power-on, the kernel's job on a device)."""
     folder.mkdir(parents=True, exist_ok=True)
     busybox = require_tool("busybox", "busybox")
     listing = run_tool([busybox, "--list"], debian_package="busybox").split()
@@ -232,6 +233,8 @@ def make_device_bin(folder: Path, *, verity: bool = False) -> Path:
         if not link.exists():
             link.symlink_to(busybox)
     (folder / "openssl").symlink_to(require_tool("openssl", "openssl"))
+    # The segment writer a built image carries (copied: the SSH servers' sessions see another /root).
+    shutil.copy2(receiver_build(), folder / "ota-receive")
     if verity:
         (folder / "veritysetup").symlink_to(require_tool("veritysetup", "cryptsetup-bin"))
     return folder
@@ -362,7 +365,7 @@ class FakeDevice:
 def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys: list[Path],
                      slot_size: int | None = None, ssh_port: int = 22, version: str = "1.0.0",
                      auto_reboot: bool = False, verity: str = "",
-                     bin_dir: Path | None = None) -> FakeDevice:
+                     bin_dir: Path | None = None, receiver: bool = True) -> FakeDevice:
     """Lay out a device whose slots A and B both hold `rootfs` (a fresh image), booted from A.
 
     With `verity` (the record of `rootfs`, a slot image with its hash tree), the device boots
@@ -370,6 +373,9 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
 
     With `bin_dir` (a folder made by `make_device_bin`), the device's userland is that shared
     folder instead of a private one (a simulated fleet of hundreds shares one).
+
+    With `receiver` (the default, as on a built image), the agent writes segments with ota-receive
+    built for this machine; without it, with its shell path (dd and sha256sum or openssl).
 
     With `auto_reboot`, the agent's reboot command power-cycles the device in the background (as a
     real reboot would, the SSH session that asked for it is not waited for).
@@ -417,6 +423,7 @@ def make_fake_device(root: Path, rootfs: Path, *, compatible: str, trusted_keys:
         f"SLOT_A={device.slot('A')}\nSLOT_B={device.slot('B')}\nPERSIST_DIR={device.persist}\n"
         f"FAULT_FILE={root}/fault\nBOOTSTATE_LIB={BOOTSTATE_LIB}\n"
         f"ARTIFACT_HOOKS_DIR={root}/etc/artifacts.d\n"
+        f"RECEIVER={root / 'bin' / ('ota-receive' if receiver else 'no-ota-receive')}\n"
     )
     wrapper = root / "fleetforge-ota"
     wrapper.write_text(

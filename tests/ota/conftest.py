@@ -113,10 +113,14 @@ def rig(fast_path: Path, small_images: SmallImages, ota_keys: Path, client_key: 
     made.server.stop()
 
 
-@pytest.fixture(params=["openssh", "dropbear"])
+@pytest.fixture(params=["openssh", "dropbear-shell-path"])
 def squash_rig(request: pytest.FixtureRequest, tmp_path: Path, squash_images: SquashImages,
                ota_keys: Path, client_key: Path) -> Iterator[Rig]:
-    rig = make_rig(tmp_path, request.param, squash_images.v1, ota_keys, client_key)
+    """Behind OpenSSH with ota-receive (a built image's segment writer), and behind dropbear
+    without it: the agent's shell path (the QEMU tests run dropbear with ota-receive)."""
+    server, _, path = request.param.partition("-")
+    rig = make_rig(tmp_path, server, squash_images.v1, ota_keys, client_key,
+                   receiver=path != "shell-path")
     yield rig
     rig.device.kill_processes()
     rig.server.stop()

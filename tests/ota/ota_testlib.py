@@ -109,14 +109,15 @@ class Rig:
 
 def make_rig(tmp: Path, kind: str, image: Path, ota_keys: Path, client_key: Path, *,
              auto_reboot: bool = True, timeout: float = 20.0,
-             server: loopback.LoopbackServer | None = None, verity: str = "") -> Rig:
+             server: loopback.LoopbackServer | None = None, verity: str = "",
+             receiver: bool = True) -> Rig:
     if server is None:
         start = loopback.start_openssh if kind == "openssh" else loopback.start_dropbear
         server = start(tmp / "server", client_key)
     device = loopback.make_fake_device(tmp / "device", image, compatible=COMPATIBLE,
                                        trusted_keys=[ota_keys / keys.PUBLIC_NAME],
                                        ssh_port=server.port, auto_reboot=auto_reboot,
-                                       verity=verity)
+                                       verity=verity, receiver=receiver)
     known_hosts = tmp / "known_hosts"
     known_hosts.write_text(server.known_hosts_line())
     options = SshOptions(identity=client_key, known_hosts=known_hosts, agent=device.agent,

@@ -120,23 +120,31 @@ bootstate_activate() {
 }
 
 # GPT images name their partitions; an MBR image (no names) is found by the contract's order.
+# Read with the shell's own `read`: a board has dozens of block devices (loops, rams, mmcblk
+# boot areas) and a process per device costs seconds under emulation.
 find_partition() {
-    for _bs_uevent in /sys/class/block/*/uevent; do
-        if grep -qx "PARTNAME=$1" "$_bs_uevent" 2>/dev/null; then
-            echo "/dev/$(sed -n 's/^DEVNAME=//p' "$_bs_uevent")"
-            return 0
-        fi
-    done
     case "$1" in
-        boot) _bs_n=1 ;; rootfs_a) _bs_n=2 ;; rootfs_b) _bs_n=3 ;; persist) _bs_n=4 ;;
-        *) return 1 ;;
+        boot) _bs_n=1 ;; rootfs_a) _bs_n=2 ;; rootfs_b) _bs_n=3 ;; persist) _bs_n=4 ;; *) _bs_n= ;;
     esac
-    grep -qs '^PARTNAME=' /sys/class/block/*/uevent && return 1
+    _bs_named="" _bs_numbered=""
     for _bs_uevent in /sys/class/block/*/uevent; do
-        if grep -qx "PARTN=$_bs_n" "$_bs_uevent" 2>/dev/null; then
-            echo "/dev/$(sed -n 's/^DEVNAME=//p' "$_bs_uevent")"
-            return 0
+        _bs_dev="" _bs_name="" _bs_has_name="" _bs_partn=""
+        while IFS='=' read -r _bs_key _bs_value; do
+            case "$_bs_key" in
+                DEVNAME) _bs_dev=$_bs_value ;;
+                PARTNAME) _bs_name=$_bs_value _bs_has_name=1 ;;
+                PARTN) _bs_partn=$_bs_value ;;
+            esac
+        done 2>/dev/null < "$_bs_uevent"
+        [ -n "$_bs_dev" ] || continue
+        if [ -n "$_bs_has_name" ]; then
+            _bs_named=1
+            [ "$_bs_name" = "$1" ] && { echo "/dev/$_bs_dev"; return 0; }
+        fi
+        if [ -z "$_bs_numbered" ] && [ -n "$_bs_n" ] && [ "$_bs_partn" = "$_bs_n" ]; then
+            _bs_numbered=/dev/$_bs_dev
         fi
     done
+    [ -z "$_bs_named" ] && [ -n "$_bs_numbered" ] && { echo "$_bs_numbered"; return 0; }
     return 1
 }

@@ -1,0 +1,309 @@
+/* ota-receive: the SEG records of an update stream (ota/protocol.py) into the inactive slot, each
+ * segment hashed as it is written and checked against the signed manifest's value, in one
+ * process for the whole stream.
+ *
+ * The shell agent (fleetforge-ota) keeps the state machine; this program only moves and checks
+ * bytes. Without it the agent writes each segment with dd and hashes it again with sha256sum or
+ * openssl: a second read of every byte and a process per segment, which on a slow board (or
+ * under emulation) costs as much as the transfer itself.
+ *
+ *   ota-receive --probe
+ *       exit 0 when libcrypto loads and hashes correctly (the agent checks once per boot)
+ *   ota-receive --commit FILE
+ *       make FILE.tmp FILE durably: fsync it, rename it over FILE, fsync the folder (the agent's
+ *       every state change; one process instead of busybox's sync, mv and sync)
+ *   ota-receive TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES < stream
+ *       reads SEG records for segments FIRST.. from stdin; HASHES holds one hex SHA-256 per line,
+ *       for every segment of the manifest in order. On stdout, one line each (flushed):
+ *         VERIFIED i        segment i hashed to the manifest's value and is on the medium (fsync)
+ *         NEXT <record>     the first line that is not a SEG record (the agent goes on from it)
+ *         EOF               the stream ended between records
+ *         ERR <reason>      a refusal (exit status 1); the agent reports it
+ *
+ * SHA-256 comes from the device's own libcrypto (OpenSSL, loaded at run time: the same library
+ * its `openssl` verifies signatures with, using the CPU's SHA instructions where it has them).
+ * Header lines are read a byte at a time so that nothing after the last SEG record is consumed:
+ * the agent reads the ART records and END itself.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BLOCK (1u << 20)
+#define LINE_MAX_LEN 256
+
+/* The five libcrypto entry points used: stable across OpenSSL 1.1 and 3.x. */
+typedef struct evp_md_ctx EVP_MD_CTX;
+typedef struct evp_md EVP_MD;
+static EVP_MD_CTX *(*md_ctx_new)(void);
+static const EVP_MD *(*md_sha256)(void);
+static int (*digest_init)(EVP_MD_CTX *, const EVP_MD *, void *);
+static int (*digest_update)(EVP_MD_CTX *, const void *, size_t);
+static int (*digest_final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+
+static void fail(const char *format, ...) {
+    va_list args;
+    fputs("ERR ", stdout);
+    va_start(args, format);
+    vprintf(format, args);
+    va_end(args);
+    fputc('\n', stdout);
+    fflush(stdout);
+    exit(1);
+}
+
+static int load_libcrypto(void) {
+    static const char *const names[] = {"libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"};
+    void *lib = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !lib; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return 0;
+    *(void **)&md_ctx_new = dlsym(lib, "EVP_MD_CTX_new");
+    *(void **)&md_sha256 = dlsym(lib, "EVP_sha256");
+    *(void **)&digest_init = dlsym(lib, "EVP_DigestInit_ex");
+    *(void **)&digest_update = dlsym(lib, "EVP_DigestUpdate");
+    *(void **)&digest_final = dlsym(lib, "EVP_DigestFinal_ex");
+    return md_ctx_new && md_sha256 && digest_init && digest_update && digest_final;
+}
+
+static void hex(const unsigned char *digest, char *out) {
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", digest[i]);
+}
+
+static int sha256_hex(EVP_MD_CTX *ctx, const void *data, size_t length, char *out) {
+    unsigned char digest[32];
+    unsigned int size = 0;
+    if (!digest_init(ctx, md_sha256(), NULL) || !digest_update(ctx, data, length) ||
+        !digest_final(ctx, digest, &size) || size != 32)
+        return 0;
+    hex(digest, out);
+    return 1;
+}
+
+static int probe(void) {
+    EVP_MD_CTX *ctx;
+    char got[65];
+    if (!load_libcrypto() || !(ctx = md_ctx_new()))
+        return 1;
+    return !(sha256_hex(ctx, "abc", 3, got) &&
+             strcmp(got, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+}
+
+/* One header line from stdin without reading past it. 0 at end of input before any byte. */
+static int read_line(char *line) {
+    size_t n = 0;
+    for (;;) {
+        char c;
+        ssize_t got = read(0, &c, 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (n == 0)
+                return 0;
+            fail("the update stream ended inside a record header (connection lost?): rerun the same deploy to resume");
+        }
+        if (c == '\n')
+            break;
+        if (n + 1 >= LINE_MAX_LEN)
+            fail("receive: record header too long");
+        line[n++] = c;
+    }
+    line[n] = '\0';
+    return 1;
+}
+
+/* A decimal number of at most 15 digits (the agent's is_number), the whole word. */
+static int number(const char *word, uint64_t *value) {
+    size_t n = strlen(word);
+    if (n == 0 || n > 15 || strspn(word, "0123456789") != n)
+        return 0;
+    *value = strtoull(word, NULL, 10);
+    return 1;
+}
+
+/* Splits `line` in place into at most `max` words; returns how many. */
+static int words(char *line, char **word, int max) {
+    int n = 0;
+    for (char *save = NULL, *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        if (n == max)
+            return max + 1;
+        word[n++] = w;
+    }
+    return n;
+}
+
+static void write_all(int fd, const unsigned char *data, size_t length, uint64_t offset) {
+    while (length) {
+        ssize_t done = pwrite(fd, data, length, (off_t)offset);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done <= 0)
+            fail("cannot write the inactive slot: %s", strerror(errno));
+        data += done;
+        length -= (size_t)done;
+        offset += (uint64_t)done;
+    }
+}
+
+static uint64_t device_size(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return 0;
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        return end < 0 ? 0 : (uint64_t)end;
+    }
+    return (uint64_t)st.st_size;
+}
+
+static int commit(const char *file) {
+    char tmp[4096], dir[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", file) >= (int)sizeof tmp ||
+        snprintf(dir, sizeof dir, "%s", file) >= (int)sizeof dir)
+        return 1;
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, file) != 0) {
+        fprintf(stderr, "ota-receive: cannot commit %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0 || close(fd) != 0) {
+        fprintf(stderr, "ota-receive: cannot sync %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--probe") == 0)
+        return probe();
+    if (argc == 3 && strcmp(argv[1], "--commit") == 0)
+        return commit(argv[2]);
+    if (argc != 7) {
+        fprintf(stderr, "usage: ota-receive --probe | --commit FILE | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES\n");
+        return 2;
+    }
+    uint64_t seg_size, rootfs_size, next;
+    if (!number(argv[3], &seg_size) || !number(argv[4], &rootfs_size) || !number(argv[5], &next) ||
+        seg_size == 0)
+        fail("receive: bad arguments");
+    if (!load_libcrypto())
+        fail("no libcrypto on this device");
+    EVP_MD_CTX *ctx = md_ctx_new();
+    int target = open(argv[1], O_WRONLY);
+    int active = open(argv[2], O_RDONLY);
+    FILE *hashes = fopen(argv[6], "r");
+    unsigned char *buffer = malloc(BLOCK);
+    if (!ctx || target < 0 || active < 0 || !hashes || !buffer)
+        fail("cannot open the slots or the segment hashes: %s", strerror(errno));
+    char want[80];
+    for (uint64_t skip = 0; skip < next; skip++)
+        if (!fgets(want, sizeof want, hashes))
+            fail("receive: segment %" PRIu64 " is not in the manifest", next);
+    uint64_t active_size = device_size(active);
+    uint64_t segments = (rootfs_size + seg_size - 1) / seg_size;
+
+    char line[LINE_MAX_LEN], record[LINE_MAX_LEN], *word[4];
+    while (read_line(line)) {
+        memcpy(record, line, sizeof line);
+        int n = words(line, word, 3);
+        if (n < 1 || strcmp(word[0], "SEG") != 0) {
+            printf("NEXT %s\n", record);
+            fflush(stdout);
+            return 0;
+        }
+        uint64_t index, pieces;
+        if (n != 3 || !number(word[1], &index) || !number(word[2], &pieces))
+            fail("receive: bad segment record");
+        if (index != next)
+            fail("receive: segment %" PRIu64 " sent, segment %" PRIu64 " expected", index, next);
+        if (index >= segments)
+            fail("receive: segment %" PRIu64 " is not in the manifest", index);
+        uint64_t start = index * seg_size;
+        uint64_t length = rootfs_size - start < seg_size ? rootfs_size - start : seg_size;
+        uint64_t pos = start;
+        if (!digest_init(ctx, md_sha256(), NULL))
+            fail("libcrypto cannot hash");
+        for (; pieces > 0; pieces--) {
+            if (!read_line(line))
+                fail("the update stream ended inside segment %" PRIu64 " (connection lost?): rerun the same deploy to resume", index);
+            n = words(line, word, 3);
+            uint64_t a, b;
+            if (n == 2 && strcmp(word[0], "L") == 0) {
+                if (!number(word[1], &a) || pos + a - start > length)
+                    fail("receive: bad piece length");
+                while (a) {
+                    size_t want = a < BLOCK ? (size_t)a : BLOCK;
+                    ssize_t got = read(0, buffer, want);
+                    if (got < 0 && errno == EINTR)
+                        continue;
+                    if (got <= 0)
+                        fail("the update stream ended inside segment %" PRIu64 " (connection lost?): rerun the same deploy to resume", index);
+                    digest_update(ctx, buffer, (size_t)got);
+                    write_all(target, buffer, (size_t)got, pos);
+                    pos += (uint64_t)got;
+                    a -= (uint64_t)got;
+                }
+            } else if (n == 3 && strcmp(word[0], "C") == 0) {
+                if (!number(word[1], &a) || !number(word[2], &b) || a + b > active_size ||
+                    pos + b - start > length)
+                    fail("receive: bad copy piece");
+                while (b) {
+                    size_t want = b < BLOCK ? (size_t)b : BLOCK;
+                    ssize_t got = pread(active, buffer, want, (off_t)a);
+                    if (got < 0 && errno == EINTR)
+                        continue;
+                    if (got <= 0)
+                        fail("cannot read the booted slot: %s", got < 0 ? strerror(errno) : "short read");
+                    digest_update(ctx, buffer, (size_t)got);
+                    write_all(target, buffer, (size_t)got, pos);
+                    pos += (uint64_t)got;
+                    a += (uint64_t)got;
+                    b -= (uint64_t)got;
+                }
+            } else {
+                fail("receive: bad piece '%s'", n > 0 ? word[0] : "");
+            }
+        }
+        if (pos - start != length)
+            fail("receive: segment %" PRIu64 " has %" PRIu64 " bytes, the manifest %" PRIu64, index,
+                 pos - start, length);
+        unsigned char digest[32];
+        unsigned int size = 0;
+        char got[65];
+        if (!digest_final(ctx, digest, &size) || size != 32)
+            fail("libcrypto cannot hash");
+        hex(digest, got);
+        if (!fgets(want, sizeof want, hashes))
+            fail("receive: segment %" PRIu64 " is not in the manifest", index);
+        want[strcspn(want, "\n")] = '\0';
+        if (strcmp(got, want) != 0)
+            fail("segment %" PRIu64 " does not match the signed manifest (corrupted bundle?): rebuild or re-download the bundle", index);
+        /* It counts only once it is on the medium: the agent records it right after this line. */
+        if (fsync(target) != 0)
+            fail("cannot sync the inactive slot: %s", strerror(errno));
+        printf("VERIFIED %" PRIu64 "\n", index);
+        fflush(stdout);
+        next = index + 1;
+    }
+    puts("EOF");
+    fflush(stdout);
+    return 0;
+}

@@ -1,0 +1,45 @@
+"""ota-receive, the device's segment writer (ota/device_src/ota-receive.c): built for the board's
+target and installed by feature/ota, used by the agent when it runs (else the agent's shell path).
+
+    python -m ota.receiver --target aarch64-linux-gnu --install ROOT/usr/libexec/fleetforge/ota-receive
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import shutil
+from pathlib import Path
+
+import toolchains
+from fleetforge.errors import exit_on_user_error
+from toolchains.cprogram import build_program
+
+SOURCE = Path(__file__).resolve().parent / "device_src" / "ota-receive.c"
+# Where the agent looks for it (RECEIVER in fleetforge-ota; loopback devices set it in ota.conf).
+DEVICE_PATH = "/usr/libexec/fleetforge/ota-receive"
+# Dynamically linked: libcrypto is loaded at run time (dlopen), the device's own OpenSSL.
+FLAGS = ("-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-s", "-D_FILE_OFFSET_BITS=64")
+
+
+@functools.cache
+def build(target_name: str | None = None) -> Path:
+    target = toolchains.target(target_name) if target_name else toolchains.host_target()
+    return build_program(target, [SOURCE], "ota-receive", (*FLAGS, "-ldl"))
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    """Build ota-receive for a target and copy it to --install (the feature/ota layer's hook)."""
+    parser = argparse.ArgumentParser(prog="python -m ota.receiver", description=main.__doc__)
+    parser.add_argument("--target", help="a target of toolchains/targets.toml (default: this machine)")
+    parser.add_argument("--install", type=Path, required=True, help="where to copy ota-receive")
+    args = parser.parse_args(argv)
+    program = build(args.target)
+    args.install.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(program, args.install)
+    args.install.chmod(0o755)
+    print(f"ota-receive for {args.target or 'this machine'} -> {args.install}")
+
+
+if __name__ == "__main__":
+    main()

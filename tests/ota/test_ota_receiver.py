@@ -1,0 +1,101 @@
+"""The agent's two ways to write segments, fed hostile and broken streams: ota-receive (what a built
+image carries: each segment hashed as it is written, one process for the stream) and the shell
+path (dd, then sha256sum or openssl: a device without ota-receive). Both must refuse the same
+streams with the same one-line reason, count nothing, leave the booted slot alone, and take the
+correct bundle right after."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import toolchains
+from ota import client, receiver
+from ota.bundle import Bundle
+from ota_testlib import Rig, SmallImages, install_stream, make_rig, run_install
+
+
+@pytest.fixture(params=[True, False], ids=["ota-receive", "shell-path"])
+def either_rig(request: pytest.FixtureRequest, fast_path: Path, small_images: SmallImages,
+               ota_keys: Path, client_key: Path) -> Iterator[Rig]:
+    made = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
+                    receiver=request.param)
+    yield made
+    made.device.kill_processes()
+    made.server.stop()
+
+
+def _segment(bundle: Bundle, index: int) -> bytes:
+    size = bundle.manifest.segment_size
+    return bundle.read(index * size, bundle.manifest.segment_length(index))
+
+
+# Each stream (after the manifest) and the reason the device must give ("|": either).
+HOSTILE: dict[str, tuple[Callable[[Bundle], bytes], str]] = {
+    "out of order": (lambda b: b"SEG 1 1\nL 10\n" + bytes(10),
+                     "receive: segment 1 sent, segment 0 expected"),
+    "piece longer than its segment": (
+        lambda b: f"SEG 0 1\nL {b.manifest.segment_size + 1}\n".encode(), "receive: bad piece length"),
+    "second piece past the segment's end": (
+        lambda b: f"SEG 0 2\nL {b.manifest.segment_size}\n".encode() + _segment(b, 0) + b"L 1\nx",
+        "receive: bad piece length"),
+    "copy from past the booted slot": (lambda b: b"SEG 0 1\nC 999999999999 10\n",
+                                       "receive: bad copy piece"),
+    "unknown piece": (lambda b: b"SEG 0 1\nX 1\n", "receive: bad piece 'X'"),
+    "short segment": (lambda b: b"SEG 0 1\nL 10\n" + bytes(10),
+                      "receive: segment 0 has 10 bytes, the manifest "),
+    "not a number": (lambda b: b"SEG 0 x\n", "receive: bad segment record"),
+    # The shell path cannot see the cut (Debian's busybox dd does not report short reads): it
+    # refuses the segment by its size instead.
+    "stream cut inside a segment": (lambda b: b"SEG 0 1\nL 100000\n" + bytes(10),
+                                    "the update stream ended inside segment 0|"
+                                    "receive: segment 0 has 100000 bytes"),
+    "one flipped byte": (
+        lambda b: b"SEG 0 1\nL %d\n" % b.manifest.segment_size
+        + bytes([_segment(b, 0)[0] ^ 1]) + _segment(b, 0)[1:],
+        "segment 0 does not match the signed manifest (corrupted bundle?)"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=list(HOSTILE))
+def test_hostile_stream_is_refused_and_the_next_deploy_works(either_rig: Rig, small_images: SmallImages,
+                                                             case: str) -> None:
+    rig, bundle = either_rig, small_images.v2_bundle
+    booted_before = hashlib.sha256(rig.device.slot_bytes("A", rig.device.slot_size)).hexdigest()
+    records, reason = HOSTILE[case]
+
+    answer = run_install(rig, install_stream(bundle, records=records(bundle)))
+
+    assert answer.status != 0
+    errors = [line for line in answer.stderr.splitlines() if line.startswith("ERR ")]
+    assert len(errors) == 1 and any(r in errors[0] for r in reason.split("|")), answer.stderr
+    status = client.status(rig.target, rig.options)
+    assert (status.state, status.seg_done, status.boot_left["B"]) == ("Download", 0, 0)
+    assert hashlib.sha256(rig.device.slot_bytes("A", rig.device.slot_size)).hexdigest() == booted_before
+
+    result = client.deploy(rig.target, rig.options, bundle, show_progress=False, reboot=False)
+    assert result.ok, result.message
+    assert rig.device.slot_bytes("B", bundle.manifest.rootfs_size) == small_images.v2.read_bytes()
+
+
+def test_the_built_image_path_is_the_one_used(either_rig: Rig, small_images: SmallImages) -> None:
+    """A device with ota-receive writes with it (a silent fall back to the slow path would pass
+    every other test); one without it says nothing of it and installs the same bytes."""
+    rig, bundle = either_rig, small_images.v2_bundle
+    result = client.deploy(rig.target, rig.options, bundle, show_progress=False, reboot=False)
+    assert result.ok, result.message
+    assert rig.device.slot_bytes("B", bundle.manifest.rootfs_size) == small_images.v2.read_bytes()
+    log = (rig.device.state_dir / "log").read_text()
+    has_receiver = (rig.device.root / "bin" / "ota-receive").is_file() and \
+        "RECEIVER=" + str(rig.device.root / "bin" / "ota-receive") in rig.device.conf.read_text()
+    assert ("receive: segments from 0 by" in log) == has_receiver
+
+
+@pytest.mark.parametrize("target", [t.name for t in toolchains.targets().values() if not t.bare_metal])
+def test_ota_receive_builds_warning_free_for_every_linux_target(target: str) -> None:
+    """feature/ota's hook builds it for the board's target at image build time: a warning on one
+    architecture (32-bit offsets, format widths) would fail that build (-Werror)."""
+    program = receiver.build(target)
+    assert program.is_file() and program.stat().st_size > 0
