@@ -26,7 +26,9 @@ RUNNER_SOURCE = "runner.c"
 CFLAGS = ("-O3", "-std=gnu11", "-Wall", "-Wextra", "-fno-strict-aliasing")
 # The checked build (host only): AddressSanitizer sees the runtime's exact buffer sizes, so any
 # read or write outside a tensor, a weight copy or a scratch buffer stops the run with a report.
-SANITIZE_FLAGS = ("-fsanitize=address", "-fno-omit-frame-pointer", "-g")
+# -O1 (after CFLAGS' -O3): the accesses checked are the sources' own, at any level, and the
+# table-lookup kernels' instantiations compile 5x faster.
+SANITIZE_FLAGS = ("-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1")
 
 
 def _compiler(target: toolchains.Target) -> list[str]:
