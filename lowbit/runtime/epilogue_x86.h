@@ -7,26 +7,25 @@
 
 #include "lowbit_internal.h"
 
-/* int64 lanes of the 16 int32 values at p (masked): low and high 8 */
-static inline __m512i lo64(const int32_t *p, __mmask16 k) {
-    return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32((__mmask8)k, p));
-}
-static inline __m512i hi64(const int32_t *p, __mmask16 k) {
-    return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32((__mmask8)(k >> 8), p + 8));
-}
-
+/* VPMULDQ multiplies the low (sign-extended) 32 bits of each 64-bit lane: the even int32 lanes
+ * of acc as they are, the odd ones after a shift; the constants come in that order (wide). Both
+ * factors are int32, so each product is the exact int64 one. */
 static inline __attribute__((always_inline)) void lb_store16(const lb_conv *c, long pixel, int o0, __m512i acc) {
     const int n = c->oc - o0 < 16 ? c->oc - o0 : 16;
     const __mmask16 k = (__mmask16)((1u << n) - 1);
     const long at = pixel * c->oc + o0;
-    const __m512i a_lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(acc));
-    const __m512i a_hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(acc, 1));
-    __m512i r_lo = _mm512_setzero_si512(), r_hi = r_lo;
+    if (c->pool) { /* pooled later (lb_pool_row_end) */
+        _mm512_mask_storeu_epi32(c->pool->ring + (pixel + c->pool->shift) * c->oc + o0, k, acc);
+        return;
+    }
+    const __m512i a_even = acc, a_odd = _mm512_srli_epi64(acc, 32);
+    __m512i r_even = _mm512_setzero_si512(), r_odd = r_even;
     if (c->residual) {
-        __m128i raw = _mm_maskz_loadu_epi8(k, (const uint8_t *)c->residual + at);
-        __m512i r = c->residual_signed ? _mm512_cvtepi8_epi32(raw) : _mm512_cvtepu8_epi32(raw);
-        r_lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(r));
-        r_hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(r, 1));
+        const __m128i split = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        __m128i raw = _mm_shuffle_epi8(_mm_maskz_loadu_epi8(k, (const uint8_t *)c->residual + at), split);
+        r_even = c->residual_signed ? _mm512_cvtepi8_epi64(raw) : _mm512_cvtepu8_epi64(raw);
+        raw = _mm_srli_si128(raw, 8);
+        r_odd = c->residual_signed ? _mm512_cvtepi8_epi64(raw) : _mm512_cvtepu8_epi64(raw);
     }
     for (int e = 0; e < c->n_epi; e++) {
         const lb_epilogue *ep = &c->epi[e];
@@ -35,19 +34,22 @@ static inline __attribute__((always_inline)) void lb_store16(const lb_conv *c, l
             _mm512_mask_storeu_epi32((int32_t *)ep->out + at, k, _mm512_add_epi32(acc, bias));
             continue;
         }
-        /* both factors are sign-extended int32, so VPMULDQ's product is the exact int64 one */
-        __m512i v_lo = _mm512_add_epi64(_mm512_mul_epi32(a_lo, lo64(ep->m + o0, k)), lo64(ep->b + o0, k));
-        __m512i v_hi = _mm512_add_epi64(_mm512_mul_epi32(a_hi, hi64(ep->m + o0, k)), hi64(ep->b + o0, k));
+        const int64_t *w = ep->wide + (long)(o0 / 16) * 48;
+        __m512i v_even = _mm512_add_epi64(_mm512_mul_epi32(a_even, _mm512_load_si512((const void *)w)),
+                                          _mm512_load_si512((const void *)(w + 16)));
+        __m512i v_odd = _mm512_add_epi64(_mm512_mul_epi32(a_odd, _mm512_load_si512((const void *)(w + 8))),
+                                         _mm512_load_si512((const void *)(w + 24)));
         if (c->residual) {
-            v_lo = _mm512_add_epi64(v_lo, _mm512_mul_epi32(r_lo, lo64(ep->mr + o0, k)));
-            v_hi = _mm512_add_epi64(v_hi, _mm512_mul_epi32(r_hi, hi64(ep->mr + o0, k)));
+            v_even = _mm512_add_epi64(v_even, _mm512_mul_epi32(r_even, _mm512_load_si512((const void *)(w + 32))));
+            v_odd = _mm512_add_epi64(v_odd, _mm512_mul_epi32(r_odd, _mm512_load_si512((const void *)(w + 40))));
         }
         const __m128i shift = _mm_cvtsi32_si128(ep->shift);
-        /* int64 -> int32 with saturation, then the clamp (qmin, qmax are within int8/uint8) */
-        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtsepi64_epi32(_mm512_sra_epi64(v_lo, shift))),
-                                       _mm512_cvtsepi64_epi32(_mm512_sra_epi64(v_hi, shift)), 1);
-        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(ep->qmin)), _mm512_set1_epi32(ep->qmax));
-        _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)ep->out + at, k, q);
+        const __m512i lo = _mm512_set1_epi64(ep->qmin), hi = _mm512_set1_epi64(ep->qmax);
+        const __m512i q_even = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(v_even, shift), lo), hi);
+        const __m512i q_odd = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(v_odd, shift), lo), hi);
+        /* the low byte of each lane, even and odd channels interleaved back into order */
+        const __m128i bytes = _mm_unpacklo_epi8(_mm512_cvtepi64_epi8(q_even), _mm512_cvtepi64_epi8(q_odd));
+        _mm_mask_storeu_epi8((uint8_t *)ep->out + at, k, bytes);
     }
 }
 #endif

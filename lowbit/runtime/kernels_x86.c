@@ -124,7 +124,8 @@ static inline __attribute__((always_inline)) void bitserial_block(const lb_conv 
             }
         }
     }
-    for (int p = 0; p < npx; p++) {
+    for (int p = 0; p < PX; p++) { /* constant bounds: the accumulators stay in registers */
+        if (p >= npx) break;
         __m512i total = _mm512_setzero_si512();
         for (int i = 0; i < A; i++)
             for (int j = 0; j < W; j++) {
@@ -162,66 +163,121 @@ void lb_conv_bitserial_avx512(const lb_conv *c) {
     table[c->abits - 1][c->wbits - 1](c);
 }
 
-/* int8: each output pixel's receptive field is gathered into a row of k_padded bytes (zeros
- * for padding), then 4 pixels x 32 output channels accumulate with VPDPBUSD. */
-#define IPX 4
-void lb_conv_int8_avx512(const lb_conv *c) {
-    const int k4 = c->k_padded / 4, blocks = (c->oc + 31) / 32;
-    const int rowlen = c->kw * c->c;
-    uint8_t rows[IPX][c->k_padded] __attribute__((aligned(64)));
-    const uint8_t *in = c->in;
-    /* A 1x1 conv without padding whose channels fill whole 4-byte groups reads its input in place. */
-    const int direct = c->kh == 1 && c->kw == 1 && c->ph == 0 && c->pw == 0 && c->c % 4 == 0;
-    for (int oy = 0; oy < c->oh; oy++)
-        for (int ox0 = 0; ox0 < c->ow; ox0 += IPX) {
-            int npx = c->ow - ox0 < IPX ? c->ow - ox0 : IPX;
-            const uint8_t *rowp[IPX];
-            for (int p = 0; p < IPX; p++) {
-                rowp[p] = rows[p];
-                if (direct && p < npx) { /* 1x1: the input pixel is the row */
-                    rowp[p] = in + ((long)oy * c->sh * c->w + (long)(ox0 + p) * c->sw) * c->c;
-                    continue;
-                }
-                memset(rows[p], 0, c->k_padded);
-                if (p >= npx) continue;
-                int ox = ox0 + p;
-                for (int ky = 0; ky < c->kh; ky++) {
-                    int iy = oy * c->sh - c->ph + ky;
-                    if (iy < 0 || iy >= c->h) continue;
-                    int ix0 = ox * c->sw - c->pw;
-                    if (ix0 >= 0 && ix0 + c->kw <= c->w) {
-                        memcpy(rows[p] + ky * rowlen, in + ((long)iy * c->w + ix0) * c->c, rowlen);
-                        continue;
-                    }
-                    for (int kx = 0; kx < c->kw; kx++) {
-                        int ix = ix0 + kx;
-                        if (ix >= 0 && ix < c->w)
-                            memcpy(rows[p] + (ky * c->kw + kx) * c->c, in + ((long)iy * c->w + ix) * c->c, c->c);
-                    }
-                }
-            }
-            for (int ob = 0; ob < blocks; ob++) {
-                __m512i acc[IPX][2];
-                for (int p = 0; p < IPX; p++) acc[p][0] = acc[p][1] = _mm512_setzero_si512();
-                const int8_t *wp = (const int8_t *)c->packed + (long)ob * k4 * 128;
-                for (int q = 0; q < k4; q++) {
-                    __m512i w0 = _mm512_load_si512((const void *)(wp + q * 128));
-                    __m512i w1 = _mm512_load_si512((const void *)(wp + q * 128 + 64));
-                    for (int p = 0; p < IPX; p++) {
-                        int32_t four;
-                        memcpy(&four, rowp[p] + 4 * q, 4);
-                        __m512i a = _mm512_set1_epi32(four);
-                        acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], a, w0);
-                        acc[p][1] = _mm512_dpbusd_epi32(acc[p][1], a, w1);
-                    }
-                }
-                for (int p = 0; p < npx; p++)
-                    for (int h = 0; h < 2; h++) {
-                        int o0 = ob * 32 + h * 16;
-                        if (o0 >= c->oc) break;
-                        lb_store16(c, (long)oy * c->ow + ox0 + p, o0, acc[p][h]);
-                    }
+/* int8 with VNNI (VPDPBUSD: 4 u8 x s8 products into each int32 lane), without im2col: for each
+ * kernel row ky, an output pixel reads kw*C contiguous input bytes, taken 4 at a time (row4
+ * groups; the weights are zero past kw*C). A conv with padding, or whose kernel rows end in a
+ * partial group of 4, reads a zero-bordered copy of its input (int8_padded: borders and 4 bytes
+ * of slack zeroed once at load, interior copied per run), so no pixel needs a border check and
+ * no read leaves a buffer. Blocks of P pixels x Q vectors of 16 output channels keep their
+ * accumulators in registers; a last partial block repeats its first pixel. */
+static inline __attribute__((always_inline)) void int8_block(const lb_conv *c, const uint8_t *src, long row_bytes,
+                                                             int oy, int ox0, int npx, int v0, const int P,
+                                                             const int Q) {
+    const int row4 = c->int8_row4;
+    const long step = (long)c->sw * c->c; /* bytes from one output pixel's input to the next */
+    __m512i acc[LB_INT8_MAX_PX][4]; /* fixed sizes: arrays sized by P, Q would be VLAs in memory */
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++) acc[p][q] = _mm512_setzero_si512();
+    long off[LB_INT8_MAX_PX];
+    for (int p = 0; p < P; p++) off[p] = (long)(ox0 + (p < npx ? p : 0)) * step;
+    const int8_t *wbase = (const int8_t *)c->packed + (long)v0 * c->kh * row4 * 64;
+    for (int ky = 0; ky < c->kh; ky++) {
+        const uint8_t *row = src + ((long)oy * c->sh + ky) * row_bytes;
+        const int8_t *wk = wbase + (long)ky * row4 * 64;
+        for (int j = 0; j < row4; j++) {
+            __m512i w[4];
+            for (int q = 0; q < Q; q++) w[q] = _mm512_load_si512((const void *)(wk + ((long)q * c->kh * row4 + j) * 64));
+            for (int p = 0; p < P; p++) {
+                int32_t four;
+                memcpy(&four, row + off[p] + 4 * j, 4);
+                const __m512i a = _mm512_set1_epi32(four);
+                for (int q = 0; q < Q; q++) acc[p][q] = _mm512_dpbusd_epi32(acc[p][q], a, w[q]);
             }
         }
+    }
+    for (int p = 0; p < P; p++) /* constant bounds: the accumulators stay in registers */
+        for (int q = 0; q < Q; q++) {
+            const int o0 = (v0 + q) * 16;
+            if (p < npx && o0 < c->oc) lb_store16(c, (long)oy * c->ow + ox0 + p, o0, acc[p][q]);
+        }
+}
+
+#define INT8_SPAN(P, Q)                                                                                    \
+    static void int8_span_##P##_##Q(const lb_conv *c, const uint8_t *src, long row_bytes, int oy, int v0) { \
+        for (int ox = 0; ox < c->ow; ox += P)                                                              \
+            int8_block(c, src, row_bytes, oy, ox, c->ow - ox < P ? c->ow - ox : P, v0, P, Q);              \
+    }
+INT8_SPAN(12, 1) INT8_SPAN(8, 2) INT8_SPAN(5, 3) INT8_SPAN(4, 4)
+
+void lb_conv_int8_avx512(const lb_conv *c) {
+    static void (*const spans[4])(const lb_conv *, const uint8_t *, long, int, int) = {
+        int8_span_12_1, int8_span_8_2, int8_span_5_3, int8_span_4_4};
+    const int vectors = (c->oc + 15) / 16;
+    const uint8_t *src = c->in;
+    long row_bytes = (long)c->w * c->c;
+    if (c->int8_padded) { /* the interior of the zero-bordered copy */
+        const long padded_row = (long)(c->w + 2 * c->pw) * c->c;
+        for (int y = 0; y < c->h; y++)
+            memcpy(c->int8_padded + (y + c->ph) * padded_row + (long)c->pw * c->c, src + y * row_bytes, row_bytes);
+        src = c->int8_padded;
+        row_bytes = padded_row;
+    }
+    for (int oy = 0; oy < c->oh; oy++) {
+        lb_pool_row_begin(c, oy);
+        for (int v = 0; v < vectors;) {
+            int q = vectors - v >= 4 ? 4 : vectors - v;
+            spans[q - 1](c, src, row_bytes, oy, v);
+            v += q;
+        }
+        lb_pool_row_end(c, oy);
+    }
+}
+
+/* Fused max pool (lb_pool): point this conv row's accumulators at its ring slot. */
+void lb_pool_row_begin(const lb_conv *c, int oy) {
+    lb_pool *pool = c->pool;
+    if (!pool) return;
+    if (oy == 0) pool->next_row = 0;
+    pool->shift = ((long)(oy % pool->kh) - oy) * c->ow;
+}
+
+/* Emit every pooled row whose window ends at conv row oy (or is clipped there). */
+void lb_pool_row_end(const lb_conv *c, int oy) {
+    lb_pool *pool = c->pool;
+    if (!pool) return;
+    for (; pool->next_row < pool->oh; pool->next_row++) {
+        const int py = pool->next_row, y0 = py * pool->sh - pool->ph;
+        const int first = y0 < 0 ? 0 : y0, last = y0 + pool->kh - 1 < c->oh - 1 ? y0 + pool->kh - 1 : c->oh - 1;
+        if (last > oy) break;
+        const int32_t *rows[LB_POOL_MAX_K]; /* the window's conv rows in the ring */
+        const int nrows = last - first + 1;
+        for (int r = 0; r < nrows; r++) rows[r] = pool->ring + (long)((first + r) % pool->kh) * c->ow * c->oc;
+        for (int px = 0; px < pool->ow; px++) {
+            const int x0 = px * pool->sw - pool->pw;
+            const int left = x0 < 0 ? 0 : x0, right = x0 + pool->kw - 1 < c->ow - 1 ? x0 + pool->kw - 1 : c->ow - 1;
+            for (int o0 = 0; o0 < c->oc; o0 += 16) {
+                const int n = c->oc - o0 < 16 ? c->oc - o0 : 16;
+                const __mmask16 k = (__mmask16)((1u << n) - 1);
+                __m512i hi, lo;
+                if (nrows == 2 && right == left + 1) { /* a whole 2x2 window (YOLO's pools) */
+                    const int32_t *a = rows[0] + (long)left * c->oc + o0, *b = rows[1] + (long)left * c->oc + o0;
+                    const __m512i v0 = _mm512_maskz_loadu_epi32(k, a), v1 = _mm512_maskz_loadu_epi32(k, a + c->oc);
+                    const __m512i v2 = _mm512_maskz_loadu_epi32(k, b), v3 = _mm512_maskz_loadu_epi32(k, b + c->oc);
+                    hi = _mm512_max_epi32(_mm512_max_epi32(v0, v1), _mm512_max_epi32(v2, v3));
+                    lo = _mm512_min_epi32(_mm512_min_epi32(v0, v1), _mm512_min_epi32(v2, v3));
+                } else {
+                    hi = _mm512_set1_epi32(INT32_MIN), lo = _mm512_set1_epi32(INT32_MAX);
+                    for (int r = 0; r < nrows; r++)
+                        for (int x = left; x <= right; x++) {
+                            const __m512i v = _mm512_maskz_loadu_epi32(k, rows[r] + (long)x * c->oc + o0);
+                            hi = _mm512_max_epi32(hi, v);
+                            lo = _mm512_min_epi32(lo, v);
+                        }
+                }
+                lb_store16(&pool->view, (long)py * pool->ow + px, o0,
+                           _mm512_mask_blend_epi32(pool->neg[o0 / 16], hi, lo));
+            }
+        }
+    }
 }
 #endif

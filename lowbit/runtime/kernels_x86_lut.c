@@ -54,24 +54,22 @@ static inline __m512i table2(const uint8_t sub[2][64][64], uint64_t v12) {
 
 /* Codes (pixels, C), one byte each -> tables (pixels, G, 64). Codes keep their low `bits`
  * bits, as bit-packing does. Codes of 3-4 bits are a low 2-bit half plus 4 x a high half.
- * Six codes are read as one 8-byte word: directly while it lies inside the codes, else from a
- * zero-padded copy of the pixel. */
+ * Six codes are read as one 8-byte word (bytes past a partial last group cleared): directly
+ * while the word lies within `room` bytes, else with a masked load of just the group's codes. */
 static inline __attribute__((always_inline)) void lutpack_pixel(const uint8_t *x, long room, uint8_t *out,
                                                                 int c, int bits, const uint8_t sub[2][64][64]) {
     const int groups = (c + 5) / 6;
     const uint64_t six = 0x030303030303ull;
     const uint64_t lo_mask = bits == 1 ? 0x010101010101ull : six;
     const uint64_t hi_mask = bits == 3 ? 0x010101010101ull : six;
-    uint8_t buf[72];
     for (int g = 0; g < groups; g++, out += 64) {
+        const int n = c - 6 * g < 6 ? c - 6 * g : 6;
         uint64_t raw;
         if (6 * g + 8 <= room) {
             memcpy(&raw, x + 6 * g, 8);
+            if (n < 6) raw = _bzhi_u64(raw, 8 * n);
         } else {
-            int n = c - 6 * g < 6 ? c - 6 * g : 6;
-            memset(buf, 0, 8);
-            memcpy(buf, x + 6 * g, n);
-            memcpy(&raw, buf, 8);
+            raw = (uint64_t)_mm_cvtsi128_si64(_mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), x + 6 * g));
         }
         __m512i t = table2(sub, _pext_u64(raw & lo_mask, six));
         if (bits > 2) {
@@ -87,8 +85,8 @@ void lb_lutpack_avx512(const uint8_t *codes, uint8_t *tables, long pixels, int c
                        const uint8_t sub[2][64][64]) {
     const int groups = (c + 5) / 6;
     for (long p = 0; p < pixels; p++) {
-        /* the word's two bytes past a whole group are masked off, so they may be the next pixel's */
-        long room = c % 6 == 0 && p + 1 < pixels ? c + 2 : c;
+        /* bytes past the group are masked off or cleared, so they may be the next pixel's */
+        long room = p + 1 < pixels ? 2L * c : c;
         if (bits <= 2)
             lutpack_pixel(codes + p * c, room, tables + p * groups * 64, c, bits <= 1 ? 1 : 2, sub);
         else
@@ -133,6 +131,64 @@ static inline void widen32(__m512i acc16, int32_t *sum, int first, const int W) 
 #define MAX_P 8
 #define MAX_Q 4
 
+/* Pieces of lut_block (macros over its locals rather than functions: with functions GCC
+ * allocated the accumulators of the wide layers worse).
+ * LUT_BEGIN8(n): before n lookups into fresh byte accumulators, spill the 16-bit ones into the
+ * int32 sums if n more could overflow them. */
+#define LUT_BEGIN8(n)                                                                             \
+    do {                                                                                          \
+        if (since16 + (n) > l16) {                                                                \
+            for (int p = 0; p < P; p++)                                                           \
+                for (int q = 0; q < Q; q++)                                                       \
+                    for (int h = 0; h < halves; h++) {                                            \
+                        widen32(acc16[p][q][h], sum[p][q] + 32 * h, !spilled, W);                 \
+                        acc16[p][q][h] = _mm512_setzero_si512();                                  \
+                    }                                                                             \
+            spilled = 1;                                                                          \
+            since16 = 0;                                                                          \
+        }                                                                                         \
+        since16 += (n);                                                                           \
+        for (int p = 0; p < P; p++)                                                               \
+            for (int q = 0; q < Q; q++) acc8[p][q] = _mm512_setzero_si512();                      \
+    } while (0)
+/* LUT_POINTERS(t): tp[p], the tables of tap t for each pixel (a zero one outside the image);
+ * wt[q], the weights of tap t for each vector. */
+#define LUT_POINTERS(t)                                                                           \
+    const uint8_t *tp[MAX_P], *wt[MAX_Q];                                                         \
+    do {                                                                                          \
+        const uint8_t *row = rows[(t) / c->kw];                                                   \
+        for (int p = 0; p < P; p++) {                                                             \
+            int ix = (ox0 + p) * c->sw - c->pw + (t) % c->kw;                                     \
+            tp[p] = (row && p < npx && ix >= 0 && ix < c->w) ? row + (long)ix * groups * 64 : c->lut_zero; \
+        }                                                                                         \
+        for (int q = 0; q < Q; q++) wt[q] = wbase[q] + (long)(t) * groups * 64;                   \
+    } while (0)
+/* LUT_LOOKUPS(g0, g1): the lookups of channel groups g0..g1 into the byte accumulators. */
+#define LUT_LOOKUPS(g0, g1)                                                                       \
+    for (int g = (g0); g < (g1); g++) {                                                           \
+        __m512i wv[MAX_Q];                                                                        \
+        for (int q = 0; q < Q; q++) wv[q] = _mm512_load_si512((const void *)(wt[q] + g * 64));    \
+        for (int p = 0; p < P; p++) {                                                             \
+            __m512i table = _mm512_load_si512((const void *)(tp[p] + g * 64));                    \
+            if (W == 1) sumx[p] += tp[p][g * 64 + 63];                                            \
+            for (int q = 0; q < Q; q++)                                                           \
+                acc8[p][q] = _mm512_add_epi8(acc8[p][q], _mm512_permutexvar_epi8(wv[q], table));  \
+        }                                                                                         \
+    }
+/* LUT_FLUSH8(): byte accumulators into the 16-bit ones, weighing the planes (binary: widened). */
+#define LUT_FLUSH8()                                                                              \
+    for (int p = 0; p < P; p++)                                                                   \
+        for (int q = 0; q < Q; q++) {                                                             \
+            if (W == 1) {                                                                         \
+                acc16[p][q][0] = _mm512_add_epi16(acc16[p][q][0],                                 \
+                                                  _mm512_cvtepu8_epi16(_mm512_castsi512_si256(acc8[p][q]))); \
+                acc16[p][q][1] = _mm512_add_epi16(acc16[p][q][1],                                 \
+                                                  _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(acc8[p][q], 1))); \
+            } else {                                                                              \
+                acc16[p][q][0] = _mm512_add_epi16(acc16[p][q][0], _mm512_maddubs_epi16(acc8[p][q], coef)); \
+            }                                                                                     \
+        }
+
 /* One block: P output pixels of row oy from ox0 (npx real) x Q weight vectors from vector vb;
  * rows[ky]: the tables of input row oy*sh - ph + ky (NULL outside the image).
  * The byte accumulators live in registers; the 16-bit ones, touched once per byte flush, and
@@ -154,57 +210,31 @@ static inline __attribute__((always_inline)) void lut_block(const lb_conv *c, co
                                   : _mm512_setzero_si512();
     const uint8_t *wbase[MAX_Q];
     for (int q = 0; q < Q; q++) wbase[q] = c->lut_weight + (long)(vb + q) * kk * groups * 64;
-    /* chunks of at most f8 lookups (a tap's groups split evenly), 16-bit flush after l16 lookups */
+    /* chunks of at most f8 lookups: a tap's groups split evenly, or several whole taps when a
+     * tap has few groups (narrow inputs); 16-bit flush after l16 lookups. Two loop nests built
+     * from the LUT_* pieces above: one general nest costs the wide layers 3-8%. */
     const int chunks = (groups + c->lut_flush8 - 1) / c->lut_flush8;
+    const int taps = chunks == 1 ? c->lut_flush8 / groups : 1;
     const int l16 = c->lut_flush8 * c->lut_flush16;
     int since16 = 0, spilled = 0;
-    for (int t = 0; t < kk; t++) {
-        const uint8_t *row = rows[t / c->kw];
-        const uint8_t *tp[MAX_P];
-        for (int p = 0; p < P; p++) {
-            int ix = (ox0 + p) * c->sw - c->pw + t % c->kw;
-            tp[p] = (row && p < npx && ix >= 0 && ix < c->w) ? row + (long)ix * groups * 64 : c->lut_zero;
-        }
-        const uint8_t *wt[MAX_Q];
-        for (int q = 0; q < Q; q++) wt[q] = wbase[q] + (long)t * groups * 64;
+    __m512i acc8[MAX_P][MAX_Q];
+    for (int t = 0; t < kk && taps == 1; t++) {
+        LUT_POINTERS(t);
         for (int k = 0; k < chunks; k++) {
             const int g0 = groups * k / chunks, g1 = groups * (k + 1) / chunks;
-            if (since16 + (g1 - g0) > l16) { /* spill the 16-bit accumulators into int32 */
-                for (int p = 0; p < P; p++)
-                    for (int q = 0; q < Q; q++)
-                        for (int h = 0; h < halves; h++) {
-                            widen32(acc16[p][q][h], sum[p][q] + 32 * h, !spilled, W);
-                            acc16[p][q][h] = _mm512_setzero_si512();
-                        }
-                spilled = 1;
-                since16 = 0;
-            }
-            since16 += g1 - g0;
-            __m512i acc8[MAX_P][MAX_Q];
-            for (int p = 0; p < P; p++)
-                for (int q = 0; q < Q; q++) acc8[p][q] = _mm512_setzero_si512();
-            for (int g = g0; g < g1; g++) {
-                __m512i wv[MAX_Q];
-                for (int q = 0; q < Q; q++) wv[q] = _mm512_load_si512((const void *)(wt[q] + g * 64));
-                for (int p = 0; p < P; p++) {
-                    __m512i table = _mm512_load_si512((const void *)(tp[p] + g * 64));
-                    if (W == 1) sumx[p] += tp[p][g * 64 + 63];
-                    for (int q = 0; q < Q; q++)
-                        acc8[p][q] = _mm512_add_epi8(acc8[p][q], _mm512_permutexvar_epi8(wv[q], table));
-                }
-            }
-            for (int p = 0; p < P; p++)
-                for (int q = 0; q < Q; q++) {
-                    if (W == 1) {
-                        acc16[p][q][0] = _mm512_add_epi16(acc16[p][q][0],
-                                                          _mm512_cvtepu8_epi16(_mm512_castsi512_si256(acc8[p][q])));
-                        acc16[p][q][1] = _mm512_add_epi16(acc16[p][q][1],
-                                                          _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(acc8[p][q], 1)));
-                    } else {
-                        acc16[p][q][0] = _mm512_add_epi16(acc16[p][q][0], _mm512_maddubs_epi16(acc8[p][q], coef));
-                    }
-                }
+            LUT_BEGIN8(g1 - g0);
+            LUT_LOOKUPS(g0, g1);
+            LUT_FLUSH8();
         }
+    }
+    for (int t0 = 0; t0 < kk && taps > 1; t0 += taps) {
+        const int t1 = t0 + taps < kk ? t0 + taps : kk;
+        LUT_BEGIN8((t1 - t0) * groups);
+        for (int t = t0; t < t1; t++) {
+            LUT_POINTERS(t);
+            LUT_LOOKUPS(0, groups);
+        }
+        LUT_FLUSH8();
     }
     for (int p = 0; p < P; p++)
         for (int q = 0; q < Q; q++)
@@ -259,11 +289,13 @@ void lb_conv_lut_avx512(const lb_conv *c) {
             }
             rows[ky] = c->lut_ring + slot * row_bytes;
         }
+        lb_pool_row_begin(c, oy);
         for (int vb = 0; vb < vectors;) {
             int q = vectors - vb >= MAX_Q ? MAX_Q : vectors - vb;
             spans[c->wbits - 1][q - 1](c, rows, oy, vb);
             vb += q;
         }
+        lb_pool_row_end(c, oy);
     }
 }
 #endif

@@ -25,6 +25,8 @@ typedef struct {
     uint16_t in[MAX_IO], out[MAX_IO], cst[MAX_CONSTS];
     int32_t params[MAX_PARAMS];
     lb_conv conv; /* OP_CONV, OP_AVGPOOL (epilogues) */
+    int pooled_by;  /* OP_MAXPOOL: 1 + the conv it may be fused into (conv.pool), else 0 */
+    int pooled_now; /* OP_CONV: this run's kernel did the fused pool */
     double ms;    /* last run, when profiling */
 } lb_node;
 
@@ -57,10 +59,14 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+/* Every buffer of the runtime: zeroed, 64-byte aligned, exactly n bytes (at least 1). No kernel
+ * reads past the end of a buffer (each handles its last partial word or group explicitly);
+ * tests/lowbit run every kernel family under AddressSanitizer, which sees these exact sizes. */
 static void *xalloc(size_t n) {
     void *p = NULL;
-    if (posix_memalign(&p, 64, n ? (n + 63) / 64 * 64 : 64)) return NULL;
-    memset(p, 0, n ? (n + 63) / 64 * 64 : 64);
+    if (!n) n = 1;
+    if (posix_memalign(&p, 64, n)) return NULL;
+    memset(p, 0, n);
     return p;
 }
 
@@ -297,16 +303,23 @@ static int prepare_conv(lb_model *m, lb_node *n, int index, char *err, size_t er
 #endif
 #if defined(__x86_64__)
     if (!bitserial && c->groups == 1) {
-        long k = kk * c->c, k4 = (k + 3) / 4;
-        long blocks = (c->oc + 31) / 32;
+        /* [oc/16][kh][row4][16][4]: kernel row ky's kw*C weights, zero-padded to row4 groups of 4 */
+        const int row4 = (c->kw * c->c + 3) / 4;
+        const long vectors = (c->oc + 15) / 16;
         const int8_t *src = c->weight;
-        int8_t *dst = xalloc((size_t)blocks * k4 * 32 * 4);
+        int8_t *dst = xalloc((size_t)vectors * c->kh * row4 * 64);
         if (!dst) return fail(err, errlen, "out of memory");
         for (int o = 0; o < c->oc; o++)
-            for (long q = 0; q < k; q++)
-                dst[(((long)(o / 32) * k4 + q / 4) * 32 + o % 32) * 4 + q % 4] = src[(long)o * k + q];
+            for (int ky = 0; ky < c->kh; ky++)
+                for (int q = 0; q < c->kw * c->c; q++)
+                    dst[((((long)(o / 16) * c->kh + ky) * row4 + q / 4) * 16 + o % 16) * 4 + q % 4] =
+                        src[((long)o * c->kh + ky) * c->kw * c->c + q];
         c->packed = dst;
-        c->k_padded = (int)(k4 * 4);
+        c->int8_row4 = row4;
+        if (c->ph || c->pw || (c->kw * c->c) % 4) { /* see lb_conv_int8_avx512 */
+            c->int8_padded = xalloc((size_t)(c->h + 2 * c->ph) * (c->w + 2 * c->pw) * c->c + 4);
+            if (!c->int8_padded) return fail(err, errlen, "out of memory");
+        }
     }
 #endif
     return 0;
@@ -354,10 +367,80 @@ static int prepare_epilogues(lb_model *m, lb_node *n, int index, int first_epi_p
             ep->mr = m->tensors[n->cst[k + 2]].data;
         }
         k += need;
+#if defined(__x86_64__)
+        if (n->op == OP_CONV) {
+            long blocks = (channels + 15) / 16;
+            ep->wide = xalloc((size_t)blocks * 48 * 8);
+            if (!ep->wide) return fail(err, errlen, "out of memory");
+            for (int o = 0; o < channels; o++) {
+                int64_t *w = ep->wide + (long)(o / 16) * 48 + (o % 2) * 8 + (o % 16) / 2;
+                w[0] = ep->m[o];
+                w[16] = ep->b[o];
+                w[32] = residual ? ep->mr[o] : 0;
+            }
+        }
+#endif
     }
     if (k != n->n_const) return fail(err, errlen, "node %d: unexpected constants", index);
     return 0;
 }
+
+#if defined(__x86_64__)
+/* The max pool node reading epilogue e of conv node i, when it is that output's only reader
+ * (and the output is not the model's), else -1. */
+static int sole_pool_reader(const lb_model *m, uint32_t i, int e) {
+    const lb_node *n = &m->nodes[i];
+    int found = -1;
+    if (n->conv.epi[e].raw || n->out[e] == m->output) return -1;
+    for (uint32_t j = i + 1; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].n_in; k++)
+            if (m->nodes[j].in[k] == n->out[e]) {
+                if (found >= 0 || m->nodes[j].op != OP_MAXPOOL || k != 0) return -1;
+                found = (int)j;
+            }
+    return found;
+}
+
+/* Fuse the max pools that alone read every output of conv node i (lb_pool), when they pool
+ * alike and every channel's multipliers agree in sign. Returns -1 when out of memory. */
+static int fuse_pool(lb_model *m, uint32_t i) {
+    lb_node *n = &m->nodes[i];
+    lb_conv *c = &n->conv;
+    if (n->op != OP_CONV || c->residual) return 0;
+    int pools[LB_MAX_EPILOGUES];
+
+    for (int e = 0; e < c->n_epi; e++) {
+        pools[e] = sole_pool_reader(m, i, e);
+        if (pools[e] < 0 || memcmp(m->nodes[pools[e]].params, m->nodes[pools[0]].params, 6 * sizeof(int32_t)))
+            return 0;
+    }
+    for (int o = 0; o < c->oc; o++)
+        for (int e = 1; e < c->n_epi; e++)
+            if ((int64_t)c->epi[0].m[o] * c->epi[e].m[o] < 0) return 0;
+    const lb_node *p = &m->nodes[pools[0]];
+    const lb_tensor *pooled = &m->tensors[p->out[0]];
+    if (p->params[0] > LB_POOL_MAX_K) return 0;
+    lb_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) return -1;
+    c->pool = pool; /* freed with the conv from here on */
+    pool->kh = p->params[0]; pool->kw = p->params[1]; pool->sh = p->params[2]; pool->sw = p->params[3];
+    pool->ph = p->params[4]; pool->pw = p->params[5];
+    pool->oh = (int)pooled->dims[0]; pool->ow = (int)pooled->dims[1];
+    pool->ring = xalloc((size_t)pool->kh * c->ow * c->oc * 4);
+    pool->neg = xalloc((size_t)(c->oc + 15) / 16 * sizeof(uint16_t));
+    if (!pool->ring || !pool->neg) return -1;
+    for (int o = 0; o < c->oc; o++)
+        for (int e = 0; e < c->n_epi; e++)
+            if (c->epi[e].m[o] < 0) pool->neg[o / 16] |= (uint16_t)(1u << (o % 16));
+    pool->view = *c;
+    pool->view.pool = NULL;
+    for (int e = 0; e < c->n_epi; e++) {
+        pool->view.epi[e].out = m->tensors[m->nodes[pools[e]].out[0]].data;
+        m->nodes[pools[e]].pooled_by = (int)i + 1;
+    }
+    return 0;
+}
+#endif
 
 static int parse(lb_model *m, char *err, size_t errlen) {
     const uint8_t *b = m->blob;
@@ -465,6 +548,10 @@ static int parse(lb_model *m, char *err, size_t errlen) {
     lb_tensor *in = &m->tensors[m->input], *out = &m->tensors[m->output];
     if (in->is_const || (in->dtype != DT_U8 && in->dtype != DT_I8) || out->is_const || out->dtype != DT_I32)
         return fail(err, errlen, "corrupted low-bit model (input/output)");
+#if defined(__x86_64__)
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        if (fuse_pool(m, i)) return fail(err, errlen, "out of memory");
+#endif
     return 0;
 }
 
@@ -501,6 +588,13 @@ void lb_free(lb_model *m) {
     if (m->nodes)
         for (uint32_t i = 0; i < m->n_nodes; i++) {
             free(m->nodes[i].conv.packed);
+            free(m->nodes[i].conv.int8_padded);
+            if (m->nodes[i].conv.pool) {
+                free(m->nodes[i].conv.pool->ring);
+                free(m->nodes[i].conv.pool->neg);
+                free(m->nodes[i].conv.pool);
+            }
+            for (int e = 0; e < LB_MAX_EPILOGUES; e++) free(m->nodes[i].conv.epi[e].wide);
             free((void *)m->nodes[i].conv.lut_weight);
         }
     free(m->tensors); free(m->nodes); free(m->zeros); free(m->lut_zero); free(m->lut_sub); free(m->lut_ring);
@@ -562,9 +656,18 @@ int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
             lb_conv *c = &n->conv;
             int bitserial = n->params[11];
 #if defined(__x86_64__)
-            if (family == FAMILY_AVX512_LUT && bitserial) { lb_conv_lut_avx512(c); break; }
+            n->pooled_now = 0;
+            if (family == FAMILY_AVX512_LUT && bitserial) {
+                lb_conv_lut_avx512(c);
+                n->pooled_now = c->pool != NULL;
+                break;
+            }
             if (family >= FAMILY_AVX512 && bitserial) { lb_conv_bitserial_avx512(c); break; }
-            if (family >= FAMILY_AVX512 && c->packed && !c->in_signed) { lb_conv_int8_avx512(c); break; }
+            if (family >= FAMILY_AVX512 && c->packed && !c->in_signed) {
+                lb_conv_int8_avx512(c);
+                n->pooled_now = c->pool != NULL;
+                break;
+            }
 #elif defined(__aarch64__)
             if (family == FAMILY_NEON && bitserial && (long)c->kh * c->kw * c->words < 4096) { lb_conv_bitserial_neon(c); break; }
 #endif
@@ -572,7 +675,9 @@ int lb_run(lb_model *m, const uint8_t *input, int32_t *output) {
             else lb_conv_int8_portable(c);
             break;
         }
-        case OP_MAXPOOL: maxpool(src, dst, n->params); break;
+        case OP_MAXPOOL:
+            if (!n->pooled_by || !m->nodes[n->pooled_by - 1].pooled_now) maxpool(src, dst, n->params);
+            break;
         case OP_AVGPOOL: avgpool(src, &n->conv); break;
         }
         if (m->profile) n->ms = now_ms() - start;

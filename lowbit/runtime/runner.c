@@ -3,6 +3,7 @@
  *   lowbit-run --check MODEL INPUT GOLD  exit 0 when every output equals GOLD bit for bit, 1 if not
  *   lowbit-run --bench N MODEL INPUT     mean milliseconds per inference over N runs
  *   lowbit-run --info MODEL              kernels, input bytes, output values
+ * Each form may start with --kernels FAMILY (default: the best this CPU runs; --info lists them).
  * INPUT may hold several inputs back to back (golden vectors); exit 2 on any error. */
 #include <errno.h>
 #include <stdio.h>
@@ -30,12 +31,18 @@ static unsigned char *slurp(const char *path, size_t *size) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: lowbit-run MODEL INPUT OUTPUT | --check MODEL INPUT GOLDEN | "
+    fprintf(stderr, "usage: lowbit-run [--kernels FAMILY] MODEL INPUT OUTPUT | --check MODEL INPUT GOLDEN | "
                     "--bench N MODEL INPUT | --info MODEL\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
+    const char *family = NULL;
+    if (argc > 2 && !strcmp(argv[1], "--kernels")) {
+        family = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 3) return usage();
     const char *mode = argv[1][0] == '-' ? argv[1] : "--run";
     int first = argv[1][0] == '-' ? 2 : 1, runs = 0;
@@ -48,9 +55,18 @@ int main(int argc, char **argv) {
     char err[256];
     lb_model *model = lb_load(blob, model_size, err, sizeof err);
     if (!model) { fprintf(stderr, "error: %s: %s\n", argv[first], err); return 2; }
+    if (family && lb_use_kernels(model, family)) {
+        fprintf(stderr, "error: this CPU cannot run the '%s' kernels (lowbit-run --info lists those it runs)\n",
+                family);
+        lb_free(model);
+        free(blob);
+        return 2;
+    }
     size_t in_bytes = lb_input_bytes(model), out_count = lb_output_count(model);
     if (!strcmp(mode, "--info")) {
-        printf("kernels %s\ninput_bytes %zu\noutput_values %zu\n", lb_kernels(model), in_bytes, out_count);
+        printf("kernels %s\nfamilies", lb_kernels(model));
+        for (size_t i = 0; lb_kernel_families(model, i); i++) printf(" %s", lb_kernel_families(model, i));
+        printf("\ninput_bytes %zu\noutput_values %zu\n", in_bytes, out_count);
         return 0;
     }
     unsigned char *input = slurp(argv[first + 1], &input_size);
@@ -93,6 +109,9 @@ int main(int argc, char **argv) {
         }
         printf("OK %zu inputs, %zu values each, bit-exact (%s kernels)\n", count, out_count,
                lb_kernels(model));
+        /* freed, so that the sanitized build's leak check covers lb_free */
+        free(gold); free(out); free(input); free(blob);
+        lb_free(model);
         return 0;
     }
     FILE *f = fopen(argv[first + 2], "wb");
