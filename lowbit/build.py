@@ -6,9 +6,7 @@ the compiler's version, so a rebuild happens only when one of them changes.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import toolchains
 from fleetforge.errors import UserError, exit_on_user_error
 from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
+from toolchains.cprogram import install_command
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 LIBRARY_SOURCES = ("lowbit.c", "kernels_x86.c", "kernels_x86_lut.c", "kernels_neon.c")
@@ -117,16 +116,7 @@ def runner_command(target_name: str | None = None, args: tuple[str, ...] = ()) -
 def main(argv: list[str] | None = None) -> None:
     """`python -m lowbit.build --target aarch64-linux-gnu --install ROOT/usr/bin/lowbit-run`:
     what the feature/models layer runs at image build time."""
-    parser = argparse.ArgumentParser(prog="python -m lowbit.build", description=main.__doc__)
-    parser.add_argument("--target", help="a target of toolchains/targets.toml (default: this machine)")
-    parser.add_argument("--install", type=Path, required=True, help="where to copy lowbit-run")
-    args = parser.parse_args(argv)
-    target = toolchains.target(args.target) if args.target else toolchains.host_target()
-    runner = build_runner(target.name)
-    args.install.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(runner, args.install)
-    args.install.chmod(0o755)
-    print(f"lowbit-run for {target.name} -> {args.install}")
+    install_command(argv, prog="python -m lowbit.build", name="lowbit-run", build=build_runner)
 
 
 if __name__ == "__main__":

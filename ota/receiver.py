@@ -5,18 +5,14 @@ target and installed by feature/ota, used by the agent when it runs (else the ag
 """
 from __future__ import annotations
 
-import argparse
 import functools
-import shutil
 from pathlib import Path
 
 import toolchains
 from fleetforge.errors import exit_on_user_error
-from toolchains.cprogram import build_program
+from toolchains.cprogram import build_program, install_command
 
 SOURCE = Path(__file__).resolve().parent / "device_src" / "ota-receive.c"
-# Where the agent looks for it (RECEIVER in fleetforge-ota; loopback devices set it in ota.conf).
-DEVICE_PATH = "/usr/libexec/fleetforge/ota-receive"
 # Dynamically linked: libcrypto is loaded at run time (dlopen), the device's own OpenSSL.
 FLAGS = ("-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-s", "-D_FILE_OFFSET_BITS=64")
 
@@ -30,15 +26,7 @@ def build(target_name: str | None = None) -> Path:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     """Build ota-receive for a target and copy it to --install (the feature/ota layer's hook)."""
-    parser = argparse.ArgumentParser(prog="python -m ota.receiver", description=main.__doc__)
-    parser.add_argument("--target", help="a target of toolchains/targets.toml (default: this machine)")
-    parser.add_argument("--install", type=Path, required=True, help="where to copy ota-receive")
-    args = parser.parse_args(argv)
-    program = build(args.target)
-    args.install.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(program, args.install)
-    args.install.chmod(0o755)
-    print(f"ota-receive for {args.target or 'this machine'} -> {args.install}")
+    install_command(argv, prog="python -m ota.receiver", name="ota-receive", build=build)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ and the compiler's version: a rebuild happens only when one of them changes.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import toolchains
@@ -35,3 +37,20 @@ def build_program(target: toolchains.Target, sources: Sequence[Path], name: str,
         run_tool([*compiler, *flags, *map(str, sources), "-o", str(tmp)], debian_package=package)
         tmp.replace(out)
     return out
+
+
+def install_command(argv: list[str] | None, *, prog: str, name: str,
+                    build: Callable[[str], Path]) -> None:
+    """`prog --target T --install PATH`: `build(target name)` and copy the program to PATH (the
+    command a layer's hook runs at image build time)."""
+    parser = argparse.ArgumentParser(prog=prog, description=f"Build {name} for a target of "
+                                     "toolchains/targets.toml and install it (a layer hook's step).")
+    parser.add_argument("--target", help="a target of toolchains/targets.toml (default: this machine)")
+    parser.add_argument("--install", type=Path, required=True, help=f"where to copy {name}")
+    args = parser.parse_args(argv)
+    target = toolchains.target(args.target) if args.target else toolchains.host_target()
+    program = build(target.name)
+    args.install.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(program, args.install)
+    args.install.chmod(0o755)
+    print(f"{name} for {target.name} -> {args.install}")
