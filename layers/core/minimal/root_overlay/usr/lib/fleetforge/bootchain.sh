@@ -60,12 +60,10 @@ bootchain_record() { # BOOTDIR SLOT
     echo "$_bc_line"
 }
 
-bootchain_set_record() { # BOOTDIR SLOT RECORD (tmp, fsync, rename, fsync: old or new, never a mix)
+bootchain_set_record() { # BOOTDIR SLOT RECORD (bootstate.sh's commit: old or new, never a mix)
     bootchain_valid_record "$3" || { echo "bootchain: malformed verity record '$3'" >&2; return 2; }
     echo "$3" > "$1/slot-$2.verity.tmp" || return 1
-    sync
-    mv -f "$1/slot-$2.verity.tmp" "$1/slot-$2.verity" || return 1
-    sync
+    bootstate_commit "$1/slot-$2.verity"
 }
 
 bootchain_refuse() { # BOOTDIR SLOT REASON: this power-on will not boot SLOT; it stops being bootable

@@ -5,6 +5,7 @@
 #   bootstate_mark_bad FILE S    BOOT_S_LEFT=0
 #   bootstate_activate FILE S    BOOT_ORDER="S other", BOOT_S_LEFT=1 (one trial boot)
 #   find_partition NAME          print /dev/... of partition NAME (boot, rootfs_a, rootfs_b, persist)
+#   bootstate_commit FILE        FILE.tmp becomes FILE durably (fsync, rename, fsync the folder)
 # On a running system with the update agent (feature/ota), mark_good, mark_bad and activate called
 # from outside the agent go through the agent's lock (`fleetforge-ota bootstate`): they wait for
 # its boot step, whose own decision would otherwise overwrite theirs (docs/ab-boot.md).
@@ -54,15 +55,22 @@ bootstate_read() {
     return 0
 }
 
-# Atomic rewrite: a power cut leaves the old or the new file, never a mix. The new file, then its
-# folder (the rename) are fsynced (`sync FILE`); a whole-system sync only where sync takes no
-# file (it costs as much as everything the system has left to write).
-bootstate_write() {
-    printf 'BOOT_ORDER=%s\nBOOT_A_LEFT=%s\nBOOT_B_LEFT=%s\n' \
-        "$BOOT_ORDER" "$BOOT_A_LEFT" "$BOOT_B_LEFT" > "$1.tmp" || return 1
+# Atomic rewrite: a power cut leaves the old or the new file, never a mix. FILE.tmp is written,
+# then bootstate_commit fsyncs it, renames it over FILE and fsyncs the folder (the rename); a
+# whole-system sync only where sync takes no file (it costs as much as everything the system has
+# left to write). The update agent sets BOOTSTATE_COMMIT to its own commit (one process instead
+# of three); the initramfs and the init scripts use the steps here.
+bootstate_commit() { # FILE
+    if [ -n "${BOOTSTATE_COMMIT:-}" ]; then "$BOOTSTATE_COMMIT" "$1"; return; fi
     sync "$1.tmp" 2>/dev/null || sync
     mv -f "$1.tmp" "$1" || return 1
     sync "${1%/*}" 2>/dev/null || sync
+}
+
+bootstate_write() {
+    printf 'BOOT_ORDER=%s\nBOOT_A_LEFT=%s\nBOOT_B_LEFT=%s\n' \
+        "$BOOT_ORDER" "$BOOT_A_LEFT" "$BOOT_B_LEFT" > "$1.tmp" || return 1
+    bootstate_commit "$1"
 }
 
 bootstate_select() {
