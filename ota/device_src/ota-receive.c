@@ -152,7 +152,7 @@ static void write_all(int fd, const unsigned char *data, size_t length, uint64_t
         if (done < 0 && errno == EINTR)
             continue;
         if (done <= 0)
-            fail("cannot write the inactive slot: %s", strerror(errno));
+            fail("cannot write the inactive slot: %s: check the medium (dmesg), then rerun the same deploy to resume", strerror(errno));
         data += done;
         length -= (size_t)done;
         offset += (uint64_t)done;
@@ -202,9 +202,9 @@ static void record_progress(const char *progress, const char *id, uint64_t next)
         fail("receive: progress path too long");
     FILE *out = fopen(tmp, "w");
     if (!out || fprintf(out, "%s %" PRIu64 "\n", id, next) < 0 || fclose(out) != 0)
-        fail("cannot record the download's progress in %s: %s", progress, strerror(errno));
+        fail("cannot record the download's progress in %s: %s: free space on /persist (or check the medium), then rerun the same deploy to resume", progress, strerror(errno));
     if (commit(progress) != 0)
-        fail("cannot record the download's progress in %s", progress);
+        fail("cannot record the download's progress in %s: free space on /persist (or check the medium), then rerun the same deploy to resume", progress);
 }
 
 int main(int argc, char **argv) {
@@ -221,14 +221,14 @@ int main(int argc, char **argv) {
         seg_size == 0)
         fail("receive: bad arguments");
     if (!load_libcrypto())
-        fail("no libcrypto on this device");
+        fail("no libcrypto on this device: rebuild its image with feature/ota (it brings OpenSSL)");
     EVP_MD_CTX *ctx = md_ctx_new();
     int target = open(argv[1], O_WRONLY);
     int active = open(argv[2], O_RDONLY);
     FILE *hashes = fopen(argv[6], "r");
     unsigned char *buffer = malloc(BLOCK);
     if (!ctx || target < 0 || active < 0 || !hashes || !buffer)
-        fail("cannot open the slots or the segment hashes: %s", strerror(errno));
+        fail("cannot open the slots or the segment hashes: %s: rerun the same deploy; if it fails again: fleetforge ota.recover", strerror(errno));
     char want[80];
     for (uint64_t skip = 0; skip < next; skip++)
         if (!fgets(want, sizeof want, hashes))
@@ -256,7 +256,7 @@ int main(int argc, char **argv) {
         uint64_t length = rootfs_size - start < seg_size ? rootfs_size - start : seg_size;
         uint64_t pos = start;
         if (!digest_init(ctx, md_sha256(), NULL))
-            fail("libcrypto cannot hash");
+            fail("libcrypto cannot hash: rerun the same deploy to resume");
         for (; pieces > 0; pieces--) {
             if (!read_line(line))
                 fail("the update stream ended inside segment %" PRIu64 " (connection lost?): rerun the same deploy to resume", index);
@@ -287,7 +287,7 @@ int main(int argc, char **argv) {
                     if (got < 0 && errno == EINTR)
                         continue;
                     if (got <= 0)
-                        fail("cannot read the booted slot: %s", got < 0 ? strerror(errno) : "short read");
+                        fail("cannot read the booted slot: %s: check the medium (dmesg), then rerun the same deploy", got < 0 ? strerror(errno) : "short read");
                     digest_update(ctx, buffer, (size_t)got);
                     write_all(target, buffer, (size_t)got, pos);
                     pos += (uint64_t)got;
@@ -305,7 +305,7 @@ int main(int argc, char **argv) {
         unsigned int size = 0;
         char got[65];
         if (!digest_final(ctx, digest, &size) || size != 32)
-            fail("libcrypto cannot hash");
+            fail("libcrypto cannot hash: rerun the same deploy to resume");
         hex(digest, got);
         if (!fgets(want, sizeof want, hashes))
             fail("receive: segment %" PRIu64 " is not in the manifest", index);
@@ -314,7 +314,7 @@ int main(int argc, char **argv) {
             fail("segment %" PRIu64 " does not match the signed manifest (corrupted bundle?): rebuild or re-download the bundle", index);
         /* It counts only once it is on the medium: the agent records it right after this line. */
         if (fsync(target) != 0)
-            fail("cannot sync the inactive slot: %s", strerror(errno));
+            fail("cannot sync the inactive slot: %s: check the medium (dmesg), then rerun the same deploy to resume", strerror(errno));
         record_progress(argv[7], argv[8], index + 1);
         printf("VERIFIED %" PRIu64 "\n", index);
         fflush(stdout);

@@ -6,6 +6,7 @@ correct bundle right after."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -102,3 +103,21 @@ def test_ota_receive_builds_warning_free_for_every_linux_target(target: str) -> 
     architecture (32-bit offsets, format widths) would fail that build (-Werror)."""
     program = receiver.build(target)
     assert program.is_file() and program.stat().st_size > 0
+
+
+def test_ota_receive_device_errors_say_the_next_step(tmp_path: Path) -> None:
+    """Run directly: a slot it cannot open, and a commit of a file never written, each end with one
+    line naming the next step and a non-zero exit (the agent passes the line on as its reason)."""
+    program = str(receiver.build())
+    hashes = tmp_path / "segments"
+    hashes.write_text("0" * 64 + "\n")
+    opened = subprocess.run([program, str(tmp_path / "no" / "slot"), str(hashes), "4096", "4096", "0",
+                             str(hashes), str(tmp_path / "progress"), "bundle"],
+                            input=b"SEG 0 1\n", capture_output=True)
+    assert opened.returncode == 1 and opened.stdout.decode().splitlines() == [
+        "ERR cannot open the slots or the segment hashes: No such file or directory: rerun the same "
+        "deploy; if it fails again: fleetforge ota.recover"]
+    assert not (tmp_path / "progress").exists()
+    committed = subprocess.run([program, "--commit", str(tmp_path / "state")], capture_output=True, text=True)
+    assert committed.returncode == 1 and "cannot commit" in committed.stderr
+    assert not (tmp_path / "state").exists()
