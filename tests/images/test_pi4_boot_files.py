@@ -246,7 +246,7 @@ def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi
     assert order.index("fixed.ko") < order.index("sdhci-iproc.ko")  # supplies before the host
     # /init finds the MBR partitions by number (mmcblk0p1..4): no PARTNAME on an MBR disk.
     bootstate = files["usr/lib/fleetforge/bootstate.sh"].decode()
-    assert "PARTN=$_bs_n" in bootstate and "rootfs_a) _bs_n=2" in bootstate
+    assert "PARTN) _bs_partn=$_bs_value" in bootstate and "rootfs_a) _bs_n=2" in bootstate
 
 
 def test_device_trees_come_from_the_kernel_package_or_fail_naming_the_setting(tmp_path):
