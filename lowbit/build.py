@@ -6,15 +6,14 @@ the compiler's version, so a rebuild happens only when one of them changes.
 """
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import toolchains
-from fleetforge.errors import UserError, exit_on_user_error
+from fleetforge.errors import exit_on_user_error
 from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
-from toolchains.cprogram import install_command
+from toolchains.cprogram import build_digest, gcc, install_command
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 LIBRARY_SOURCES = ("lowbit.c", "kernels_x86.c", "kernels_x86_lut.c", "kernels_neon.c")
@@ -31,24 +30,16 @@ SANITIZE_FLAGS = ("-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1")
 
 
 def _compiler(target: toolchains.Target) -> list[str]:
-    if target.bare_metal:
-        raise UserError(f"target {target.name} has no Linux C library; the runtime needs one")
-    target.require(with_llvm=False)
-    return target.gcc_args()
+    return gcc(target, "the runtime")[0]
 
 
 def _package(target: toolchains.Target) -> str:
-    return target.packages.get(target.gnu_tool("gcc"), "gcc")
+    return gcc(target, "the runtime")[1]
 
 
 def _digest(target: toolchains.Target, extra_flags: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for name in (*LIBRARY_SOURCES, *HEADERS, RUNNER_SOURCE):
-        digest.update(name.encode() + b"\0" + (RUNTIME_DIR / name).read_bytes())
-    compiler = _compiler(target)
-    version = run_tool([compiler[0], "--version"], debian_package=_package(target))
-    digest.update("\0".join([*compiler, *CFLAGS, *extra_flags, version]).encode())
-    return digest.hexdigest()[:16]
+    files = [RUNTIME_DIR / name for name in (*LIBRARY_SOURCES, *HEADERS, RUNNER_SOURCE)]
+    return build_digest(target, files, (*CFLAGS, *extra_flags), "the runtime")
 
 
 def _out_dir(target: toolchains.Target, extra_flags: tuple[str, ...]) -> Path:

@@ -17,20 +17,33 @@ from fleetforge.paths import CACHE_DIR
 from fleetforge.tools import run_tool
 
 
+def gcc(target: toolchains.Target, needs: str) -> tuple[list[str], str]:
+    """The target's gcc command (flags included) and the Debian package that provides it; a
+    bare-metal target is refused (`needs`: what needs a Linux C library)."""
+    if target.bare_metal:
+        raise UserError(f"target {target.name} has no Linux C library; {needs} needs one")
+    target.require(with_llvm=False)
+    return target.gcc_args(), target.packages.get(target.gnu_tool("gcc"), "gcc")
+
+
+def build_digest(target: toolchains.Target, files: Sequence[Path], flags: Sequence[str],
+                 needs: str) -> str:
+    """16 hex digits naming a build: the files (name and bytes), the compiler command, `flags`
+    and the compiler's version."""
+    compiler, package = gcc(target, needs)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    version = run_tool([compiler[0], "--version"], debian_package=package)
+    digest.update("\0".join([*compiler, *flags, version]).encode())
+    return digest.hexdigest()[:16]
+
+
 def build_program(target: toolchains.Target, sources: Sequence[Path], name: str,
                   flags: Sequence[str] = ()) -> Path:
     """`name` compiled and linked from `sources` with the target's gcc and `flags`."""
-    if target.bare_metal:
-        raise UserError(f"target {target.name} has no Linux C library; {name} needs one")
-    target.require(with_llvm=False)
-    compiler = target.gcc_args()
-    package = target.packages.get(target.gnu_tool("gcc"), "gcc")
-    digest = hashlib.sha256()
-    for source in sources:
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    version = run_tool([compiler[0], "--version"], debian_package=package)
-    digest.update("\0".join([*compiler, *flags, version]).encode())
-    out = CACHE_DIR / "cprogram" / f"{name}-{target.name}-{digest.hexdigest()[:16]}"
+    compiler, package = gcc(target, name)
+    out = CACHE_DIR / "cprogram" / f"{name}-{target.name}-{build_digest(target, sources, flags, name)}"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.part")
