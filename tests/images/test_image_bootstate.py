@@ -118,3 +118,35 @@ def test_init_uses_the_shared_library():
     assert ". /usr/lib/fleetforge/bootstate.sh" in init
     assert "bootchain_choose /mnt/boot" in init
     assert "bootstate_select \"$1/bootstate\"" in LIBRARY.with_name("bootchain.sh").read_text()
+
+
+def _block_devices(root: Path, devices: dict[str, str]) -> Path:
+    """A stand-in for /sys/class/block (the real one is this machine's): one uevent per device."""
+    for name, uevent in devices.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "uevent").write_text(f"MAJOR=8\nDEVNAME={name}\nDEVTYPE=partition\n{uevent}")
+    return root
+
+
+@pytest.mark.parametrize("table, found", [
+    # GPT: found by name, whatever the order.
+    ({"loop0": "", "vda": "", "vda1": "PARTN=1\nPARTNAME=rootfs_b\n", "vda2": "PARTN=2\nPARTNAME=boot\n",
+      "vda3": "PARTN=3\nPARTNAME=persist\n", "vda4": "PARTN=4\nPARTNAME=rootfs_a\n"},
+     {"boot": "/dev/vda2", "rootfs_a": "/dev/vda4", "rootfs_b": "/dev/vda1", "persist": "/dev/vda3"}),
+    # MBR (no names): the contract's order; the SD card's boot areas carry no PARTN.
+    ({"mmcblk0": "", "mmcblk0boot0": "", "mmcblk0p1": "PARTN=1\n", "mmcblk0p2": "PARTN=2\n",
+      "mmcblk0p3": "PARTN=3\n", "mmcblk0p4": "PARTN=4\n"},
+     {"boot": "/dev/mmcblk0p1", "rootfs_a": "/dev/mmcblk0p2", "rootfs_b": "/dev/mmcblk0p3",
+      "persist": "/dev/mmcblk0p4"}),
+], ids=["gpt-by-name", "mbr-by-number"])
+def test_partitions_are_found_by_name_or_number_in_one_scan(shell, tmp_path, table, found):
+    """find_partition (the initramfs, S01mount) and partition_scan + partition_lookup (the update
+    agent: four lookups, one scan) give the same devices; an unknown name is not found."""
+    sys_block = _block_devices(tmp_path / "block", table)
+    for name, device in found.items():
+        alone = run(shell, f"SYS_BLOCK={sys_block} find_partition {name}")
+        assert (alone.returncode, alone.stdout) == (0, f"{device}\n"), alone.stderr
+    lookups = " ".join(f'partition_lookup {n} && echo "$PARTITION";' for n in found)
+    scanned = run(shell, f"SYS_BLOCK={sys_block} partition_scan; {lookups}")
+    assert scanned.stdout.split() == list(found.values())
+    assert run(shell, f"SYS_BLOCK={sys_block} find_partition swap").returncode == 1

@@ -231,7 +231,7 @@ def _cpio_files(initramfs: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi4):
+def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi4, tmp_path):
     result, part, _ = pi4
     initramfs = _read_boot_file(part, "initramfs.img")
     tree = result.workspace.build_dir / "initramfs.img.fromboot"
@@ -244,9 +244,17 @@ def test_initramfs_loads_the_sd_card_and_ethernet_modules_in_dependency_order(pi
     assert SD_MODULES <= set(order)
     assert order.index("sdhci.ko") < order.index("sdhci-pltfm.ko") < order.index("sdhci-iproc.ko")
     assert order.index("fixed.ko") < order.index("sdhci-iproc.ko")  # supplies before the host
-    # /init finds the MBR partitions by number (mmcblk0p1..4): no PARTNAME on an MBR disk.
-    bootstate = files["usr/lib/fleetforge/bootstate.sh"].decode()
-    assert "PARTN) _bs_partn=$_bs_value" in bootstate and "rootfs_a) _bs_n=2" in bootstate
+    # /init finds the MBR partitions by number (mmcblk0p1..4): no PARTNAME on an MBR disk. The
+    # shipped library runs on a stand-in for the Pi's /sys/class/block.
+    library = tmp_path / "bootstate.sh"
+    library.write_bytes(files["usr/lib/fleetforge/bootstate.sh"])
+    for name, partn in (("mmcblk0", ""), ("mmcblk0p1", "1"), ("mmcblk0p2", "2")):
+        (tmp_path / "block" / name).mkdir(parents=True)
+        (tmp_path / "block" / name / "uevent").write_text(f"DEVNAME={name}\n"
+                                                          + (f"PARTN={partn}\n" if partn else ""))
+    found = subprocess.run(["busybox", "sh", "-c", f". {library}; SYS_BLOCK={tmp_path}/block "
+                            "find_partition rootfs_a"], capture_output=True, text=True)
+    assert found.stdout == "/dev/mmcblk0p2\n", found.stderr
 
 
 def test_device_trees_come_from_the_kernel_package_or_fail_naming_the_setting(tmp_path):

@@ -130,12 +130,13 @@ bootstate_activate() {
 # GPT images name their partitions; an MBR image (no names) is found by the contract's order.
 # Read with the shell's own `read`: a board has dozens of block devices (loops, rams, mmcblk
 # boot areas) and a process per device costs seconds under emulation.
-find_partition() {
-    case "$1" in
-        boot) _bs_n=1 ;; rootfs_a) _bs_n=2 ;; rootfs_b) _bs_n=3 ;; persist) _bs_n=4 ;; *) _bs_n= ;;
-    esac
-    _bs_named="" _bs_numbered=""
-    for _bs_uevent in /sys/class/block/*/uevent; do
+# partition_scan reads them all once: PARTITIONS holds a line "name:NAME:DEV" per named partition
+# and "num:N:DEV" per numbered one, PARTITIONS_NAMED is 1 when any has a name. partition_lookup
+# then finds any number of partitions with no process (the update agent needs four).
+partition_scan() {
+    PARTITIONS="
+" PARTITIONS_NAMED=""
+    for _bs_uevent in "${SYS_BLOCK:-/sys/class/block}"/*/uevent; do
         _bs_dev="" _bs_name="" _bs_has_name="" _bs_partn=""
         while IFS='=' read -r _bs_key _bs_value; do
             case "$_bs_key" in
@@ -146,13 +147,32 @@ find_partition() {
         done 2>/dev/null < "$_bs_uevent"
         [ -n "$_bs_dev" ] || continue
         if [ -n "$_bs_has_name" ]; then
-            _bs_named=1
-            [ "$_bs_name" = "$1" ] && { echo "/dev/$_bs_dev"; return 0; }
+            PARTITIONS_NAMED=1
+            PARTITIONS="${PARTITIONS}name:$_bs_name:/dev/$_bs_dev
+"
         fi
-        if [ -z "$_bs_numbered" ] && [ -n "$_bs_n" ] && [ "$_bs_partn" = "$_bs_n" ]; then
-            _bs_numbered=/dev/$_bs_dev
-        fi
+        [ -n "$_bs_partn" ] && PARTITIONS="${PARTITIONS}num:$_bs_partn:/dev/$_bs_dev
+"
     done
-    [ -z "$_bs_named" ] && [ -n "$_bs_numbered" ] && { echo "$_bs_numbered"; return 0; }
+    return 0
+}
+
+partition_lookup() { # NAME -> PARTITION, the device (from partition_scan's PARTITIONS)
+    case "$1" in
+        boot) _bs_n=1 ;; rootfs_a) _bs_n=2 ;; rootfs_b) _bs_n=3 ;; persist) _bs_n=4 ;; *) _bs_n= ;;
+    esac
+    if [ -n "$PARTITIONS_NAMED" ]; then _bs_key="name:$1:"; else _bs_key="num:$_bs_n:"; fi
+    [ -n "$PARTITIONS_NAMED" ] || [ -n "$_bs_n" ] || return 1
+    case "$PARTITIONS" in
+        *"
+$_bs_key"*) _bs_value=${PARTITIONS#*"
+$_bs_key"}; PARTITION=${_bs_value%%"
+"*}; return 0 ;;
+    esac
     return 1
+}
+
+find_partition() { # NAME -> its device on stdout (scanned afresh: devices appear while booting)
+    partition_scan
+    partition_lookup "$1" && echo "$PARTITION"
 }
