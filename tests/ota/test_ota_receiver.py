@@ -6,6 +6,7 @@ correct bundle right after."""
 from __future__ import annotations
 
 import hashlib
+import random
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -121,3 +122,35 @@ def test_ota_receive_device_errors_say_the_next_step(tmp_path: Path) -> None:
     committed = subprocess.run([program, "--commit", str(tmp_path / "state")], capture_output=True, text=True)
     assert committed.returncode == 1 and "cannot commit" in committed.stderr
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("segment_size", [3 << 20, 1_000_003], ids=["aligned-o-direct", "unaligned"])
+def test_ota_receive_writes_exactly_the_verified_bytes(tmp_path: Path, segment_size: int) -> None:
+    """Segments of new bytes (L) and of the booted slot's (C) at unaligned offsets reach the slot
+    exactly: through the O_DIRECT staging block where the segment size allows it (tmp_path's file
+    system takes O_DIRECT), through the page cache where it does not, an unaligned tail either way."""
+    rng = random.Random(segment_size)
+    image = rng.randbytes(2 * segment_size + 12_345)
+    shift = 4_099  # the booted slot holds the same bytes further on: C pieces at unaligned offsets
+    active = tmp_path / "active"
+    active.write_bytes(rng.randbytes(shift) + image)
+    target = tmp_path / "target"
+    target.write_bytes(b"\xff" * (len(image) + 4096))
+    hashes = tmp_path / "segments"
+    hashes.write_text("".join(hashlib.sha256(image[o:o + segment_size]).hexdigest() + "\n"
+                              for o in range(0, len(image), segment_size)))
+    stream = b""
+    for index, start in enumerate(range(0, len(image), segment_size)):
+        end = min(start + segment_size, len(image))
+        head, tail = start + 777, max(start + 777, end - 1_500)
+        stream += b"SEG %d 3\nL 777\n" % index + image[start:head]
+        stream += b"C %d %d\n" % (head + shift, tail - head)
+        stream += b"L %d\n" % (end - tail) + image[tail:end]
+    stream += b"END\n"
+    done = subprocess.run([str(receiver.build()), str(target), str(active), str(segment_size),
+                           str(len(image)), "0", str(hashes), str(tmp_path / "progress"), "bundle"],
+                          input=stream, capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.decode().splitlines() == ["VERIFIED 0", "VERIFIED 1", "VERIFIED 2", "NEXT END"]
+    assert target.read_bytes()[:len(image)] == image
+    assert (tmp_path / "progress").read_text() == "bundle 3\n"
