@@ -13,8 +13,11 @@ from fleetforge.errors import exit_on_user_error
 from toolchains.cprogram import build_program, install_command
 
 SOURCE = Path(__file__).resolve().parent / "device_src" / "ota-receive.c"
-# Dynamically linked: libcrypto is loaded at run time (dlopen), the device's own OpenSSL.
-FLAGS = ("-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-s", "-D_FILE_OFFSET_BITS=64")
+# Statically linked: the agent runs it for every state change, and under emulation (or on a slow
+# board) loading libc takes three times as long as the commit itself. libcrypto is still the
+# device's own, loaded at run time (dlopen); where that fails (another C library than the one
+# linked here), --probe fails and the agent writes segments with its shell path instead.
+FLAGS = ("-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-s", "-static", "-D_FILE_OFFSET_BITS=64")
 
 
 @functools.cache
