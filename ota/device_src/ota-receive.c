@@ -9,6 +9,11 @@
  *
  *   ota-receive --probe
  *       exit 0 when libcrypto loads and hashes correctly (the agent checks once per boot)
+ *   ota-receive --verify MANIFEST SIG KEY...
+ *       the KEYs (PEM public keys) under which SIG is a valid Ed25519 signature of MANIFEST's
+ *       bytes, one per line (none: no key signed it); exit 3 when libcrypto cannot check, and the
+ *       agent asks `openssl pkeyutl` instead (the same check, at the price of loading OpenSSL's
+ *       whole command line program: a tenth of a second under emulation)
  *   ota-receive --commit FILE
  *       make FILE.tmp FILE durably: fsync it, rename it over FILE, fsync the folder (the agent's
  *       every state change; one process instead of busybox's sync, mv and sync)
@@ -50,14 +55,27 @@
 #define DIRECT_ALIGN 4096u /* offsets, lengths and buffer of an O_DIRECT write: any sector size up to 4 KiB */
 #define LINE_MAX_LEN 256
 
-/* The five libcrypto entry points used: stable across OpenSSL 1.1 and 3.x. */
+/* The libcrypto entry points used: stable across OpenSSL 1.1.1 and 3.x. */
 typedef struct evp_md_ctx EVP_MD_CTX;
 typedef struct evp_md EVP_MD;
+typedef struct evp_pkey EVP_PKEY;
+typedef struct bio BIO;
 static EVP_MD_CTX *(*md_ctx_new)(void);
 static const EVP_MD *(*md_sha256)(void);
 static int (*digest_init)(EVP_MD_CTX *, const EVP_MD *, void *);
 static int (*digest_update)(EVP_MD_CTX *, const void *, size_t);
 static int (*digest_final)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+/* Signature checks (--verify). Keys are parsed from memory: a FILE of this program's C library
+ * must not reach libcrypto's. */
+static void (*md_ctx_free)(EVP_MD_CTX *);
+static BIO *(*bio_new_mem_buf)(const void *, int);
+static int (*bio_free)(BIO *);
+static EVP_PKEY *(*pem_read_bio_pubkey)(BIO *, EVP_PKEY **, void *, void *);
+static int (*pkey_id)(const EVP_PKEY *);
+static void (*pkey_free)(EVP_PKEY *);
+static int (*digest_verify_init)(EVP_MD_CTX *, void *, const EVP_MD *, void *, EVP_PKEY *);
+static int (*digest_verify)(EVP_MD_CTX *, const unsigned char *, size_t, const unsigned char *, size_t);
+#define EVP_PKEY_ED25519 1087 /* NID_ED25519 */
 
 static void fail(const char *format, ...) {
     va_list args;
@@ -82,7 +100,80 @@ static int load_libcrypto(void) {
     *(void **)&digest_init = dlsym(lib, "EVP_DigestInit_ex");
     *(void **)&digest_update = dlsym(lib, "EVP_DigestUpdate");
     *(void **)&digest_final = dlsym(lib, "EVP_DigestFinal_ex");
+    *(void **)&md_ctx_free = dlsym(lib, "EVP_MD_CTX_free");
+    *(void **)&bio_new_mem_buf = dlsym(lib, "BIO_new_mem_buf");
+    *(void **)&bio_free = dlsym(lib, "BIO_free");
+    *(void **)&pem_read_bio_pubkey = dlsym(lib, "PEM_read_bio_PUBKEY");
+    *(void **)&pkey_free = dlsym(lib, "EVP_PKEY_free");
+    *(void **)&digest_verify_init = dlsym(lib, "EVP_DigestVerifyInit");
+    *(void **)&digest_verify = dlsym(lib, "EVP_DigestVerify");
+    *(void **)&pkey_id = dlsym(lib, "EVP_PKEY_get_id"); /* OpenSSL 3 */
+    if (!pkey_id)
+        *(void **)&pkey_id = dlsym(lib, "EVP_PKEY_id"); /* 1.1.1 */
     return md_ctx_new && md_sha256 && digest_init && digest_update && digest_final;
+}
+
+static int can_verify(void) {
+    return md_ctx_free && bio_new_mem_buf && bio_free && pem_read_bio_pubkey && pkey_id &&
+           pkey_free && digest_verify_init && digest_verify;
+}
+
+/* A whole file into memory (at most `limit` bytes; NULL: unreadable or larger). */
+static unsigned char *slurp(const char *path, size_t limit, size_t *size) {
+    FILE *in = fopen(path, "rb");
+    if (!in)
+        return NULL;
+    unsigned char *data = malloc(limit + 1);
+    size_t n = data ? fread(data, 1, limit + 1, in) : 0;
+    int bad = !data || ferror(in) || n > limit;
+    fclose(in);
+    if (bad) {
+        free(data);
+        return NULL;
+    }
+    *size = n;
+    return data;
+}
+
+/* 1 when `signature` is a valid Ed25519 signature of `message` under the PEM public key in
+ * `key_file`; 0 for anything else (not Ed25519, unreadable, malformed, another signer). */
+static int ed25519_verifies(const char *key_file, const unsigned char *message, size_t message_size,
+                            const unsigned char *signature, size_t signature_size) {
+    size_t pem_size;
+    unsigned char *pem = slurp(key_file, 1 << 16, &pem_size);
+    if (!pem)
+        return 0;
+    int ok = 0;
+    BIO *bio = bio_new_mem_buf(pem, (int)pem_size);
+    EVP_PKEY *key = bio ? pem_read_bio_pubkey(bio, NULL, NULL, NULL) : NULL;
+    EVP_MD_CTX *ctx = key ? md_ctx_new() : NULL;
+    if (ctx && pkey_id(key) == EVP_PKEY_ED25519 &&
+        digest_verify_init(ctx, NULL, NULL, NULL, key) == 1)
+        ok = digest_verify(ctx, signature, signature_size, message, message_size) == 1;
+    if (ctx)
+        md_ctx_free(ctx);
+    if (key)
+        pkey_free(key);
+    if (bio)
+        bio_free(bio);
+    free(pem);
+    return ok;
+}
+
+static int verify(int count, char **argv) {
+    size_t message_size, signature_size;
+    if (!load_libcrypto() || !can_verify()) {
+        fprintf(stderr, "ota-receive: libcrypto cannot check signatures here\n");
+        return 3;
+    }
+    unsigned char *message = slurp(argv[0], (size_t)64 << 20, &message_size);
+    unsigned char *signature = slurp(argv[1], 1024, &signature_size);
+    if (!message || !signature)
+        return 0; /* nothing verifies: the agent names the reason */
+    for (int i = 2; i < count; i++)
+        if (ed25519_verifies(argv[i], message, message_size, signature, signature_size))
+            printf("%s\n", argv[i]);
+    return fflush(stdout) == 0 ? 0 : 3;
 }
 
 static void hex(const unsigned char *digest, char *out) {
@@ -261,8 +352,10 @@ int main(int argc, char **argv) {
         return probe();
     if (argc == 3 && strcmp(argv[1], "--commit") == 0)
         return commit(argv[2]);
+    if (argc >= 4 && strcmp(argv[1], "--verify") == 0)
+        return verify(argc - 2, argv + 2);
     if (argc != 9) {
-        fprintf(stderr, "usage: ota-receive --probe | --commit FILE | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES PROGRESS ID\n");
+        fprintf(stderr, "usage: ota-receive --probe | --commit FILE | --verify MANIFEST SIG KEY... | TARGET ACTIVE SEGMENT_SIZE ROOTFS_SIZE FIRST HASHES PROGRESS ID\n");
         return 2;
     }
     uint64_t seg_size, rootfs_size, next;

@@ -113,6 +113,18 @@ def rig(fast_path: Path, small_images: SmallImages, ota_keys: Path, client_key: 
     made.server.stop()
 
 
+@pytest.fixture(params=[True, False], ids=["ota-receive", "shell-path"])
+def either_rig(request: pytest.FixtureRequest, fast_path: Path, small_images: SmallImages,
+               ota_keys: Path, client_key: Path) -> Iterator[Rig]:
+    """`rig` with ota-receive (a built image: it writes segments, commits files and checks
+    signatures) and without it (the agent's shell path: dd, busybox, openssl)."""
+    made = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
+                    receiver=request.param)
+    yield made
+    made.device.kill_processes()
+    made.server.stop()
+
+
 @pytest.fixture(params=["openssh", "dropbear-shell-path"])
 def squash_rig(request: pytest.FixtureRequest, tmp_path: Path, squash_images: SquashImages,
                ota_keys: Path, client_key: Path) -> Iterator[Rig]:

@@ -8,25 +8,18 @@ from __future__ import annotations
 import hashlib
 import random
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import toolchains
 from ota import client, receiver
 from ota.bundle import Bundle
 from ota_testlib import Rig, SmallImages, install_stream, make_rig, run_install
-
-
-@pytest.fixture(params=[True, False], ids=["ota-receive", "shell-path"])
-def either_rig(request: pytest.FixtureRequest, fast_path: Path, small_images: SmallImages,
-               ota_keys: Path, client_key: Path) -> Iterator[Rig]:
-    made = make_rig(fast_path, "openssh", small_images.v1, ota_keys, client_key,
-                    receiver=request.param)
-    yield made
-    made.device.kill_processes()
-    made.server.stop()
 
 
 def _segment(bundle: Bundle, index: int) -> bytes:
@@ -154,3 +147,29 @@ def test_ota_receive_writes_exactly_the_verified_bytes(tmp_path: Path, segment_s
     assert done.stdout.decode().splitlines() == ["VERIFIED 0", "VERIFIED 1", "VERIFIED 2", "NEXT END"]
     assert target.read_bytes()[:len(image)] == image
     assert (tmp_path / "progress").read_text() == "bundle 3\n"
+
+
+def test_ota_receive_verify_names_only_the_keys_that_signed(tmp_path: Path) -> None:
+    """--verify (the agent's signature check where ota-receive runs): the Ed25519 keys under which
+    the signature is valid, in order; a tampered manifest, another key, an ECDSA key, a malformed
+    or missing file: none. The agent's openssl fallback gives the same answers (tests/ota both
+    paths: test_bad_signature_refused_by_device, test_a_revoked_key_is_refused_on_host_and_device)."""
+    signer, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    pem = lambda key: key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    manifest, signature = tmp_path / "manifest", tmp_path / "manifest.sig"
+    manifest.write_bytes(b"format fleetforge-ota-bundle/2\n" * 100)
+    signature.write_bytes(signer.sign(manifest.read_bytes()))
+    files = {"other.pem": pem(other), "good.pem": pem(signer),
+             "ecdsa.pem": pem(ec.generate_private_key(ec.SECP256R1())),
+             "junk.pem": b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    keys_given = [str(tmp_path / n) for n in (*files, "missing.pem", "good.pem")]
+    program = str(receiver.build())
+    checked = subprocess.run([program, "--verify", str(manifest), str(signature), *keys_given],
+                             capture_output=True, text=True)
+    assert (checked.returncode, checked.stdout.split()) == (0, [str(tmp_path / "good.pem")] * 2)
+    manifest.write_bytes(manifest.read_bytes() + b"x")
+    tampered = subprocess.run([program, "--verify", str(manifest), str(signature), *keys_given],
+                              capture_output=True, text=True)
+    assert (tampered.returncode, tampered.stdout) == (0, "")
