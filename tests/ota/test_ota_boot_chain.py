@@ -135,9 +135,13 @@ def vm(ota_image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
 
 
 def _deploy_and_wait(vm: Vm, bundle: Bundle, base: Bundle) -> tuple[client.DeployResult, str]:
+    """Deploy, then wait for the boot the deploy ended in to print FLEETFORGE_READY: S99ready
+    prints it after the boot step settled, and the client may see that settling first."""
+    boots = len(vm.device.boots)
     offset = vm.device.console.stat().st_size
     result = client.deploy(vm.target, vm.options, bundle, show_progress=False, boot_timeout=300,
                            bases=(base,))
+    vm.device.wait_boots(boots + 1)
     return result, vm.console_since(offset)
 
 
