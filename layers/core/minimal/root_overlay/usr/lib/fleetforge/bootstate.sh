@@ -62,6 +62,9 @@ bootstate_read() {
 # of three); the initramfs and the init scripts use the steps here.
 bootstate_commit() { # FILE
     if [ -n "${BOOTSTATE_COMMIT:-}" ]; then "$BOOTSTATE_COMMIT" "$1"; return; fi
+    bootstate_commit_steps "$1"
+}
+bootstate_commit_steps() { # FILE: the three steps with busybox's sync and mv
     sync "$1.tmp" 2>/dev/null || sync
     mv -f "$1.tmp" "$1" || return 1
     sync "${1%/*}" 2>/dev/null || sync
