@@ -1,8 +1,8 @@
 #!/bin/sh
 # feature/ota post-build: bake the trusted OTA signing keys, the revoked ones, and the board's
 # compatible string into the root filesystem ($1), and install the agent's segment writer
-# (ota-receive, compiled for the board's target FLEETFORGE_TARGET). The signing key pair is created on first use
-# by FleetForge's one key generator (ota/keys.py; keys/ is never committed).
+# (ota-receive, compiled for the board's target FLEETFORGE_TARGET). The signing key pair is
+# created on first use by FleetForge's one key generator (ota/keys.py; keys/ is never committed).
 set -eu
 target=$1
 keys=${FLEETFORGE_OTA_KEYS:-${FLEETFORGE_PROJECT_DIR:-.}/keys}
